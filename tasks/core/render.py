@@ -1,0 +1,239 @@
+"""Rendering manifests: strict ${NAME} substitution, parse-back, our images' tags, the kit's labels.
+
+Pure: takes file texts and values, returns documents or raises KitError naming file and line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from .errors import KitError
+
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+CLUSTER_FACTS = ("MINIKUBE_IP",)  # always declared; computed from the cluster only when used
+LABEL = "devloop/app"
+ENV_LABEL = "devloop/env"
+CLUSTER_SCOPED = {
+    "Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass",
+    "CustomResourceDefinition", "IngressClass", "PriorityClass", "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration", "APIService", "Node", "CSIDriver", "RuntimeClass",
+}
+# A value that could change the YAML around it (rather than become part of one scalar).
+UNSAFE = [
+    (re.compile(r"[\r\n]"), "a line break"),
+    (re.compile(r":(\s|$)"), "': ' (starts a mapping)"),
+    (re.compile(r"(^|\s)#"), "' #' (starts a comment)"),
+    (re.compile(r"^[\[\]{}*&!|>%@`,]"), "a leading YAML indicator character"),
+    (re.compile(r"[\"']"), "a quote"),
+    (re.compile(r"^\s|\s$"), "leading or trailing space"),
+    (re.compile(r"[\[\]{},]"), "a flow-collection character ([ ] { } ,)"),
+]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One manifest file's text (or kustomize output) and where it came from."""
+
+    path: Path
+    text: str
+
+
+@dataclass(frozen=True)
+class Use:
+    name: str
+    path: Path
+    line: int
+
+
+def manifest_files(folder: Path) -> list[Path]:
+    """The YAML files of a manifest folder, in a stable order (sorted paths, subfolders included)."""
+    if not folder.is_dir():
+        raise KitError(f"manifest folder {folder} does not exist",
+                       hint="create it, or point app.manifests (or the environment's manifests) at your YAML folder")
+    files = sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return files
+
+
+def uses(sources: Iterable[Source], declared: Iterable[str]) -> list[Use]:
+    """Every declared placeholder in the sources, with file and line (comments included: they render too)."""
+    names = set(declared)
+    found = []
+    for source in sources:
+        for number, line in enumerate(source.text.splitlines(), start=1):
+            for match in PLACEHOLDER.finditer(line):
+                if match.group(1) in names:
+                    found.append(Use(match.group(1), source.path, number))
+    return found
+
+
+def undeclared(sources: Iterable[Source], declared: Iterable[str]) -> list[Use]:
+    """``${NAME}`` placeholders that are not declared: left alone, but worth a warning."""
+    names = set(declared)
+    return [
+        Use(m.group(1), s.path, n)
+        for s in sources
+        for n, line in enumerate(s.text.splitlines(), start=1)
+        if not line.lstrip().startswith("#")
+        for m in PLACEHOLDER.finditer(line)
+        if m.group(1) not in names
+    ]
+
+
+def unsafe_reason(value: str) -> str | None:
+    for pattern, reason in UNSAFE:
+        if pattern.search(value):
+            return reason
+    return None
+
+
+def resolve(names: Iterable[str], layers: list[tuple[str, Mapping[str, Any]]],
+            facts: Callable[[str], str | None]) -> tuple[dict[str, str], dict[str, str]]:
+    """Values for ``names``: the first layer that has one wins; a cluster fact comes last.
+
+    Returns (values, origin of each value). ``facts`` is called only for names still missing.
+    """
+    values: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    for name in sorted(set(names)):
+        for label, layer in layers:
+            if layer.get(name) is not None:
+                values[name], origin[name] = str(layer[name]), label
+                break
+        else:
+            fact = facts(name)
+            if fact is not None:
+                values[name], origin[name] = fact, "cluster"
+    return values, origin
+
+
+def substitute(sources: list[Source], declared: Iterable[str], values: Mapping[str, str],
+               origin: Mapping[str, str] | None = None) -> list[Source]:
+    """Replace declared placeholders; all undefined ones and unsafe values are reported at once."""
+    declared = set(declared)
+    problems = []
+    missing = [u for u in uses(sources, declared) if u.name not in values]
+    for use in missing:
+        problems.append(f"{use.path}:{use.line}: ${{{use.name}}} is not defined")
+    for name in sorted({u.name for u in uses(sources, declared)} & set(values)):
+        reason = unsafe_reason(values[name])
+        if reason:
+            src = (origin or {}).get(name, "its source")
+            problems.append(f"the value of {name} (from {src}) contains {reason}, which would change the YAML structure")
+    if problems:
+        hint = ("give each missing value with --set NAME=VALUE, in .env, or under app.vars in invoke.yaml"
+                if missing else "change the value, or quote the placeholder in the manifest and pass a plain value")
+        raise KitError("cannot render the manifests:\n" + "\n".join(f"  - {p}" for p in problems), hint=hint, code=2)
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return values[name] if name in declared else match.group(0)
+
+    return [Source(s.path, PLACEHOLDER.sub(replace, s.text)) for s in sources]
+
+
+def parse(sources: Iterable[Source]) -> list[dict[str, Any]]:
+    """Parse rendered sources into objects; a syntax error names file, line and the parser's words."""
+    import yaml
+
+    documents: list[dict[str, Any]] = []
+    for source in sources:
+        try:
+            loaded = list(yaml.safe_load_all(source.text))
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f"{source.path}:{mark.line + 1}:{mark.column + 1}" if mark else str(source.path)
+            words = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+            hint = ("indent with spaces; YAML does not allow tabs" if "\t" in source.text and "tab" in words
+                    else "fix the YAML at that line")
+            raise KitError(f"{where}: invalid YAML: {words}", hint=hint, code=2) from None
+        for index, doc in enumerate(loaded):
+            if doc is None:
+                continue
+            if not isinstance(doc, dict) or "kind" not in doc:
+                raise KitError(f"{source.path}: document {index + 1} is not a Kubernetes object (no kind:)",
+                               hint="each YAML document must be a mapping with apiVersion, kind and metadata", code=2)
+            if doc.get("kind") == "List":
+                documents.extend(i for i in doc.get("items") or [] if isinstance(i, dict))
+            else:
+                documents.append(doc)
+    return documents
+
+
+def pod_specs(doc: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """The pod spec(s) inside a workload object (Pod, Deployment…, Job, CronJob)."""
+    spec = doc.get("spec") or {}
+    if doc.get("kind") == "Pod":
+        yield spec
+    elif doc.get("kind") == "CronJob":
+        pod = (((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get("spec")
+        if isinstance(pod, dict):
+            yield pod
+    elif isinstance(spec.get("template"), dict) and isinstance(spec["template"].get("spec"), dict):
+        yield spec["template"]["spec"]
+
+
+def containers(doc: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    for pod in pod_specs(doc):
+        for key in ("initContainers", "containers"):
+            for container in pod.get(key) or []:
+                if isinstance(container, dict):
+                    yield container
+
+
+def image_repository(reference: str) -> str:
+    """``registry/name:tag@sha256:…`` → ``registry/name``."""
+    name = reference.split("@", 1)[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    return name[:colon] if colon > slash else name
+
+
+def set_images(documents: list[dict[str, Any]], built: Mapping[str, str]) -> list[str]:
+    """Point containers that use one of our images at its built reference; returns what changed.
+
+    ``built`` maps the name used in manifests (``demoapp``) to the reference to run
+    (``demoapp:3f2a…`` or ``registry/demoapp:3f2a…``). Third-party images are left as they are.
+    """
+    changes = []
+    for doc in documents:
+        for container in containers(doc):
+            reference = str(container.get("image") or "")
+            repository = image_repository(reference)
+            target = built.get(repository)
+            if target is None:
+                target = next((ref for name, ref in built.items() if image_repository(ref) == repository), None)
+            if target is None:
+                continue
+            container["image"] = target
+            container["imagePullPolicy"] = "IfNotPresent"
+            changes.append(f"{doc.get('kind')}/{(doc.get('metadata') or {}).get('name')} {container.get('name')}: {target}")
+    return changes
+
+
+def label(documents: list[dict[str, Any]], app: str, env: str, namespace: str = "") -> None:
+    """Mark every object so `down` removes exactly what the kit applied; pin the namespace if set."""
+    for doc in documents:
+        metadata = doc.setdefault("metadata", {})
+        labels = metadata.get("labels") or {}
+        labels[LABEL] = app
+        labels[ENV_LABEL] = env
+        metadata["labels"] = labels
+        if namespace and doc.get("kind") not in CLUSTER_SCOPED:
+            metadata["namespace"] = namespace
+
+
+def dump(documents: list[dict[str, Any]]) -> str:
+    import yaml
+
+    return yaml.safe_dump_all(documents, sort_keys=False, default_flow_style=False)
+
+
+def workloads(documents: Iterable[Mapping[str, Any]]) -> list[str]:
+    """kind/name of what a rollout waits for: Deployments, StatefulSets, DaemonSets and Jobs."""
+    kinds = {"Deployment": "deployment", "StatefulSet": "statefulset", "DaemonSet": "daemonset", "Job": "job"}
+    return [f"{kinds[d['kind']]}/{d['metadata']['name']}" for d in documents
+            if d.get("kind") in kinds and (d.get("metadata") or {}).get("name")]

@@ -1,0 +1,214 @@
+"""Manifests on the cluster: render, apply, wait until ready (failing fast with the reason), delete."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from invoke import Collection, Context
+
+from tasks import image as images
+from tasks.core import kube, render
+from tasks.core.errors import KitError
+from tasks.kit import App, kit_task
+
+WATCHED_KINDS = "deployments,statefulsets,daemonsets,jobs,replicasets,pods"
+DELETE_KINDS = ("ingresses,services,deployments,statefulsets,daemonsets,jobs,cronjobs,configmaps,secrets,"
+                "serviceaccounts,roles,rolebindings,horizontalpodautoscalers,poddisruptionbudgets,networkpolicies")
+POLL_SECONDS = 0.3
+
+
+def parse_sets(sets: list[str] | None) -> dict[str, str]:
+    values = {}
+    for item in sets or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise KitError(f"--set {item!r} is not NAME=VALUE", hint="write --set MINIKUBE_IP=192.168.49.2", code=2)
+        values[name.strip()] = value
+    return values
+
+
+def sources(app: App, path: str | None = None) -> list[render.Source]:
+    """Manifest texts in a stable order; a folder with kustomization.yaml goes through `kubectl kustomize`."""
+    folders = [Path(path).resolve()] if path else list(app.settings.manifests)
+    found: list[render.Source] = []
+    for folder in folders:
+        if (folder / "kustomization.yaml").is_file() or (folder / "kustomization.yml").is_file():
+            result = app.run(["kubectl", "kustomize", str(folder)], query=True, capture=True, check=False)
+            if result.exited != 0:
+                raise KitError(f"kustomize failed for {folder}", evidence=result.stderr,
+                               hint="fix the kustomization (kubectl kustomize <folder> shows the same error)", code=2)
+            found.append(render.Source(folder / "kustomization.yaml", result.stdout))
+            continue
+        for file in render.manifest_files(folder):
+            found.append(render.Source(file, file.read_text(encoding="utf-8")))
+    if not found:
+        raise KitError(f"no manifests (*.yaml) in {', '.join(str(f) for f in folders)}",
+                       hint="put your Kubernetes YAML there, or point app.manifests at it", code=2)
+    return found
+
+
+def rendered(app: App, sets: dict[str, str] | None = None, path: str | None = None) -> list[dict[str, Any]]:
+    """The objects `apply` sends: placeholders filled, our images tagged, labelled, namespaced."""
+    srcs = sources(app, path)
+    declared = set(app.settings.vars) | set(render.CLUSTER_FACTS)
+    for use in render.undeclared(srcs, declared):
+        if use.name.isupper():
+            app.say(f"warning: {use.path}:{use.line}: ${{{use.name}}} is not declared in app.vars; left as it is")
+    wanted = {u.name for u in render.uses(srcs, declared)}
+    layers: list[tuple[str, Any]] = [("--set", sets or {}), ("the environment (.env or shell)", os.environ),
+                                     ("app.vars", app.settings.vars)]
+
+    def fact(name: str) -> str | None:
+        return app.minikube_ip() if name == "MINIKUBE_IP" else None
+
+    values, origin = render.resolve(wanted, layers, fact)
+    documents = render.parse(render.substitute(srcs, declared, values, origin))
+    render.set_images(documents, images.built_refs(app))
+    render.label(documents, app.settings.name, app.settings.env, app.settings.namespace)
+    return documents
+
+
+def write_rendered(app: App, documents: list[dict[str, Any]]) -> Path:
+    target = app.state_dir / f"rendered-{app.settings.env}.yaml"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # may hold Secrets
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(render.dump(documents))
+    return target
+
+
+def apply_documents(app: App, documents: list[dict[str, Any]]) -> None:
+    target = write_rendered(app, documents)
+    app.run(app.kubectl("apply", "-f", os.path.relpath(target)),
+            hint="the rendered file is kept for inspection; `inv k8s.render` prints it")
+
+
+def wanted_workloads(app: App, documents: list[dict[str, Any]]) -> list[str]:
+    return [kube.normalise_workload(w) for w in app.settings.workloads] or render.workloads(documents)
+
+
+def wait_ready(app: App, workloads: list[str], timeout: int | None = None) -> kube.Verdict:
+    """Poll until every workload is ready; stop at once on a hopeless state; one deadline for all."""
+    if app.c.config.run.dry:
+        app.say(f"would wait for {', '.join(workloads) or 'nothing'} (--dry)")
+        return kube.Verdict()
+    deadline = time.monotonic() + (timeout or app.settings.timeout)
+    ours = [render.image_repository(r) for r in images.built_refs(app).values()]
+    argv = app.kubectl("get", WATCHED_KINDS, "-o", "json")
+    app.say(f"$ {' '.join(argv)}    # polled every {POLL_SECONDS}s until ready")
+    shown: set[str] = set()
+    while True:
+        result = app.run(argv, query=True, capture=True, check=False, quiet=True)
+        if result.exited != 0:
+            raise KitError("cannot read workload state from the cluster", evidence=result.stderr,
+                           hint="check the cluster is up: inv doctor")
+        verdict = kube.assess(json.loads(result.stdout).get("items", []), workloads, ours)
+        for key, why in verdict.waiting.items():
+            line = f"{key}: {why}"
+            if line not in shown:
+                shown.add(line)
+                app.say(f"  waiting: {line}")
+        if verdict.hopeless:
+            raise KitError(explain(app, verdict.hopeless), code=1)
+        if verdict.done:
+            app.say(f"ready: {', '.join(verdict.ready)}")
+            return verdict
+        if time.monotonic() >= deadline:
+            lines = [f"{k}: {v}" for k, v in verdict.waiting.items()] + [f"{m}: not found in the cluster" for m in verdict.missing]
+            lines += [f"{p.workload} pod {p.pod}: {p.sentence}" for p in verdict.problems]
+            lines += probe_messages(app, verdict)
+            raise KitError(f"not ready after {timeout or app.settings.timeout}s:\n" + "\n".join(f"  - {x}" for x in lines),
+                           hint="see `inv k8s.status`; raise app.timeout (or --timeout) if the app is just slow to start")
+        time.sleep(POLL_SECONDS)
+
+
+def explain(app: App, problems: list[kube.Problem]) -> str:
+    lines = []
+    for problem in problems:
+        where = f"{problem.workload}" + (f" pod {problem.pod}" if problem.pod else "")
+        lines.append(f"{where}: {problem.reason}: {problem.sentence}")
+        if problem.wants_previous_log and problem.pod:
+            log = app.run(app.kubectl("logs", problem.pod, "-c", problem.container, "--previous", "--tail", "10"),
+                          query=True, capture=True, check=False)
+            lines += [f"    | {line}" for line in (log.stdout or log.stderr).rstrip().splitlines()]
+        elif problem.reason == "JobFailed":
+            log = app.run(app.kubectl("logs", problem.workload, "--tail", "10"), query=True, capture=True, check=False)
+            lines += [f"    | {line}" for line in (log.stdout or log.stderr).rstrip().splitlines()]
+    return "rollout failed:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def probe_messages(app: App, verdict: kube.Verdict) -> list[str]:
+    pods = {p.pod for p in verdict.problems if p.pod}
+    if not pods:
+        return []
+    result = app.run(app.kubectl("get", "events", "-o", "json"), query=True, capture=True, check=False)
+    if result.exited != 0:
+        return []
+    messages = []
+    for event in json.loads(result.stdout).get("items", []):
+        obj = event.get("involvedObject") or {}
+        if obj.get("name") in pods and event.get("type") == "Warning":
+            line = f"pod {obj['name']}: {event.get('reason')}: {str(event.get('message', '')).strip()}"
+            if line not in messages:
+                messages.append(line)
+    return messages[-6:]
+
+
+def delete_applied(app: App, volumes: bool = False) -> None:
+    selector = f"{render.LABEL}={app.settings.name},{render.ENV_LABEL}={app.settings.env}"
+    kinds = DELETE_KINDS + (",persistentvolumeclaims" if volumes else "")
+    app.run(app.kubectl("delete", kinds, "-l", selector, "--ignore-not-found", "--wait=false"))
+
+
+# -- tasks --------------------------------------------------------------------------------------
+
+
+SET_HELP = "NAME=VALUE for a ${NAME} placeholder (repeatable); wins over .env and config"
+
+
+@kit_task(iterable=["set"], help={"env": "environment (dev, staging, qa…)", "path": "render this folder instead",
+                                  "set": SET_HELP})
+def render_(c: Context, env: str | None = None, path: str | None = None, set: list[str] | None = None) -> None:
+    """Print the rendered YAML, exactly what apply sends."""
+    app = App.load(c, env)
+    print(render.dump(rendered(app, parse_sets(set), path)), end="")
+
+
+@kit_task(iterable=["set"], help={"env": "environment (dev, staging, qa…)", "set": SET_HELP,
+                                  "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts"})
+def apply(c: Context, env: str | None = None, set: list[str] | None = None, allow_context: bool = False) -> None:
+    """Render and kubectl apply the manifests."""
+    app = App.load(c, env)
+    if allow_context:
+        app.allow_context()
+    apply_documents(app, rendered(app, parse_sets(set)))
+
+
+@kit_task(help={"env": "environment (dev, staging, qa…)", "timeout": "seconds to wait in all (default app.timeout)",
+                "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts"})
+def wait(c: Context, env: str | None = None, timeout: int | None = None, allow_context: bool = False) -> None:
+    """Wait until every workload is ready; fail fast with why."""
+    app = App.load(c, env)
+    if allow_context:
+        app.allow_context()
+    documents = rendered(app)
+    wait_ready(app, wanted_workloads(app, documents), timeout)
+
+
+@kit_task(help={"env": "environment (dev, staging, qa…)", "volumes": "also delete PersistentVolumeClaims (data!)",
+                "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts"})
+def delete(c: Context, env: str | None = None, volumes: bool = False, allow_context: bool = False) -> None:
+    """Delete what the kit applied (by label); not-found is fine."""
+    app = App.load(c, env)
+    if allow_context:
+        app.allow_context()
+    delete_applied(app, volumes)
+
+
+ns = Collection("k8s")
+ns.add_task(render_, name="render")
+for _t in (apply, wait, delete):
+    ns.add_task(_t)

@@ -1,0 +1,196 @@
+"""The task boundary and one run's state: settings, cluster facts computed lazily and once, kubectl argv.
+
+Every task is declared with ``@kit_task``: a KitError becomes one clear message and an exit code,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+from invoke import Context, Exit, task
+from invoke.tasks import Task
+
+from tasks import shell
+from tasks.core.config import Settings, read_dotenv, settings_from
+from tasks.core.errors import KitError
+
+F = TypeVar("F", bound=Callable[..., Any])
+STATE_DIR = ".kit"  # the kit's own output in the app folder (git-ignored, never watched)
+
+
+def kit_task(*args: Any, **kwargs: Any) -> Any:
+    """``@task`` whose body's KitErrors end the run with their message and code."""
+
+    def decorate(body: F) -> Task[Any]:
+        @functools.wraps(body)
+        def guarded(c: Context, *a: Any, **kw: Any) -> Any:
+            try:
+                return body(c, *a, **kw)
+            except KitError as exc:
+                raise Exit(shell.mask(exc.render()), code=exc.code) from None
+            except KeyboardInterrupt:
+                raise Exit("interrupted", code=130) from None
+
+        return task(*args, **kwargs)(guarded)
+
+    if len(args) == 1 and callable(args[0]) and not kwargs:
+        body = args[0]
+        args = ()
+        return decorate(body)
+    return decorate
+
+
+def app_root(c: Context) -> Path:
+    configured = (c.config.get("app") or {}).get("root") or ""
+    return Path(configured or os.getcwd()).resolve()
+
+
+def load_dotenv_into_environ(root: Path) -> list[str]:
+    """Put the app's ``.env`` into os.environ without overriding the shell; return its parse errors."""
+    dotenv = read_dotenv(root / ".env")
+    for key, value in dotenv.values.items():
+        os.environ.setdefault(key, value)
+    shell.register_secrets_from_env(dotenv.values)
+    return dotenv.errors
+
+
+class App:
+    """Everything one `inv` run knows about the app and its cluster."""
+
+    def __init__(self, c: Context, settings: Settings) -> None:
+        self.c = c
+        self.settings = settings
+        self._facts: dict[str, Any] = {}
+        self.timings: dict[str, float] = {}
+
+    @classmethod
+    def load(cls, c: Context, env: str | None = None) -> "App":
+        root = app_root(c)
+        errors = read_dotenv(root / ".env").errors
+        if errors:
+            raise KitError("the .env file has lines that cannot be read:\n" + "\n".join(f"  - {e}" for e in errors),
+                           hint="write each line as KEY=value; quote values with spaces or #", code=2)
+        config_file = root / "invoke.yaml"
+        settings = settings_from(dict(c.config.get("app") or {}), root,
+                                 config_file if config_file.exists() else None, env)
+        shell.register_secrets_from_env(os.environ)
+        return cls(c, settings)
+
+    # -- memoised cluster facts ------------------------------------------------------------------
+
+    def fact(self, name: str, compute: Callable[[], Any]) -> Any:
+        if name not in self._facts:
+            self._facts[name] = compute()
+        return self._facts[name]
+
+    def run(self, argv: list[str], **kw: Any) -> Any:
+        return shell.run(self.c, argv, **kw)
+
+    @property
+    def state_dir(self) -> Path:
+        path = self.settings.root / STATE_DIR
+        path.mkdir(mode=0o700, exist_ok=True)
+        (path / ".gitignore").write_text("*\n")
+        return path
+
+    def context(self) -> str:
+        """The kube context the kit acts on, checked against the allow-list."""
+
+        def compute() -> str:
+            ctx = self.settings.cluster.context
+            if not ctx:
+                result = self.run(["kubectl", "config", "current-context"], query=True, capture=True, check=False,
+                                  quiet=True)
+                ctx = result.stdout.strip()
+                if result.exited != 0 or not ctx:
+                    raise KitError("no current kube context: kubectl has no cluster to talk to",
+                                   evidence=result.stderr,
+                                   hint="start the cluster (inv minikube.start), set KUBECONFIG, or set app.cluster.context")
+            if not self.settings.cluster.context_allowed(ctx) and not self._facts.get("allow_context"):
+                raise KitError(
+                    f"kube context {ctx!r} is not in app.cluster.allowed_contexts "
+                    f"({', '.join(self.settings.cluster.allowed_contexts)})",
+                    hint="switch context (kubectl config use-context minikube), add it to app.cluster.allowed_contexts, "
+                         "or pass --allow-context if you really mean this cluster",
+                    code=2,
+                )
+            return ctx
+
+        return str(self.fact("context", compute))
+
+    def allow_context(self) -> None:
+        self._facts["allow_context"] = True
+
+    def kubectl(self, *args: str, namespaced: bool = True) -> list[str]:
+        argv = ["kubectl", "--context", self.context()]
+        if namespaced and self.settings.namespace:
+            argv += ["--namespace", self.settings.namespace]
+        return argv + list(args)
+
+    def minikube(self, *args: str) -> list[str]:
+        return ["minikube", "-p", self.settings.cluster.minikube.profile, *args]
+
+    def minikube_ip(self) -> str:
+        def compute() -> str:
+            cluster = self.settings.cluster
+            if cluster.provider != "minikube":
+                if not cluster.ip:
+                    raise KitError(
+                        f"MINIKUBE_IP is used by a manifest but the provider is {cluster.provider!r} and app.cluster.ip is not set",
+                        hint="set app.cluster.ip in invoke.yaml (e.g. 127.0.0.1), or MINIKUBE_IP=... in .env / --set",
+                        code=2)
+                return cluster.ip
+            result = self.run(self.minikube("ip"), query=True, capture=True, check=False)
+            ip = result.stdout.strip().splitlines()[-1].strip() if result.stdout.strip() else ""
+            if result.exited != 0 or not ip:
+                raise KitError(f"`minikube ip` failed for profile {cluster.minikube.profile!r}",
+                               evidence=result.stderr or result.stdout,
+                               hint="start the cluster first: inv minikube.start")
+            return ip
+
+        return str(self.fact("minikube_ip", compute))
+
+    def say(self, message: str) -> None:
+        shell.say(message)
+
+    @staticmethod
+    def clock() -> float:
+        return time.monotonic()
+
+    def phase(self, name: str) -> "_Phase":
+        return _Phase(self, name)
+
+
+class _Phase:
+    def __init__(self, app: App, name: str) -> None:
+        self.app, self.name = app, name
+
+    def __enter__(self) -> None:
+        self.start = App.clock()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.app.timings[self.name] = App.clock() - self.start
+
+
+def env_flag_help() -> str:
+    return "environment to use (dev, staging, qa…); default app.env"
+
+
+def print_table(rows: list[list[str]], out: Any = None) -> None:
+    out = out or sys.stdout
+    if not rows:
+        return
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip(), file=out)
+
+
+def iter_chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]

@@ -1,0 +1,142 @@
+"""The one funnel for every subprocess: echo with secrets masked, honour --dry, failures as KitError.
+
+Nothing else in the kit calls ``c.run`` or ``subprocess``. Commands are argv lists; the echoed line
+is the exact command, quoted for a POSIX shell, so it can be copied and run by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from typing import Any, Mapping, Sequence
+
+from invoke import Context
+from invoke.runners import Result
+
+from tasks.core.errors import KitError, tail
+
+_SECRETS: set[str] = set()
+SECRET_NAME_WORDS = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "PRIVATE", "CREDENTIAL", "MASTER_KEY", "_KEY")
+
+INSTALL_HINTS = {
+    "docker": "install Docker (Debian: apt-get install docker.io) and start the daemon",
+    "kubectl": "install kubectl (https://kubernetes.io/docs/tasks/tools/) or put it on PATH",
+    "minikube": "install minikube (https://minikube.sigs.k8s.io/docs/start/) or set app.cluster.provider to kind/docker/registry",
+    "kind": "install kind (https://kind.sigs.k8s.io/) or set app.cluster.provider",
+    "helm": "install Helm 3 (https://helm.sh/docs/intro/install/)",
+    "openssl": "install openssl (Debian: apt-get install openssl)",
+    "docker-compose": "install Docker Compose (Debian: apt-get install docker-compose) or the docker compose plugin",
+}
+
+
+def register_secret(value: str | None) -> None:
+    """Mask ``value`` wherever the kit prints a command, an error or a log line."""
+    if value and len(value) >= 3:
+        _SECRETS.add(value)
+
+
+def looks_secret(name: str) -> bool:
+    upper = name.upper()
+    return any(word in upper for word in SECRET_NAME_WORDS)
+
+
+def register_secrets_from_env(environ: Mapping[str, str]) -> None:
+    for name, value in environ.items():
+        if looks_secret(name):
+            register_secret(value)
+
+
+def mask(text: str) -> str:
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "****")
+    return text
+
+
+def say(message: str) -> None:
+    """A progress line from the kit (stderr, so stdout stays clean for rendered YAML)."""
+    print(mask(message), file=sys.stderr, flush=True)
+
+
+def is_dry(c: Context) -> bool:
+    try:
+        return bool(c.config.run.dry)
+    except AttributeError:
+        return False
+
+
+def run(
+    c: Context,
+    argv: Sequence[str],
+    *,
+    query: bool = False,
+    capture: bool = False,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    interactive: bool = False,
+    hint: str = "",
+    quiet: bool = False,
+) -> Result:
+    """Run ``argv`` through invoke, echoing it first.
+
+    ``query`` marks a read-only command: it runs even under ``--dry`` so plans are real.
+    Anything else only prints under ``--dry``. ``capture`` hides the output (still returned).
+    """
+    command = shlex.join(argv)
+    # Show the environment that changes what a command talks to (minikube docker-env).
+    prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items() if k.startswith("DOCKER_"))
+    shown = mask(f"{prefix} {command}".strip())
+    if is_dry(c) and not query:
+        say(f"$ {shown}    # --dry: not run")
+        return Result(command=command, exited=0, stdout="", stderr="")
+    if not quiet:
+        say(f"$ {shown}")
+    result = c.run(
+        command,
+        warn=True,
+        hide=capture,
+        echo=False,
+        env=dict(env or {}),
+        pty=interactive,
+        in_stream=None if interactive else False,
+        dry=False,
+    )
+    if result is None:  # pragma: no cover - only with asynchronous/disown, which the kit never uses
+        raise KitError(f"no result from {shown}")
+    if check and result.exited != 0:
+        raise failure(argv, result.exited, result.stderr or result.stdout, hint)
+    return result
+
+
+def failure(argv: Sequence[str], code: int, output: str, hint: str = "") -> KitError:
+    tool = os.path.basename(argv[0])
+    if code == 127 and ("not found" in output or not output.strip()):
+        return KitError(f"{tool} not found", hint=INSTALL_HINTS.get(tool, f"install {tool} or put it on PATH"), code=127)
+    return KitError(
+        f"command failed (exit {code}): {mask(shlex.join(argv))}",
+        evidence=mask(tail(output)),
+        hint=hint,
+        code=code if 0 < code < 126 else 1,
+    )
+
+
+def spawn(c: Context, argv: Sequence[str], *, env: Mapping[str, str] | None = None, quiet: bool = False,
+          **popen: Any) -> subprocess.Popen[str] | None:
+    """Start a long-running child (log follower, port-forward) the caller supervises.
+
+    Returns None under ``--dry``. The child gets its own process group so Ctrl-C handling stays
+    with the kit, which stops it explicitly.
+    """
+    shown = mask(shlex.join(argv))
+    if is_dry(c):
+        say(f"$ {shown}    # --dry: not run")
+        return None
+    if not quiet:
+        say(f"$ {shown} &")
+    full_env = dict(os.environ, **(env or {}))
+    try:
+        return subprocess.Popen(list(argv), env=full_env, text=True, start_new_session=True, **popen)
+    except FileNotFoundError:
+        tool = os.path.basename(argv[0])
+        raise KitError(f"{tool} not found", hint=INSTALL_HINTS.get(tool, f"install {tool}"), code=127) from None

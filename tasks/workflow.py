@@ -1,0 +1,108 @@
+"""The whole loop: `up` (build → deliver → render → apply → ready), `down`, and `doctor`."""
+
+from __future__ import annotations
+
+import shutil
+
+from invoke import Context
+
+from tasks import image as images
+from tasks import k8s
+from tasks.core import ports
+from tasks.core.errors import KitError
+from tasks.kit import App, kit_task, print_table
+
+
+@kit_task(iterable=["set"], help={
+    "env": "environment (dev, staging, qa…); default app.env",
+    "set": k8s.SET_HELP,
+    "timeout": "seconds to wait for readiness in all (default app.timeout)",
+    "no_build": "skip building; deliver and deploy what the current tags name",
+    "ci": "gate mode: exit 0 only when every workload is ready (never waits past the deadline)",
+    "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts",
+})
+def up(c: Context, env: str | None = None, set: list[str] | None = None, timeout: int | None = None,
+       no_build: bool = False, ci: bool = False, allow_context: bool = False) -> None:
+    """Build, deliver, render, apply, and wait until ready."""
+    app = App.load(c, env)
+    if allow_context:
+        app.allow_context()
+    app.context()  # the guard runs before anything is built
+    with app.phase("build"):
+        planned = [images.plan(app, i) if no_build else images.build_one(app, i) for i in app.settings.images]
+    with app.phase("deliver"):
+        for p in planned:
+            images.deliver_one(app, p)
+    with app.phase("render"):
+        documents = k8s.rendered(app, k8s.parse_sets(set))
+    with app.phase("apply"):
+        k8s.apply_documents(app, documents)
+    with app.phase("ready"):
+        k8s.wait_ready(app, k8s.wanted_workloads(app, documents), timeout)
+    total = sum(app.timings.values())
+    app.say("timings: " + "  ".join(f"{k} {v:.1f}s" for k, v in app.timings.items()) + f"  total {total:.1f}s")
+    if ci:
+        app.say("ci: every workload is ready")
+
+
+@kit_task(help={"env": "environment (dev, staging, qa…); default app.env",
+                "volumes": "also delete PersistentVolumeClaims (their data is lost)",
+                "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts"})
+def down(c: Context, env: str | None = None, volumes: bool = False, allow_context: bool = False) -> None:
+    """Delete everything `up` applied (by the kit's label)."""
+    app = App.load(c, env)
+    if allow_context:
+        app.allow_context()
+    k8s.delete_applied(app, volumes)
+
+
+def _checks(app: App) -> list[tuple[str, bool, str]]:
+    """(check, ok, detail-or-fix) for every prerequisite of the configured loop."""
+    s = app.settings
+    rows: list[tuple[str, bool, str]] = []
+    tools = ["docker", "kubectl"] + (["minikube"] if s.cluster.provider == "minikube" else []) \
+        + (["kind"] if s.cluster.provider == "kind" else [])
+    for tool in tools:
+        path = shutil.which(tool)
+        from tasks.shell import INSTALL_HINTS
+        rows.append((f"{tool} on PATH", bool(path), path or f"{tool} not found: {INSTALL_HINTS.get(tool, 'install it')}"))
+    if shutil.which("docker"):
+        result = app.run(["docker", "version", "--format", "{{.Server.Version}}"], query=True, capture=True, check=False)
+        ok = result.exited == 0 and bool(result.stdout.strip())
+        rows.append(("docker daemon reachable", ok, f"server {result.stdout.strip()}" if ok else
+                     "start Docker (sudo systemctl start docker / Docker Desktop) or fix DOCKER_HOST"))
+    if shutil.which("kubectl"):
+        try:
+            ctx = app.context()
+            rows.append(("kube context", True, f"{ctx} (allowed)"))
+            result = app.run(app.kubectl("get", "--raw", "/readyz", namespaced=False), query=True, capture=True,
+                             check=False)
+            rows.append(("cluster reachable", result.exited == 0,
+                         f"context {ctx}: apiserver ready" if result.exited == 0 else
+                         f"context {ctx} does not answer: start it (inv minikube.start) or fix KUBECONFIG"))
+        except KitError as exc:
+            rows.append(("kube context", False, exc.message + (f" — {exc.hint}" if exc.hint else "")))
+    for spec in s.forwards:
+        try:
+            forward = ports.parse_forward(spec)
+        except KitError as exc:
+            rows.append((f"forward {spec}", False, exc.message))
+            continue
+        for local, _ in forward.ports:
+            free = ports.port_free(local)
+            who = None if free else ports.holder(local)
+            rows.append((f"local port {local} free", free,
+                         f"for {forward.target}" if free else
+                         f"{ports.taken_message(local, who, forward.target)}: {ports.stop_hint(who, local)}"))
+    return rows
+
+
+@kit_task(help={"env": "environment whose settings to check"})
+def doctor(c: Context, env: str | None = None) -> None:
+    """Check every prerequisite and say how to fix what fails."""
+    app = App.load(c, env)
+    rows = _checks(app)
+    print_table([["ok" if ok else "FAIL", name, detail] for name, ok, detail in rows])
+    failed = [name for name, ok, _ in rows if not ok]
+    if failed:
+        raise KitError(f"{len(failed)} check(s) failed: {', '.join(failed)}", code=1)
