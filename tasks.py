@@ -13,7 +13,7 @@ __path__ = [str(Path(__file__).with_name("tasks"))]
 
 from invoke import Collection  # noqa: E402
 
-from tasks import image, k8s, workflow  # noqa: E402
+from tasks import compose, editor, helm, image, k8s, minikube, observe, tls, watch, workflow  # noqa: E402
 from tasks.core.config import DEFAULTS, check_yaml_file  # noqa: E402
 from tasks.core.errors import KitError  # noqa: E402
 from tasks.kit import load_dotenv_into_environ  # noqa: E402
@@ -29,8 +29,10 @@ except KitError as _exc:
 load_dotenv_into_environ(ROOT)
 
 ns = Collection()
-for _task in (workflow.up, workflow.down, workflow.doctor):
+for _task in (workflow.up, workflow.down, workflow.doctor, *watch.ROOT_TASKS):
     ns.add_task(_task)
-ns.add_collection(image.ns)
-ns.add_collection(k8s.ns)
+for _task in observe.K8S_TASKS:
+    k8s.ns.add_task(_task)
+for _module in (image, k8s, minikube, compose, tls, helm, editor):
+    ns.add_collection(_module.ns)
 ns.configure({"app": dict(copy.deepcopy(DEFAULTS), root=str(ROOT))})

@@ -41,7 +41,7 @@ def plan(app: App, image: Image) -> Planned:
         core.check_tag(inputs.tag)
         return Planned(image, inputs.tag, args, len(inputs.files))
 
-    return app.fact(f"plan:{image.name}", compute)  # type: ignore[no-any-return]
+    return app.fact(f"plan:{image.name}", compute)
 
 
 def built_refs(app: App) -> dict[str, str]:
@@ -95,7 +95,7 @@ def build_env(app: App) -> dict[str, str]:
                            hint="check `minikube status`; the docker runtime is needed for docker-env")
         return env
 
-    return app.fact("build_env", compute)  # type: ignore[no-any-return]
+    return app.fact("build_env", compute)
 
 
 def check_daemon_result(result: Any) -> None:

@@ -10,8 +10,9 @@ import functools
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from invoke import Context, Exit, task
 from invoke.tasks import Task
@@ -70,7 +71,7 @@ class App:
         self.timings: dict[str, float] = {}
 
     @classmethod
-    def load(cls, c: Context, env: str | None = None) -> "App":
+    def load(cls, c: Context, env: str | None = None) -> App:
         root = app_root(c)
         errors = read_dotenv(root / ".env").errors
         if errors:
@@ -163,7 +164,7 @@ class App:
     def clock() -> float:
         return time.monotonic()
 
-    def phase(self, name: str) -> "_Phase":
+    def phase(self, name: str) -> _Phase:
         return _Phase(self, name)
 
 

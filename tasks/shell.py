@@ -10,7 +10,8 @@ import os
 import shlex
 import subprocess
 import sys
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from invoke import Context
 from invoke.runners import Result

@@ -7,7 +7,7 @@ import shutil
 from invoke import Context
 
 from tasks import image as images
-from tasks import k8s
+from tasks import k8s, rollout
 from tasks.core import ports
 from tasks.core.errors import KitError
 from tasks.kit import App, kit_task, print_table
@@ -38,7 +38,7 @@ def up(c: Context, env: str | None = None, set: list[str] | None = None, timeout
     with app.phase("apply"):
         k8s.apply_documents(app, documents)
     with app.phase("ready"):
-        k8s.wait_ready(app, k8s.wanted_workloads(app, documents), timeout)
+        rollout.wait_ready(app, rollout.wanted_workloads(app, documents), timeout)
     total = sum(app.timings.values())
     app.say("timings: " + "  ".join(f"{k} {v:.1f}s" for k, v in app.timings.items()) + f"  total {total:.1f}s")
     if ci:

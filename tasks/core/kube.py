@@ -5,8 +5,9 @@ Pure: the task layer fetches JSON; this module decides ready / still waiting / h
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .render import image_repository
 
@@ -176,10 +177,10 @@ def assess(items: Iterable[Mapping[str, Any]], wanted: Iterable[str], our_images
     for o in objects:
         if o.get("kind") == "ReplicaSet":
             for owner in _owners(o):
-                revision = int(((o["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision") or 0))
+                revision = int((o["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision") or 0)
                 best = current_rs.get(owner)
-                best_rev = int(((by_key[best]["metadata"].get("annotations") or {})
-                                .get("deployment.kubernetes.io/revision") or 0)) if best else -1
+                best_rev = int((by_key[best]["metadata"].get("annotations") or {})
+                                .get("deployment.kubernetes.io/revision") or 0) if best else -1
                 if revision > best_rev:
                     current_rs[owner] = _key(o)
     pods_of: dict[str, list[Mapping[str, Any]]] = {}

@@ -6,9 +6,10 @@ Pure: takes file texts and values, returns documents or raises KitError naming f
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from .errors import KitError
 

@@ -1,0 +1,5 @@
+"""The compose namespace (being built)."""
+
+from invoke import Collection
+
+ns = Collection("compose")

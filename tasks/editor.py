@@ -1,0 +1,5 @@
+"""The editor namespace (being built)."""
+
+from invoke import Collection
+
+ns = Collection("editor")

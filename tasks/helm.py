@@ -1,0 +1,5 @@
+"""The helm namespace (being built)."""
+
+from invoke import Collection
+
+ns = Collection("helm")

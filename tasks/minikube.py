@@ -1,0 +1,5 @@
+"""The minikube namespace (being built)."""
+
+from invoke import Collection
+
+ns = Collection("minikube")

@@ -1,0 +1,5 @@
+"""The tls namespace (being built)."""
+
+from invoke import Collection
+
+ns = Collection("tls")
