@@ -38,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     "logs": {"selector": "", "since": "10s"},
     "forwards": [],  # e.g. "deploy/web 3000:3000"
     "watch": {"paths": [], "ignore": [], "debounce_ms": 300, "max_delay_ms": 2000},
+    "compose": {"dev": "docker-compose.yml", "preview": "docker-compose-preview.yml", "project": "", "url": ""},
+    "tls": {"host": "", "secret": ""},  # "" = <name>.${MINIKUBE_IP}.nip.io and <name>-tls (env-scoped)
+    "helm": {"chart": "", "release": "", "values": []},
     "cluster": {
         "provider": "minikube",  # minikube | kind | docker | registry
         "context": "",  # kube context to use; "" = the current one
@@ -118,6 +121,9 @@ class Settings:
     max_delay_ms: int
     cluster: Cluster
     environments: tuple[str, ...] = field(default=())
+    compose: dict[str, Any] = field(default_factory=dict)
+    tls: dict[str, Any] = field(default_factory=dict)
+    helm: dict[str, Any] = field(default_factory=dict)
 
     def image(self, name: str) -> Image:
         for image in self.images:
@@ -366,6 +372,9 @@ def settings_from(app: Mapping[str, Any], root: Path, config_file: Path | None =
             ),
         ),
         environments=tuple(sorted(environments)),
+        compose=dict(DEFAULTS["compose"], **(get("compose") or {})),
+        tls=dict(DEFAULTS["tls"], **(get("tls") or {})),
+        helm=dict(DEFAULTS["helm"], **(get("helm") or {})),
     )
     if problems:
         where = f" ({config_file})" if config_file else ""
