@@ -51,7 +51,7 @@ def sources(app: App, path: str | None = None) -> list[render.Source]:
 def rendered(app: App, sets: dict[str, str] | None = None, path: str | None = None) -> list[dict[str, Any]]:
     """The objects `apply` sends: placeholders filled, our images tagged, labelled, namespaced."""
     srcs = sources(app, path)
-    declared = set(app.settings.vars) | set(render.CLUSTER_FACTS)
+    declared = set(app.settings.vars) | set(render.BUILTIN_VARS)
     for use in render.undeclared(srcs, declared):
         if use.name.isupper():
             app.say(f"warning: {use.path}:{use.line}: ${{{use.name}}} is not declared in app.vars; left as it is")
@@ -60,13 +60,27 @@ def rendered(app: App, sets: dict[str, str] | None = None, path: str | None = No
                                      ("app.vars", app.settings.vars)]
 
     def fact(name: str) -> str | None:
-        return app.minikube_ip() if name == "MINIKUBE_IP" else None
+        return builtin_var(app, name)
 
     values, origin = render.resolve(wanted, layers, fact)
     documents = render.parse(render.substitute(srcs, declared, values, origin))
     render.set_images(documents, images.built_refs(app))
     render.label(documents, app.settings.name, app.settings.env, app.settings.namespace)
     return documents
+
+
+def builtin_var(app: App, name: str) -> str | None:
+    """MINIKUBE_IP (from the cluster, once), INGRESS_HOST and TLS_SECRET (per environment)."""
+    s = app.settings
+    if name == "MINIKUBE_IP":
+        return app.minikube_ip()
+    if name == "INGRESS_HOST":
+        configured = str(s.tls.get("host") or "")
+        ip = app.minikube_ip() if not configured or "${MINIKUBE_IP}" in configured else ""
+        return render.ingress_host(s.name, s.env, ip, configured)
+    if name == "TLS_SECRET":
+        return render.tls_secret(s.name, s.env, str(s.tls.get("secret") or ""))
+    return None
 
 
 def write_rendered(app: App, documents: list[dict[str, Any]]) -> Path:

@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "name": "",  # app name: object label, lock name, default log selector app=<name>
     "namespace": "",  # "" = the namespace of the kube context
     "env": "dev",  # the environment used when --env is not given
-    "environments": {"dev": {}},  # name -> {namespace, name_prefix, manifests, vars}
+    "environments": {"dev": {}},  # name -> {namespace, manifests, vars}: each its own namespace
     "images": {},  # image name used in manifests -> {context, dockerfile, build_args, target}
     "manifests": ["k8s"],  # folders of YAML, relative to root
     "vars": {},  # declared ${NAME} placeholders -> default value (null = must be given)
@@ -61,7 +61,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 IMAGE_KEYS = {"context": ".", "dockerfile": "Dockerfile", "build_args": {}, "target": ""}
-ENVIRONMENT_KEYS = {"namespace": "", "name_prefix": "", "manifests": [], "vars": {}}
+ENVIRONMENT_KEYS = {"namespace": "", "manifests": [], "vars": {}}
 # Keys whose values are free-form mappings: their children are user names, not config keys.
 OPEN_MAPPINGS = {"images", "environments", "vars", "build_args"}
 
@@ -106,7 +106,6 @@ class Settings:
     name: str
     env: str
     namespace: str
-    name_prefix: str
     images: tuple[Image, ...]
     manifests: tuple[Path, ...]
     vars: dict[str, Any]
@@ -341,7 +340,6 @@ def settings_from(app: Mapping[str, Any], root: Path, config_file: Path | None =
         name=name,
         env=env_name,
         namespace=str(env_conf.get("namespace") or get("namespace") or ""),
-        name_prefix=str(env_conf.get("name_prefix") or ""),
         images=tuple(images),
         manifests=tuple(root / m for m in manifests),
         vars=variables,

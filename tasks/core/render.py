@@ -14,7 +14,8 @@ from typing import Any
 from .errors import KitError
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-CLUSTER_FACTS = ("MINIKUBE_IP",)  # always declared; computed from the cluster only when used
+# Always declared; computed (MINIKUBE_IP from the cluster) only when a manifest uses them.
+BUILTIN_VARS = ("MINIKUBE_IP", "INGRESS_HOST", "TLS_SECRET")
 LABEL = "devloop/app"
 ENV_LABEL = "devloop/env"
 CLUSTER_SCOPED = {
@@ -82,6 +83,17 @@ def undeclared(sources: Iterable[Source], declared: Iterable[str]) -> list[Use]:
         for m in PLACEHOLDER.finditer(line)
         if m.group(1) not in names
     ]
+
+
+def ingress_host(app: str, env: str, ip: str, configured: str = "") -> str:
+    """``<app>.<ip>.nip.io`` for dev, ``<app>-<env>.<ip>.nip.io`` otherwise, so environments never clash."""
+    if configured:
+        return configured.replace("${MINIKUBE_IP}", ip)
+    return f"{app}.{ip}.nip.io" if env == "dev" else f"{app}-{env}.{ip}.nip.io"
+
+
+def tls_secret(app: str, env: str, configured: str = "") -> str:
+    return configured or (f"{app}-tls" if env == "dev" else f"{app}-{env}-tls")
 
 
 def unsafe_reason(value: str) -> str | None:
