@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "logs": {"selector": "", "since": "10s"},
     "forwards": [],  # e.g. "deploy/web 3000:3000"
     "watch": {"paths": [], "ignore": [], "debounce_ms": 300, "max_delay_ms": 2000},
+    "secrets": {},  # Secret name -> .env-style file, e.g. "secrets/{env}.env"; values are never printed
     "compose": {"dev": "docker-compose.yml", "preview": "docker-compose-preview.yml", "project": "", "url": ""},
     "tls": {"host": "", "secret": ""},  # "" = <name>.${MINIKUBE_IP}.nip.io and <name>-tls (env-scoped)
     "helm": {"chart": "", "release": "", "values": []},
@@ -63,7 +64,7 @@ DEFAULTS: dict[str, Any] = {
 IMAGE_KEYS = {"context": ".", "dockerfile": "Dockerfile", "build_args": {}, "target": ""}
 ENVIRONMENT_KEYS = {"namespace": "", "manifests": [], "vars": {}}
 # Keys whose values are free-form mappings: their children are user names, not config keys.
-OPEN_MAPPINGS = {"images", "environments", "vars", "build_args"}
+OPEN_MAPPINGS = {"images", "environments", "vars", "build_args", "secrets"}
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class Settings:
     max_delay_ms: int
     cluster: Cluster
     environments: tuple[str, ...] = field(default=())
+    secrets: dict[str, str] = field(default_factory=dict)
     compose: dict[str, Any] = field(default_factory=dict)
     tls: dict[str, Any] = field(default_factory=dict)
     helm: dict[str, Any] = field(default_factory=dict)
@@ -370,6 +372,7 @@ def settings_from(app: Mapping[str, Any], root: Path, config_file: Path | None =
             ),
         ),
         environments=tuple(sorted(environments)),
+        secrets={str(k): str(v) for k, v in (get("secrets") or {}).items()},
         compose=dict(DEFAULTS["compose"], **(get("compose") or {})),
         tls=dict(DEFAULTS["tls"], **(get("tls") or {})),
         helm=dict(DEFAULTS["helm"], **(get("helm") or {})),
