@@ -1,5 +1,86 @@
-"""The editor namespace (being built)."""
+"""Editor buttons: `inv editor.vscode` writes .vscode/tasks.json from the task collection, keeping the user's entries."""
 
-from invoke import Collection
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+from invoke import Collection, Context
+
+from tasks.core import vscode as core
+from tasks.core.errors import KitError
+from tasks.kit import App, kit_task
+from tasks.shell import is_dry
+
+
+def root_collection() -> Collection:
+    """The collection `inv` loaded: tasks.py (module ``tasks``) and its ``ns``."""
+    module = sys.modules.get("tasks")
+    ns = getattr(module, "ns", None)
+    if not isinstance(ns, Collection):
+        ns = getattr(importlib.import_module("tasks"), "ns", None)
+    if not isinstance(ns, Collection):
+        raise KitError("cannot find the task collection: tasks.py has no `ns`", hint="run this from the app folder")
+    return ns
+
+
+def task_infos(collection: Collection) -> list[core.TaskInfo]:
+    infos = []
+    for name in collection.task_names:
+        task = collection[name]
+        doc = (getattr(task, "__doc__", None) or getattr(task.body, "__doc__", None) or "").strip().splitlines()
+        infos.append(core.TaskInfo(name, doc[0].strip() if doc else ""))
+    return infos
+
+
+def workspace_cwd(root: Path, folder: Path) -> str:
+    """`${workspaceFolder}` plus the way from the workspace folder to the app (where `inv` must run)."""
+    try:
+        rel = root.relative_to(folder)
+    except ValueError:
+        raise KitError(f"the app folder {root} is not inside the workspace {folder}",
+                       hint="pass --workspace with the folder you open in VS Code (the app folder or one above it)",
+                       code=2) from None
+    return "${workspaceFolder}" + ("" if str(rel) == "." else "/" + rel.as_posix())
+
+
+@kit_task(help={"workspace": "the folder you open in VS Code; .vscode/ goes there (default: the app folder)"})
+def vscode(c: Context, workspace: str | None = None) -> None:
+    """Write .vscode/tasks.json: one entry per inv task."""
+    app = App.load(c)
+    root = app.settings.root.resolve()
+    folder = Path(workspace).resolve() if workspace else root
+    target = folder / ".vscode" / "tasks.json"
+    old = target.read_text(encoding="utf-8") if target.is_file() else ""
+    existing = core.parse_tasks_json(old, str(target)) if old else None
+    infos = task_infos(root_collection())
+    doc = core.merge(existing, core.generated_tasks(infos, workspace_cwd(root, folder)))
+    problems = core.schema_problems(doc)
+    if problems:
+        raise KitError("the generated tasks.json would not match VS Code's schema:\n" +
+                       "\n".join(f"  - {p}" for p in problems), hint="report this: it is a bug in the kit")
+    text = core.render(doc)
+    kept = sum(1 for t in doc["tasks"] if not core.is_generated(t))
+    ours = len(doc["tasks"]) - kept
+    if is_dry(c):
+        app.say(f"would write {target} ({ours} inv tasks, {kept} of yours kept) (--dry):")
+        print(text, end="")
+        return
+    if old == text:
+        app.say(f"{target} is up to date ({ours} inv tasks, {kept} of yours kept)")
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if old:
+        target.with_name("tasks.json.bak").write_text(old, encoding="utf-8")
+    tmp = target.with_name(".tasks.json.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
+    note = "; the previous file is in tasks.json.bak (its comments are not carried over)" if old else ""
+    app.say(f"wrote {target}: {ours} inv tasks, {kept} of yours kept{note}. "
+            "Run Build Task (Ctrl+Shift+B) runs `inv up`; Terminal → Run Task lists the rest")
+
 
 ns = Collection("editor")
+ns.add_task(vscode)

@@ -10,7 +10,7 @@ from invoke import Collection, Context
 
 from tasks import image as images
 from tasks import rollout
-from tasks.core import render
+from tasks.core import lint, render
 from tasks.core.errors import KitError
 from tasks.kit import App, kit_task
 
@@ -63,9 +63,35 @@ def rendered(app: App, sets: dict[str, str] | None = None, path: str | None = No
         return builtin_var(app, name)
 
     values, origin = render.resolve(wanted, layers, fact)
-    documents = render.parse(render.substitute(srcs, declared, values, origin))
+    documents = render.parse(render.substitute(srcs, declared, values, origin), app.origins)
+    documents += secret_documents(app)
     render.set_images(documents, images.built_refs(app))
     render.label(documents, app.settings.name, app.settings.env, app.settings.namespace)
+    return documents
+
+
+def secret_documents(app: App) -> list[dict[str, Any]]:
+    """Secrets generated from .env-style files (app.secrets: NAME -> file, {env} allowed)."""
+    from tasks import shell
+    from tasks.core.config import read_dotenv
+
+    documents = []
+    for name, pattern in sorted(app.settings.secrets.items()):
+        path = app.settings.root / pattern.replace("{env}", app.settings.env)
+        if not path.is_file():
+            example = path.with_name(path.name + ".example")
+            copy = f"cp {os.path.relpath(example, app.settings.root)} {os.path.relpath(path, app.settings.root)} and edit it" \
+                if example.is_file() else f"create {path.name} with KEY=value lines"
+            raise KitError(f"secret {name}: file {path} not found (environment {app.settings.env})", hint=copy, code=2)
+        parsed = read_dotenv(path)
+        if parsed.errors:
+            raise KitError(f"secret {name}: {path} has lines that cannot be read:\n" +
+                           "\n".join(f"  - {e}" for e in parsed.errors), hint="write each line as KEY=value", code=2)
+        for value in parsed.values.values():
+            shell.register_secret(value)
+        document = render.secret_document(name, parsed.values)
+        app.origins[id(document)] = path
+        documents.append(document)
     return documents
 
 
@@ -91,10 +117,60 @@ def write_rendered(app: App, documents: list[dict[str, Any]]) -> Path:
     return target
 
 
+def shown_path(path: Path) -> str:
+    """Relative to the current folder when inside it (short, copy-pasteable), else absolute."""
+    rel = os.path.relpath(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def ensure_namespace(app: App) -> None:
+    """Create the environment's namespace on first use (each environment has its own)."""
+    namespace = app.settings.namespace
+    if not namespace:
+        return
+    found = app.run(app.kubectl("get", "namespace", namespace, "-o", "name", namespaced=False), query=True,
+                    capture=True, check=False)
+    if found.exited != 0:
+        app.run(app.kubectl("create", "namespace", namespace, namespaced=False))
+
+
 def apply_documents(app: App, documents: list[dict[str, Any]]) -> None:
     target = write_rendered(app, documents)
-    app.run(app.kubectl("apply", "-f", os.path.relpath(target)),
+    ensure_namespace(app)
+    app.run(app.kubectl("apply", "-f", shown_path(target)),
             hint="the rendered file is kept for inspection; `inv k8s.render` prints it")
+
+
+def live_objects(app: App, documents: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The live Deployments and Jobs that lint compares against (None when the cluster cannot be read)."""
+    needed = any(d.get("kind") == "Job" or (d.get("kind") == "Deployment" and
+                 ((d.get("spec") or {}).get("strategy") or {}).get("type") == "Recreate") for d in documents)
+    if not needed:
+        return {}
+    result = app.run(app.kubectl("get", "deployments,jobs", "-o", "json"), query=True, capture=True, check=False)
+    if result.exited != 0:
+        return None
+    import json
+
+    return {f"{o['kind']}/{app.settings.namespace}/{o['metadata']['name']}": o
+            for o in json.loads(result.stdout).get("items", [])}
+
+
+def lint_documents(app: App, documents: list[dict[str, Any]], live: bool = True) -> list[lint.Finding]:
+    """Run the checks; print warnings; raise on errors (so `up` stops before apply)."""
+    refs = images.built_refs(app)
+    current = live_objects(app, documents) if live else {}
+    if current is None:
+        app.say("lint: the cluster could not be read; checks against live objects skipped")
+    findings = lint.lint(documents, app.origins, [render.image_repository(r) for r in refs.values()], refs, current)
+    for finding in findings:
+        if not finding.error:
+            app.say(str(finding))
+    errors = [f for f in findings if f.error]
+    if errors:
+        raise KitError(f"lint found {len(errors)} problem(s) in the manifests:\n" + "\n".join(str(f) for f in errors),
+                       hint="fix them and run again (`inv k8s.lint` checks without applying)", code=1)
+    return findings
 
 
 def delete_applied(app: App, volumes: bool = False) -> None:
@@ -110,11 +186,13 @@ SET_HELP = "NAME=VALUE for a ${NAME} placeholder (repeatable); wins over .env an
 
 
 @kit_task(iterable=["set"], help={"env": "environment (dev, staging, qa…)", "path": "render this folder instead",
-                                  "set": SET_HELP})
-def render_(c: Context, env: str | None = None, path: str | None = None, set: list[str] | None = None) -> None:
+                                  "set": SET_HELP, "show_secrets": "print Secret values instead of ****"})
+def render_(c: Context, env: str | None = None, path: str | None = None, set: list[str] | None = None,
+            show_secrets: bool = False) -> None:
     """Print the rendered YAML, exactly what apply sends."""
     app = App.load(c, env)
-    print(render.dump(rendered(app, parse_sets(set), path)), end="")
+    documents = rendered(app, parse_sets(set), path)
+    print(render.dump(documents if show_secrets else render.masked(documents)), end="")
 
 
 @kit_task(iterable=["set"], help={"env": "environment (dev, staging, qa…)", "set": SET_HELP,
@@ -148,7 +226,33 @@ def delete(c: Context, env: str | None = None, volumes: bool = False, allow_cont
     delete_applied(app, volumes)
 
 
+@kit_task(iterable=["set"], help={"env": "environment (dev, staging, qa…)", "set": SET_HELP,
+                                  "live": "also compare with the live objects in the cluster (default on)"})
+def lint_(c: Context, env: str | None = None, set: list[str] | None = None, live: bool = True) -> None:
+    """Check the rendered manifests before apply."""
+    app = App.load(c, env)
+    documents = rendered(app, parse_sets(set))
+    findings = lint_documents(app, documents, live)
+    app.say(f"lint: {len(documents)} object(s) checked, {len(findings)} warning(s), no errors")
+
+
+@kit_task(iterable=["set"], help={"env": "environment (dev, staging, qa…)", "set": SET_HELP,
+                                  "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts"})
+def diff(c: Context, env: str | None = None, set: list[str] | None = None, allow_context: bool = False) -> None:
+    """Show what apply would change in the cluster."""
+    app = App.load(c, env)
+    if allow_context:
+        app.allow_context()
+    target = write_rendered(app, rendered(app, parse_sets(set)))
+    result = app.run(app.kubectl("diff", "-f", shown_path(target)), query=True, check=False)
+    if result.exited > 1:  # 1 only means "there are differences"
+        raise KitError("kubectl diff failed", evidence=result.stderr, hint="check the cluster is reachable: inv doctor")
+    app.say("no differences" if result.exited == 0 else "differences shown above (- live, + rendered)")
+
+
 ns = Collection("k8s")
 ns.add_task(render_, name="render")
+ns.add_task(lint_, name="lint")
+ns.add_task(diff)
 for _t in (apply, wait, delete):
     ns.add_task(_t)

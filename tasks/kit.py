@@ -69,6 +69,7 @@ class App:
         self.settings = settings
         self._facts: dict[str, Any] = {}
         self.timings: dict[str, float] = {}
+        self.origins: dict[int, Path] = {}  # id(rendered object) -> its manifest file, for lint messages
 
     @classmethod
     def load(cls, c: Context, env: str | None = None) -> App:
@@ -89,6 +90,11 @@ class App:
         if name not in self._facts:
             self._facts[name] = compute()
         return self._facts[name]
+
+    def forget(self, prefix: str) -> None:
+        """Drop memoised facts whose name starts with ``prefix`` (a watch cycle re-plans images)."""
+        for name in [n for n in self._facts if n.startswith(prefix)]:
+            del self._facts[name]
 
     def run(self, argv: list[str], **kw: Any) -> Any:
         return shell.run(self.c, argv, **kw)

@@ -10,6 +10,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,8 @@ from invoke.runners import Result
 from tasks.core.errors import KitError, tail
 
 _SECRETS: set[str] = set()
+# Set on Ctrl-C by a long-running task (inv watch/dev): no new command starts while it unwinds.
+STOPPING = threading.Event()
 SECRET_NAME_WORDS = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "PRIVATE", "CREDENTIAL", "MASTER_KEY", "_KEY")
 
 INSTALL_HINTS = {
@@ -84,6 +87,8 @@ def run(
     ``query`` marks a read-only command: it runs even under ``--dry`` so plans are real.
     Anything else only prints under ``--dry``. ``capture`` hides the output (still returned).
     """
+    if STOPPING.is_set():
+        stopping()
     command = shlex.join(argv)
     # Show the environment that changes what a command talks to (minikube docker-env).
     prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items() if k.startswith("DOCKER_"))
@@ -105,9 +110,17 @@ def run(
     )
     if result is None:  # pragma: no cover - only with asynchronous/disown, which the kit never uses
         raise KitError(f"no result from {shown}")
-    if check and result.exited != 0:
+    missing_tool = result.exited == 127 and "not found" in (result.stderr or "")
+    if result.exited != 0 and (check or missing_tool):  # a missing tool is never an expected outcome
         raise failure(argv, result.exited, result.stderr or result.stdout, hint)
     return result
+
+
+def stopping() -> None:
+    """The main thread unwinds as on Ctrl-C; a helper thread gets an error it already handles."""
+    if threading.current_thread() is threading.main_thread():
+        raise KeyboardInterrupt
+    raise KitError("stopping: no new command starts", code=130)
 
 
 def failure(argv: Sequence[str], code: int, output: str, hint: str = "") -> KitError:
@@ -129,6 +142,8 @@ def spawn(c: Context, argv: Sequence[str], *, env: Mapping[str, str] | None = No
     Returns None under ``--dry``. The child gets its own process group so Ctrl-C handling stays
     with the kit, which stops it explicitly.
     """
+    if STOPPING.is_set():
+        return None  # stopping: start nothing new (supervisors treat it like --dry)
     shown = mask(shlex.join(argv))
     if is_dry(c):
         say(f"$ {shown}    # --dry: not run")

@@ -1,5 +1,153 @@
-"""The tls namespace (being built)."""
+"""TLS for the Ingress: a self-signed certificate per environment, made again when the host changes, kept as a Secret.
 
-from invoke import Collection
+Files live in the app's ``.kit/tls/<env>/<secret>/`` (git-ignored, key mode 0600). The key never
+appears in an echoed command: Secrets are applied from a 0600 file.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from invoke import Collection, Context
+
+from tasks import shell
+from tasks.core import render
+from tasks.core import tls as core
+from tasks.kit import STATE_DIR, App, kit_task
+
+
+def now() -> float:
+    """The wall clock (certificates expire in calendar time); tests replace it."""
+    return time.time()
+
+
+def env_host_and_secret(app: App) -> tuple[str, str]:
+    """${INGRESS_HOST} and ${TLS_SECRET} of the app's environment, exactly as manifests get them."""
+    from tasks import k8s  # here, not at the top: the manifest renderer asks this module for tls_documents
+
+    return str(k8s.builtin_var(app, "INGRESS_HOST")), str(k8s.builtin_var(app, "TLS_SECRET"))
+
+
+def files_for(app: App, secret: str) -> core.CertFiles:
+    """Where the environment's certificate for ``secret`` lives (nothing is created here)."""
+    core.check_secret_name(secret)
+    return core.cert_files(app.settings.root / STATE_DIR, app.settings.env, secret)
+
+
+def recorded(files: core.CertFiles) -> core.CertInfo | None:
+    return core.read_info(files.info.read_text(encoding="utf-8")) if files.present() else None
+
+
+def shown(path: Path) -> str:
+    rel = os.path.relpath(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def ensure_certificate(app: App, host: str, secret: str, force: bool = False) -> core.CertFiles:
+    """A current self-signed certificate for ``host`` (made with openssl only when missing, stale or forced)."""
+    core.check_host(host)
+    files = files_for(app, secret)
+    info = recorded(files)
+    reason = "--force was given" if force else core.renewal_reason(info, host, now())
+    if reason is None and info is not None:
+        app.say(f"tls: the certificate for {host} is current (valid until {core.day(info.not_after)}); kept")
+        return files
+    app.say(f"tls: making a self-signed certificate for {host}: {reason}")
+    if shell.is_dry(app.c):
+        app.run(core.openssl_argv(files))
+        return files
+    app.state_dir  # noqa: B018 - creates .kit/ with its .gitignore
+    files.folder.mkdir(parents=True, exist_ok=True)
+    for folder in (files.folder, files.folder.parent, files.folder.parent.parent):
+        folder.chmod(0o700)
+    files.request_config.write_text(core.request_config(host, app.settings.name), encoding="utf-8")
+    app.run(core.openssl_argv(files), capture=True,
+            hint="check that openssl works: openssl version (Debian: apt-get install openssl)")
+    staged_key, staged_cert = files.staged(files.key), files.staged(files.cert)
+    staged_key.chmod(0o600)
+    os.replace(staged_key, files.key)
+    os.replace(staged_cert, files.cert)
+    files.info.write_text(core.new_info(host, now()).to_json(), encoding="utf-8")
+    return files
+
+
+def secret_document(app: App, files: core.CertFiles, secret: str) -> dict[str, Any]:
+    """The kubernetes.io/tls Secret, labelled like everything the kit applies (so `down` removes it)."""
+    doc = core.secret_document(secret, files.cert.read_bytes(), files.key.read_bytes(), app.settings.namespace)
+    shell.register_secret(doc["data"]["tls.key"])
+    render.label([doc], app.settings.name, app.settings.env, app.settings.namespace)
+    return doc
+
+
+def write_private(path: Path, documents: list[dict[str, Any]]) -> None:
+    """Write Secrets to a file only the user can read (mode 0600, also when it already existed)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(render.dump(documents))
+
+
+def apply_secrets(app: App, documents: list[dict[str, Any]], path: Path) -> None:
+    """`kubectl apply` Secrets from a 0600 file in the environment's namespace: no value is ever echoed."""
+    from tasks import k8s  # here, not at the top: the manifest renderer asks this module for tls_documents
+
+    if not shell.is_dry(app.c):  # nothing is written under --dry; the commands are shown
+        render.label(documents, app.settings.name, app.settings.env, app.settings.namespace)
+        write_private(path, documents)
+    k8s.ensure_namespace(app)
+    app.run(app.kubectl("apply", "-f", shown(path)),
+            hint=f"the file {shown(path)} is kept (mode 0600); `kubectl apply -f` it by hand to retry")
+
+
+def apply_certificate(app: App, files: core.CertFiles, secret: str) -> None:
+    """Store the certificate as a kubernetes.io/tls Secret in the environment's namespace."""
+    apply_secrets(app, [] if shell.is_dry(app.c) else [secret_document(app, files, secret)], files.secret)
+
+
+def tls_documents(app: App) -> list[dict[str, Any]]:
+    """The environment's TLS Secret when `inv tls.cert` made a certificate for the current host; else nothing.
+
+    A certificate made for another host (the minikube IP changed) is left out with a warning, never served.
+    """
+    from tasks import k8s
+
+    secret = str(k8s.builtin_var(app, "TLS_SECRET"))
+    files = files_for(app, secret)
+    info = recorded(files)
+    if info is None:
+        return []
+    host = str(k8s.builtin_var(app, "INGRESS_HOST"))
+    reason = core.renewal_reason(info, host, now())
+    if reason is not None and (info.host != host or info.not_after <= now()):
+        app.say(f"warning: TLS secret {secret} left out: {reason}; make a new one: inv tls.cert --env {app.settings.env}")
+        return []
+    return [secret_document(app, files, secret)]
+
+
+# -- tasks --------------------------------------------------------------------------------------
+
+
+@kit_task(default=True, help={
+    "env": "environment (dev, staging, qa…); default app.env",
+    "force": "make a new certificate even if the current one fits the host",
+    "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts",
+})
+def cert(c: Context, env: str | None = None, force: bool = False, allow_context: bool = False) -> None:
+    """Make the Ingress host's TLS cert; store as a Secret."""
+    app = App.load(c, env)
+    if allow_context:
+        app.allow_context()
+    host, secret = env_host_and_secret(app)
+    files = ensure_certificate(app, host, secret, force)
+    apply_certificate(app, files, secret)
+    where = f"namespace {app.settings.namespace}" if app.settings.namespace else "the context's namespace"
+    app.say(f"tls: Secret {secret} ({where}) serves https://{host}/ — self-signed; "
+            f"trust it with: curl --cacert {shown(files.cert)} https://{host}/")
+
 
 ns = Collection("tls")
+ns.add_task(cert)

@@ -2,15 +2,47 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from typing import Any
 
 from invoke import Context
 
 from tasks import image as images
-from tasks import k8s, rollout
-from tasks.core import ports
+from tasks import k8s, rollout, shell
+from tasks.core import lock, ports
 from tasks.core.errors import KitError
 from tasks.kit import App, kit_task, print_table
+
+
+def cycle(app: App, sets: dict[str, str] | None = None, timeout: int | None = None, build: bool = True,
+          deliver: bool = True) -> list[dict[str, Any]]:
+    """One pass of the loop, each phase timed into ``app.timings``; returns the applied documents.
+
+    ``build=False`` deploys what the current tags name; ``deliver=False`` also skips delivery (a
+    manifest-only change in `inv watch`: the node already has these images).
+    """
+    with app.phase("build"):
+        planned = [images.build_one(app, i) if build else images.plan(app, i) for i in app.settings.images]
+    if deliver:
+        with app.phase("deliver"):
+            for p in planned:
+                images.deliver_one(app, p)
+    with app.phase("render"):
+        documents = k8s.rendered(app, sets)
+        k8s.lint_documents(app, documents)
+    with app.phase("apply"):
+        k8s.apply_documents(app, documents)
+    with app.phase("ready"):
+        rollout.wait_ready(app, rollout.wanted_workloads(app, documents), timeout)
+    return documents
+
+
+def cycle_lock(app: App) -> contextlib.AbstractContextManager[Any]:
+    """Keeps two `up`/`watch`/`dev` runs on this app, kube context and namespace apart (not under --dry)."""
+    if shell.is_dry(app.c):
+        return contextlib.nullcontext()
+    return lock.hold(lock.lock_file(app.state_dir, app.context(), app.settings.namespace), lock.me(), app.say)
 
 
 @kit_task(iterable=["set"], help={
@@ -28,17 +60,8 @@ def up(c: Context, env: str | None = None, set: list[str] | None = None, timeout
     if allow_context:
         app.allow_context()
     app.context()  # the guard runs before anything is built
-    with app.phase("build"):
-        planned = [images.plan(app, i) if no_build else images.build_one(app, i) for i in app.settings.images]
-    with app.phase("deliver"):
-        for p in planned:
-            images.deliver_one(app, p)
-    with app.phase("render"):
-        documents = k8s.rendered(app, k8s.parse_sets(set))
-    with app.phase("apply"):
-        k8s.apply_documents(app, documents)
-    with app.phase("ready"):
-        rollout.wait_ready(app, rollout.wanted_workloads(app, documents), timeout)
+    with cycle_lock(app):
+        cycle(app, k8s.parse_sets(set), timeout, build=not no_build)
     total = sum(app.timings.values())
     app.say("timings: " + "  ".join(f"{k} {v:.1f}s" for k, v in app.timings.items()) + f"  total {total:.1f}s")
     if ci:

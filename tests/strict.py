@@ -16,14 +16,14 @@ class StrictContext(MockContext):
     unless the caller passed ``warn=True`` (invoke's MockContext never raises)."""
 
     def __init__(self, results: dict[str, Any] | None = None, app: dict[str, Any] | None = None,
-                 dry: bool = False) -> None:
+                 dry: bool = False, repeat: bool = True) -> None:
         import copy
 
         settings = copy.deepcopy(DEFAULTS)
         for key, value in (app or {}).items():
             settings[key] = value
         config = Config(overrides={"app": settings, "run": {"dry": dry}})
-        super().__init__(config=config, run=results or {}, repeat=True)
+        super().__init__(config=config, run=results or {}, repeat=repeat)
         self.commands: list[str] = []
 
     def run(self, command: str, *args: Any, **kwargs: Any) -> Result:

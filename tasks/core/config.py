@@ -41,7 +41,14 @@ DEFAULTS: dict[str, Any] = {
     "secrets": {},  # Secret name -> .env-style file, e.g. "secrets/{env}.env"; values are never printed
     "compose": {"dev": "docker-compose.yml", "preview": "docker-compose-preview.yml", "project": "", "url": ""},
     "tls": {"host": "", "secret": ""},  # "" = <name>.${MINIKUBE_IP}.nip.io and <name>-tls (env-scoped)
-    "helm": {"chart": "", "release": "", "values": []},
+    "helm": {
+        "chart": "", "release": "", "values": [],  # chart folder or repo/chart; release "" = <name>[-<env>]; values files ({env} allowed)
+        "image": "",  # which app.images entry the chart runs; "" = the only one
+        # chart value -> template of ${IMAGE_REPOSITORY} ${IMAGE_TAG} ${INGRESS_HOST} ${TLS_SECRET} ${RELEASE}
+        # ${NAMESPACE} ${ENV} ${MINIKUBE_IP}, passed as --set-string; "" drops a key
+        "set": {"image.repository": "${IMAGE_REPOSITORY}", "image.tag": "${IMAGE_TAG}",
+                "ingress.host": "${INGRESS_HOST}", "ingress.tlsSecret": "${TLS_SECRET}"},
+    },
     "cluster": {
         "provider": "minikube",  # minikube | kind | docker | registry
         "context": "",  # kube context to use; "" = the current one
@@ -64,7 +71,7 @@ DEFAULTS: dict[str, Any] = {
 IMAGE_KEYS = {"context": ".", "dockerfile": "Dockerfile", "build_args": {}, "target": ""}
 ENVIRONMENT_KEYS = {"namespace": "", "manifests": [], "vars": {}}
 # Keys whose values are free-form mappings: their children are user names, not config keys.
-OPEN_MAPPINGS = {"images", "environments", "vars", "build_args", "secrets"}
+OPEN_MAPPINGS = {"images", "environments", "vars", "build_args", "secrets", "set"}
 
 
 @dataclass(frozen=True)
@@ -151,20 +158,24 @@ def check_yaml_file(path: Path) -> dict[str, Any]:
         raise KitError(f"{path}: cannot be read: {exc}", hint="check the file's permissions and encoding") from None
     try:
         data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        words = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        hint = "indent with spaces, not tabs" if "\t" in text and "tab" in words else "fix the YAML syntax at that line"
-        raise KitError(f"{where}: invalid YAML: {words}", hint=hint) from None
     except yaml.YAMLError as exc:
-        raise KitError(f"{path}: invalid YAML: {exc}", hint="fix the YAML syntax") from None
+        raise yaml_error(path, exc) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise KitError(f"{path}:1: expected a mapping of settings at the top level, found {type(data).__name__}",
                        hint="start the file with `app:` and indent the kit's settings under it")
     return data
+
+
+def yaml_error(path: Path, exc: Exception) -> KitError:
+    """A YAML parse error as file:line:column, the parser's words, and a fix."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    words = " ".join(str(p) for p in (getattr(exc, "context", None), getattr(exc, "problem", None)) if p) or str(exc)
+    tabs = "'\\t'" in words or "tab" in words
+    hint = "indent with spaces: YAML does not allow tabs" if tabs else "fix the YAML at that line"
+    return KitError(f"{where}: invalid YAML: {words}", hint=hint, code=2)
 
 
 def key_line(path: Path, dotted: str) -> int | None:

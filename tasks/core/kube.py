@@ -5,6 +5,7 @@ Pure: the task layer fetches JSON; this module decides ready / still waiting / h
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,9 +17,17 @@ KIND_ALIASES = {
     "sts": "statefulset", "statefulset": "statefulset", "statefulsets": "statefulset",
     "ds": "daemonset", "daemonset": "daemonset", "daemonsets": "daemonset",
     "job": "job", "jobs": "job",
+    "svc": "service", "service": "service", "services": "service",
+    "po": "pod", "pod": "pod", "pods": "pod",
+    "rs": "replicaset", "replicaset": "replicaset", "replicasets": "replicaset",
 }
 KIND_NAMES = {"Deployment": "deployment", "StatefulSet": "statefulset", "DaemonSet": "daemonset",
-              "Job": "job", "ReplicaSet": "replicaset", "Pod": "pod"}
+              "Job": "job", "ReplicaSet": "replicaset", "Pod": "pod", "Service": "service"}
+# A crash-looping container whose dependencies were still starting gets this many restarts to recover.
+CRASH_RESTARTS = 5
+
+_MISSING_OBJECT = re.compile(r'^(secret|configmap)s? "([^"]+)" not found', re.IGNORECASE)
+_MISSING_KEY = re.compile(r"couldn't find key (\S+) in (Secret|ConfigMap) (?:([^/\s]+)/)?(\S+)", re.IGNORECASE)
 
 
 def normalise_workload(ref: str) -> str:
@@ -44,6 +53,7 @@ class Verdict:
     waiting: dict[str, str] = field(default_factory=dict)  # workload -> what it waits for
     problems: list[Problem] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    pods: dict[str, list[str]] = field(default_factory=dict)  # workload -> its current pods
 
     @property
     def done(self) -> bool:
@@ -54,20 +64,37 @@ class Verdict:
         return [p for p in self.problems if p.hopeless]
 
 
-def _key(obj: Mapping[str, Any]) -> str:
-    return f"{KIND_NAMES.get(obj.get('kind', ''), str(obj.get('kind', '')).lower())}/{obj['metadata']['name']}"
+def kind_of(obj: Mapping[str, Any]) -> str:
+    return KIND_NAMES.get(str(obj.get("kind", "")), str(obj.get("kind", "")).lower())
 
 
-def _owners(obj: Mapping[str, Any]) -> list[str]:
+def key_of(obj: Mapping[str, Any]) -> str:
+    return f"{kind_of(obj)}/{obj['metadata']['name']}"
+
+
+def owners(obj: Mapping[str, Any]) -> list[str]:
     return [f"{KIND_NAMES.get(o.get('kind', ''), str(o.get('kind', '')).lower())}/{o.get('name')}"
             for o in (obj.get("metadata") or {}).get("ownerReferences") or []]
 
 
-def _condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+def condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
     for cond in (obj.get("status") or {}).get("conditions") or []:
         if cond.get("type") == kind:
             return dict(cond)
     return None
+
+
+def revision(obj: Mapping[str, Any]) -> int:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    try:
+        return int(annotations.get("deployment.kubernetes.io/revision") or 0)
+    except ValueError:
+        return 0
+
+
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    ready = condition(pod, "Ready")
+    return bool(ready and ready.get("status") == "True")
 
 
 def workload_progress(obj: Mapping[str, Any]) -> str | None:
@@ -103,7 +130,7 @@ def workload_progress(obj: Mapping[str, Any]) -> str | None:
             return f"{status.get('numberReady', 0)}/{want} pods ready"
         return None
     if kind == "Job":
-        complete = _condition(obj, "Complete")
+        complete = condition(obj, "Complete")
         if complete and complete.get("status") == "True":
             return None
         want = spec.get("completions", 1) or 1
@@ -111,19 +138,54 @@ def workload_progress(obj: Mapping[str, Any]) -> str | None:
     return None
 
 
+def config_error_sentence(container: str, message: str, namespace: str) -> str:
+    """CreateContainerConfigError → which ConfigMap/Secret/key is missing and how to provide it."""
+    where = f" in namespace {namespace}" if namespace else ""
+    missing = _MISSING_OBJECT.search(message)
+    if missing:
+        kind = "Secret" if missing.group(1).lower() == "secret" else "ConfigMap"
+        name = missing.group(2)
+        fix = (f"create it (list it under app.secrets with an env file, or `kubectl create secret generic {name} "
+               f"--from-env-file=FILE`), or fix the secretRef/secretKeyRef in the manifest"
+               if kind == "Secret" else
+               f"add a ConfigMap named {name} to the manifests and `inv k8s.apply`, or fix the configMapRef in the manifest")
+        return f"container {container} cannot start: {kind} {name} does not exist{where} — {fix}"
+    key = _MISSING_KEY.search(message)
+    if key:
+        kind = "Secret" if key.group(2).lower() == "secret" else "ConfigMap"
+        ref = "secretKeyRef" if kind == "Secret" else "configMapKeyRef"
+        return (f"container {container} cannot start: {kind} {key.group(4)} has no key {key.group(1)} — add the key "
+                f"to the {kind}, or fix {ref}.key in the manifest")
+    return (f"container {container} cannot start: {message or 'configuration error'} — create the missing object or "
+            "key (inv k8s.apply after adding it), or fix the reference in the manifest")
+
+
+def _crash_sentence(cs: Mapping[str, Any]) -> str:
+    container = cs.get("name", "")
+    last = (cs.get("lastState") or {}).get("terminated") or {}
+    why = f"exit code {last.get('exitCode', '?')}"
+    if last.get("reason") == "OOMKilled":
+        why = "killed for using more memory than its limit (OOMKilled)"
+    advice = ("raise resources.limits.memory or lower the app's memory use" if last.get("reason") == "OOMKilled"
+              else "its last lines are below; fix the app, its command or its configuration")
+    restarts = int(cs.get("restartCount") or 0)
+    return f"container {container} keeps crashing ({why}, {restarts} restart{'' if restarts == 1 else 's'}) — {advice}"
+
+
 def _pod_problems(pod: Mapping[str, Any], workload: str, ours: set[str]) -> list[Problem]:
     name = pod["metadata"]["name"]
+    namespace = str(pod["metadata"].get("namespace") or "")
     status = pod.get("status") or {}
     problems: list[Problem] = []
-    scheduled = _condition(pod, "PodScheduled")
+    scheduled = condition(pod, "PodScheduled")
     if status.get("phase") == "Pending" and scheduled and scheduled.get("status") == "False" \
             and scheduled.get("reason") == "Unschedulable":
         problems.append(Problem(workload, name, "", "Unschedulable",
-                                f"no node can run pod {name}: {scheduled.get('message', '').strip()} — "
-                                "lower the pod's resource requests, or give the cluster more (inv minikube.start with more cpus/memory)",
-                                hopeless=True))
-    statuses = (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
-    for cs in statuses:
+                                f"no node can run pod {name}: {str(scheduled.get('message', '')).strip()} — "
+                                "lower the pod's resource requests, or give the cluster more (inv minikube.start with more "
+                                "cpus/memory)", hopeless=True))
+    main = status.get("containerStatuses") or []
+    for cs in (status.get("initContainerStatuses") or []) + main:
         state = cs.get("state") or {}
         waiting = state.get("waiting") or {}
         reason = waiting.get("reason", "")
@@ -134,7 +196,8 @@ def _pod_problems(pod: Mapping[str, Any], workload: str, ours: set[str]) -> list
         if reason == "ErrImageNeverPull" or (reason in ("ErrImagePull", "ImagePullBackOff") and is_ours):
             sentence = (f"the node has no {image}; it was built against another Docker daemon — run `inv image.load`"
                         if is_ours else
-                        f"the node has no {image} and imagePullPolicy is Never — load it into the cluster or allow pulls")
+                        f"the node has no {image} and imagePullPolicy is Never — load it into the cluster "
+                        "(minikube image load / kind load docker-image) or allow pulls")
             problems.append(Problem(workload, name, container, reason, sentence, hopeless=True))
         elif reason == "ImagePullBackOff":
             problems.append(Problem(workload, name, container, reason,
@@ -144,83 +207,224 @@ def _pod_problems(pod: Mapping[str, Any], workload: str, ours: set[str]) -> list
             problems.append(Problem(workload, name, container, reason,
                                     f"{image!r} is not a valid image reference ({message}) — fix the image: line in the manifest",
                                     hopeless=True))
-        elif reason in ("CreateContainerConfigError", "CreateContainerError", "RunContainerError"):
+        elif reason == "CreateContainerConfigError":
             problems.append(Problem(workload, name, container, reason,
-                                    f"container {container} cannot start: {message} — create the missing object or key "
-                                    "(inv k8s.apply after adding it), or fix the reference in the manifest",
-                                    hopeless=True))
+                                    config_error_sentence(container, message, namespace), hopeless=True))
+        elif reason in ("CreateContainerError", "RunContainerError"):
+            problems.append(Problem(workload, name, container, reason,
+                                    f"container {container} cannot start: {message} — fix its command, volumes or "
+                                    "security settings in the manifest", hopeless=True))
         elif reason == "CrashLoopBackOff":
-            last = (cs.get("lastState") or {}).get("terminated") or {}
-            problems.append(Problem(workload, name, container, reason,
-                                    f"container {container} keeps crashing (exit code {last.get('exitCode', '?')}, "
-                                    f"{cs.get('restartCount', 0)} restarts) — its last lines are below; fix the app or its command",
+            problems.append(Problem(workload, name, container, reason, _crash_sentence(cs),
                                     hopeless=True, wants_previous_log=True))
         elif reason and reason not in ("ContainerCreating", "PodInitializing"):
             problems.append(Problem(workload, name, container, reason,
                                     f"container {container} is waiting: {reason} {message}".strip(), hopeless=False))
-        elif state.get("running") and not cs.get("ready") and cs in (status.get("containerStatuses") or []):
+        elif state.get("running") and not cs.get("ready") and cs in main:
             problems.append(Problem(workload, name, container, "NotReady",
                                     f"container {container} is running but not ready (readiness probe not passing yet)",
                                     hopeless=False))
     return problems
 
 
+def _last_crash(pod: Mapping[str, Any], container: str) -> str:
+    status = pod.get("status") or {}
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        if cs.get("name") == container:
+            return str(((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt") or "")
+    return ""
+
+
+def _ready_since(obj: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> str:
+    """When a ready workload became ready (RFC 3339, second resolution)."""
+    times = [str((condition(p, "Ready") or {}).get("lastTransitionTime") or "") for p in pods]
+    if obj.get("kind") == "Job":
+        times.append(str((obj.get("status") or {}).get("completionTime") or ""))
+    return max(times, default="")
+
+
 def assess(items: Iterable[Mapping[str, Any]], wanted: Iterable[str], our_images: Iterable[str]) -> Verdict:
-    """Decide where each wanted workload stands, from one `kubectl get … -o json` listing."""
+    """Decide where each wanted workload stands, from one `kubectl get … -o json` listing.
+
+    A crash loop is hopeless once every other wanted workload has settled (ready, or failed) and
+    the container crashed after they were ready: a web pod that crashed because MySQL was still
+    starting gets to retry (up to CRASH_RESTARTS restarts) instead of failing the rollout.
+    """
     objects = [o for o in items if (o.get("metadata") or {}).get("name")]
-    by_key = {_key(o): o for o in objects}
+    by_key = {key_of(o): o for o in objects}
     ours = set(our_images)
     verdict = Verdict()
-    # Pods belong to a workload directly (Job, StatefulSet, DaemonSet) or through a ReplicaSet.
-    rs_owner = {_key(o): _owners(o) for o in objects if o.get("kind") == "ReplicaSet"}
-    current_rs: dict[str, str] = {}
-    for o in objects:
-        if o.get("kind") == "ReplicaSet":
-            for owner in _owners(o):
-                revision = int((o["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision") or 0)
-                best = current_rs.get(owner)
-                best_rev = int((by_key[best]["metadata"].get("annotations") or {})
-                                .get("deployment.kubernetes.io/revision") or 0) if best else -1
-                if revision > best_rev:
-                    current_rs[owner] = _key(o)
-    pods_of: dict[str, list[Mapping[str, Any]]] = {}
-    for o in objects:
-        if o.get("kind") != "Pod" or (o.get("metadata") or {}).get("deletionTimestamp"):
-            continue
-        for owner in _owners(o):
-            if owner.startswith("replicaset/"):
-                for deployment in rs_owner.get(owner, []):
-                    if current_rs.get(deployment) == owner:
-                        pods_of.setdefault(deployment, []).append(o)
-            else:
-                pods_of.setdefault(owner, []).append(o)
+    pods_of = current_pods(objects)
 
+    problems_of: dict[str, list[Problem]] = {}
+    ready_at: dict[str, str] = {}
     for ref in wanted:
         key = normalise_workload(ref)
         obj = by_key.get(key)
         if obj is None:
             verdict.missing.append(key)
             continue
+        verdict.pods[key] = [p["metadata"]["name"] for p in pods_of.get(key, [])]
         if obj.get("kind") == "Job":
-            failed = _condition(obj, "Failed")
+            failed = condition(obj, "Failed")
             if failed and failed.get("status") == "True":
-                verdict.problems.append(Problem(key, "", "", "JobFailed",
-                                                f"job {obj['metadata']['name']} failed: {failed.get('reason', '')}: "
-                                                f"{failed.get('message', '')} — its last log lines are below; fix it, then "
-                                                "delete the job and apply again (jobs are immutable)",
-                                                hopeless=True, wants_previous_log=False))
+                problems_of[key] = [Problem(key, "", "", "JobFailed",
+                                            f"job {obj['metadata']['name']} failed: {failed.get('reason', '')}: "
+                                            f"{failed.get('message', '')} — its last log lines are below; fix it, then "
+                                            "delete the job and apply again (jobs are immutable)", hopeless=True)]
                 continue
+        found: list[Problem] = []
         if obj.get("kind") == "Deployment":
-            progressing = _condition(obj, "Progressing")
+            progressing = condition(obj, "Progressing")
             if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
-                verdict.problems.append(Problem(key, "", "", "ProgressDeadlineExceeded",
-                                                f"{key} exceeded its progress deadline: {progressing.get('message', '')}",
-                                                hopeless=True))
+                found.append(Problem(key, "", "", "ProgressDeadlineExceeded",
+                                     f"{key} exceeded its progress deadline: {progressing.get('message', '')}",
+                                     hopeless=True))
         progress = workload_progress(obj)
         if progress is None:
             verdict.ready.append(key)
+            ready_at[key] = _ready_since(obj, pods_of.get(key, []))
             continue
         verdict.waiting[key] = progress
         for pod in pods_of.get(key, []):
-            verdict.problems.extend(_pod_problems(pod, key, ours))
+            found.extend(_pod_problems(pod, key, ours))
+        problems_of[key] = found
+
+    # Settled: ready, or stuck in a hopeless state (crash loops included), judged before any is excused.
+    settled = set(ready_at) | {k for k, found in problems_of.items() if any(p.hopeless for p in found)}
+    pod_by_name = {o["metadata"]["name"]: o for o in objects if o.get("kind") == "Pod"}
+    for key, found in problems_of.items():
+        for problem in found:
+            if problem.reason == "CrashLoopBackOff":
+                others = [k for k in list(problems_of) + list(ready_at) + verdict.missing if k != key]
+                if not all(k in settled for k in others):
+                    problem.hopeless = False
+                else:
+                    became_ready = max((ready_at[k] for k in others if k in ready_at), default="")
+                    crashed = _last_crash(pod_by_name.get(problem.pod, {}), problem.container)
+                    restarts = _restarts(pod_by_name.get(problem.pod, {}), problem.container)
+                    problem.hopeless = crashed > became_ready or restarts >= CRASH_RESTARTS
+                if not problem.hopeless:
+                    problem.sentence += " (waiting: what it needs may still be starting)"
+            verdict.problems.append(problem)
     return verdict
+
+
+def _restarts(pod: Mapping[str, Any], container: str) -> int:
+    status = pod.get("status") or {}
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        if cs.get("name") == container:
+            return int(cs.get("restartCount") or 0)
+    return 0
+
+
+def current_pods(objects: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """workload key → its live pods; a Deployment's pods are those of its newest ReplicaSet."""
+    objects = list(objects)
+    by_key = {key_of(o): o for o in objects}
+    rs_owner = {key_of(o): owners(o) for o in objects if o.get("kind") == "ReplicaSet"}
+    newest: dict[str, str] = {}
+    for o in objects:
+        if o.get("kind") == "ReplicaSet":
+            for owner in owners(o):
+                best = newest.get(owner)
+                if best is None or revision(o) > revision(by_key[best]):
+                    newest[owner] = key_of(o)
+    pods_of: dict[str, list[Mapping[str, Any]]] = {}
+    for o in objects:
+        if o.get("kind") != "Pod" or (o.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        for owner in owners(o):
+            if owner.startswith("replicaset/"):
+                for deployment in rs_owner.get(owner, []):
+                    if newest.get(deployment) == owner:
+                        pods_of.setdefault(deployment, []).append(o)
+            else:
+                pods_of.setdefault(owner, []).append(o)
+    return pods_of
+
+
+def warning_events(events: Iterable[Mapping[str, Any]], pods: Iterable[str]) -> dict[str, list[str]]:
+    """pod → its Warning events as 'Reason: message (xN)', oldest first, without repeats.
+
+    The kubelet's readiness probe failures arrive here ("Unhealthy: Readiness probe failed: …"), as do
+    FailedMount (a missing Secret volume) and FailedScheduling.
+    """
+    wanted = set(pods)
+    found: dict[str, list[tuple[str, str]]] = {}
+    for event in events:
+        obj = event.get("involvedObject") or {}
+        name = str(obj.get("name") or "")
+        if name not in wanted or event.get("type") != "Warning":
+            continue
+        reason = str(event.get("reason") or "")
+        message = " ".join(str(event.get("message") or "").split())
+        count = int(event.get("count") or 1)
+        when = str(event.get("lastTimestamp") or event.get("eventTime") or "")
+        line = f"{reason}: {message}" + (f" (x{count})" if count > 1 else "")
+        found.setdefault(name, []).append((when, line))
+    return {pod: _unique([line for _, line in sorted(lines)]) for pod, lines in found.items()}
+
+
+def _unique(lines: list[str]) -> list[str]:
+    seen: set[str] = set()
+    kept = []
+    for line in reversed(lines):
+        head = line.rsplit(" (x", 1)[0]
+        if head not in seen:
+            seen.add(head)
+            kept.append(line)
+    return list(reversed(kept))
+
+
+def probe_failure(lines: Iterable[str]) -> str | None:
+    """The latest 'Readiness probe failed: …' message among a pod's warning events."""
+    found = None
+    for line in lines:
+        if "probe failed:" in line:
+            found = line.split("probe failed:", 1)[1].strip()
+    return found
+
+
+def deadline_report(verdict: Verdict, events: Mapping[str, list[str]]) -> list[str]:
+    """One line per workload that is not ready, with the most telling reason we have."""
+    lines = []
+    for key, why in verdict.waiting.items():
+        lines.append(f"{key}: {why}")
+        for problem in verdict.problems:
+            if problem.workload == key:
+                where = f"pod {problem.pod}: " if problem.pod else ""
+                lines.append(f"  {where}{problem.reason}: {problem.sentence}")
+        for pod in verdict.pods.get(key, []):
+            for event in events.get(pod, [])[-3:]:
+                lines.append(f"  pod {pod}: {event}")
+    lines += [f"{key}: not found in the cluster (was it applied to this namespace?)" for key in verdict.missing]
+    return lines
+
+
+# -- kubectl pass-through ---------------------------------------------------------------------------
+
+
+def option_value(args: list[str], option: str) -> str | None:
+    """The value of ``--option VALUE`` or ``--option=VALUE`` among ``args`` (before a ``--``)."""
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == option and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(option + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def pass_through(args: list[str], context: str, namespace: str) -> list[str]:
+    """``kubectl ARGS`` with the kit's context and namespace, unless ARGS choose their own."""
+    head = args[:args.index("--")] if "--" in args else args
+    argv = ["kubectl"]
+    if option_value(args, "--context") is None:
+        argv += ["--context", context]
+    own_namespace = any(a in ("-n", "--namespace", "-A", "--all-namespaces") or a.startswith(("--namespace=", "-n="))
+                        for a in head)
+    if namespace and not own_namespace:
+        argv += ["--namespace", namespace]
+    return argv + list(args)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import yaml_error
 from .errors import KitError
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -148,32 +149,50 @@ def substitute(sources: list[Source], declared: Iterable[str], values: Mapping[s
     return [Source(s.path, PLACEHOLDER.sub(replace, s.text)) for s in sources]
 
 
-def parse(sources: Iterable[Source]) -> list[dict[str, Any]]:
-    """Parse rendered sources into objects; a syntax error names file, line and the parser's words."""
+def parse(sources: Iterable[Source], origins: dict[int, Path] | None = None) -> list[dict[str, Any]]:
+    """Parse rendered sources into objects; a syntax error names file, line and the parser's words.
+
+    ``origins`` (if given) receives id(object) -> the file it came from, for lint messages.
+    """
     import yaml
 
     documents: list[dict[str, Any]] = []
     for source in sources:
         try:
             loaded = list(yaml.safe_load_all(source.text))
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            where = f"{source.path}:{mark.line + 1}:{mark.column + 1}" if mark else str(source.path)
-            words = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-            hint = ("indent with spaces; YAML does not allow tabs" if "\t" in source.text and "tab" in words
-                    else "fix the YAML at that line")
-            raise KitError(f"{where}: invalid YAML: {words}", hint=hint, code=2) from None
+        except yaml.YAMLError as exc:
+            raise yaml_error(source.path, exc) from None
         for index, doc in enumerate(loaded):
             if doc is None:
                 continue
             if not isinstance(doc, dict) or "kind" not in doc:
                 raise KitError(f"{source.path}: document {index + 1} is not a Kubernetes object (no kind:)",
                                hint="each YAML document must be a mapping with apiVersion, kind and metadata", code=2)
-            if doc.get("kind") == "List":
-                documents.extend(i for i in doc.get("items") or [] if isinstance(i, dict))
-            else:
-                documents.append(doc)
+            found = [i for i in doc.get("items") or [] if isinstance(i, dict)] if doc.get("kind") == "List" else [doc]
+            for item in found:
+                documents.append(item)
+                if origins is not None:
+                    origins[id(item)] = source.path
     return documents
+
+
+def secret_document(name: str, values: Mapping[str, str]) -> dict[str, Any]:
+    """An Opaque Secret from plain values: nobody writes base64 by hand."""
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": "Opaque",
+            "stringData": dict(values)}
+
+
+def masked(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of the documents with every Secret value replaced by ****, for printing."""
+    import copy
+
+    shown = copy.deepcopy(documents)
+    for doc in shown:
+        if doc.get("kind") == "Secret":
+            for key in ("data", "stringData"):
+                if isinstance(doc.get(key), dict):
+                    doc[key] = {k: "****" for k in doc[key]}
+    return shown
 
 
 def pod_specs(doc: Mapping[str, Any]) -> Iterator[dict[str, Any]]:

@@ -1,0 +1,119 @@
+"""Bad input through `inv`, as a user meets it: a clear message naming file/line/value and the fix, an exit
+code, no traceback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import inv, make_app
+
+UNREACHABLE_KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters:
+- name: dead
+  cluster: {server: "https://127.0.0.1:1"}
+contexts:
+- name: minikube
+  context: {cluster: dead, user: u}
+current-context: minikube
+users:
+- name: u
+  user: {token: not-a-real-token}
+"""
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    return make_app(tmp_path)
+
+
+def no_traceback(result) -> None:  # type: ignore[no-untyped-def]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_malformed_invoke_yaml_names_file_and_line(app: Path) -> None:
+    (app / "invoke.yaml").write_text("app:\n  name: hello\n  images: [oops\n")
+    result = inv(app, "k8s.render")
+    assert result.returncode != 0
+    assert f"{app}/invoke.yaml:4:" in result.stderr and "invalid YAML" in result.stderr
+    no_traceback(result)
+
+
+def test_unknown_config_key_is_named_with_its_line(app: Path) -> None:
+    text = (app / "invoke.yaml").read_text().replace("  timeout: 120", "  timout: 120")
+    (app / "invoke.yaml").write_text(text)
+    line = text.splitlines().index("  timout: 120") + 1
+    result = inv(app, "k8s.render")
+    assert result.returncode == 2
+    assert f"invoke.yaml:{line}: unknown config key app.timout; did you mean 'timeout'?" in result.stderr
+    no_traceback(result)
+
+
+def test_malformed_env_line_is_named(app: Path) -> None:
+    (app / ".env").write_text("BASE_IMAGE=busybox:1\nthis line is wrong\n")
+    result = inv(app, "k8s.render")
+    assert result.returncode == 2
+    assert f"{app}/.env:2: cannot parse 'this line is wrong'" in result.stderr
+    no_traceback(result)
+
+
+def test_env_file_feeds_config_and_the_shell_wins(app: Path) -> None:
+    (app / ".env").write_text("BASE_IMAGE=busybox:1\nINVOKE_APP_CLUSTER_PROVIDER=docker\nINVOKE_APP_CLUSTER_IP=10.9.9.9\n")
+    from_file = inv(app, "k8s.render")
+    assert from_file.returncode == 0, from_file.stderr
+    assert "hello.10.9.9.9.nip.io" in from_file.stdout
+    from_shell = inv(app, "k8s.render", env={"INVOKE_APP_CLUSTER_IP": "10.1.1.1"})
+    assert "hello.10.1.1.1.nip.io" in from_shell.stdout
+    flag = inv(app, "k8s.render", "--set", "MINIKUBE_IP=10.2.2.2", env={"INVOKE_APP_CLUSTER_IP": "10.1.1.1"})
+    assert "hello.10.2.2.2.nip.io" in flag.stdout
+
+
+def test_missing_kubectl_says_how_to_install(app: Path, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("docker", "bash"):
+        if shutil.which(tool):
+            (bin_dir / tool).symlink_to(shutil.which(tool))  # type: ignore[arg-type]
+    env = {"PATH": str(bin_dir), "BASE_IMAGE": "busybox:1"}
+    result = inv(app, "up", env=env)
+    assert result.returncode == 127
+    assert "error: kubectl not found" in result.stderr and "install kubectl" in result.stderr
+    no_traceback(result)
+
+
+def test_unreachable_cluster_names_the_context_and_the_fix(app: Path, tmp_path: Path) -> None:
+    config = tmp_path / "kubeconfig"
+    config.write_text(UNREACHABLE_KUBECONFIG)
+    result = inv(app, "doctor", env={"KUBECONFIG": str(config), "BASE_IMAGE": "busybox:1"})
+    assert result.returncode == 1
+    assert "context minikube does not answer" in result.stdout
+    no_traceback(result)
+
+
+def test_docker_daemon_down_is_one_clear_line(app: Path, tmp_path: Path) -> None:
+    if not shutil.which("docker"):
+        pytest.skip("docker CLI not installed")
+    config = tmp_path / "kubeconfig"
+    config.write_text(UNREACHABLE_KUBECONFIG)
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock", "KUBECONFIG": str(config), "BASE_IMAGE": "busybox:1",
+           "INVOKE_APP_CLUSTER_PROVIDER": "docker", "INVOKE_APP_CLUSTER_IP": "127.0.0.1"}
+    result = inv(app, "image.build", env=env)
+    assert result.returncode == 1
+    assert "error: the Docker daemon is not reachable" in result.stderr
+    no_traceback(result)
+
+
+def test_list_works_and_every_task_is_documented(app: Path) -> None:
+    result = inv(app, "--list")
+    assert result.returncode == 0
+    import tasks as root
+
+    for name in root.ns.task_names:
+        task = root.ns[name]
+        assert task.__doc__ and len(task.__doc__.strip().splitlines()[0]) <= 60, name
+        params = [p for p in task.get_arguments()]
+        assert all(p.help for p in params), f"{name}: every parameter needs help="
+    assert os.environ.get("INVOKE_APP_ROOT") is None

@@ -1,0 +1,127 @@
+"""Configuration: file checks with line numbers, unknown keys, typed settings, .env parsing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tasks.core.config import DEFAULTS, check_yaml_file, read_dotenv, settings_from, unknown_keys
+from tasks.core.errors import KitError
+
+
+def test_malformed_yaml_names_file_line_and_column(tmp_path: Path) -> None:
+    config = tmp_path / "invoke.yaml"
+    config.write_text("app:\n  name: x\n  images: [a\n  bad: : :\n")
+    with pytest.raises(KitError) as err:
+        check_yaml_file(config)
+    assert f"{config}:4:" in err.value.message
+    assert "invalid YAML" in err.value.message
+
+
+def test_tab_indentation_gets_the_tab_hint(tmp_path: Path) -> None:
+    config = tmp_path / "invoke.yaml"
+    config.write_text("app:\n\tname: x\n")
+    with pytest.raises(KitError) as err:
+        check_yaml_file(config)
+    assert ":2:" in err.value.message
+    assert "tabs" in err.value.hint
+
+
+def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
+    config = tmp_path / "invoke.yaml"
+    config.write_text("- a\n- b\n")
+    with pytest.raises(KitError, match="expected a mapping"):
+        check_yaml_file(config)
+
+
+def test_missing_config_file_is_empty(tmp_path: Path) -> None:
+    assert check_yaml_file(tmp_path / "invoke.yaml") == {}
+
+
+def test_unknown_keys_with_suggestions_at_every_level() -> None:
+    found = dict(unknown_keys({"imgaes": {}, "cluster": {"provder": "kind", "minikube": {"cpu": 2}},
+                               "images": {"web": {"dockerfil": "x"}}}))
+    assert "app.imgaes" in found and "images" in found["app.imgaes"]
+    assert "provider" in found["app.cluster.provder"]
+    assert "cpus" in found["app.cluster.minikube.cpu"]
+    assert "dockerfile" in found["app.images.web.dockerfil"]
+
+
+def test_user_named_mappings_are_not_config_keys() -> None:
+    assert unknown_keys({"vars": {"ANYTHING": 1}, "images": {"any-name": {}},
+                         "environments": {"qa": {"namespace": "x"}}, "secrets": {"s": "f.env"}}) == []
+
+
+def test_unknown_key_error_names_file_and_line(tmp_path: Path) -> None:
+    config = tmp_path / "invoke.yaml"
+    config.write_text("app:\n  name: x\n  timout: 3\n")
+    with pytest.raises(KitError) as err:
+        settings_from({"name": "x", "timout": 3}, tmp_path, config)
+    assert f"{config}:3: unknown config key app.timout; did you mean 'timeout'?" in err.value.message
+    assert err.value.code == 2
+
+
+def test_bad_numbers_provider_driver_and_memory_all_reported_at_once(tmp_path: Path) -> None:
+    app = {"timeout": "soon", "cluster": {"provider": "minikub", "minikube": {"cpus": "two", "driver": "hyperkitt",
+                                                                           "memory": "lots"}}}
+    with pytest.raises(KitError) as err:
+        settings_from(app, tmp_path)
+    text = err.value.message
+    assert "app.timeout must be a whole number, got 'soon'" in text
+    assert "app.cluster.minikube.cpus must be a whole number, got 'two'" in text
+    assert "'minikube'" in text  # did-you-mean for the provider
+    assert "driver 'hyperkitt' is not a minikube driver; did you mean 'hyperkit'?" in text
+    assert "memory must be a size" in text
+
+
+def test_settings_resolve_paths_relative_to_root(tmp_path: Path) -> None:
+    s = settings_from({"name": "demo", "images": {"demo": {"context": "src", "build_args": {"A": 1}}},
+                       "manifests": ["k8s", "more"]}, tmp_path)
+    image = s.image("demo")
+    assert image.context == (tmp_path / "src").resolve()
+    assert image.dockerfile == (tmp_path / "src" / "Dockerfile").resolve()
+    assert image.build_args == {"A": "1"}
+    assert s.manifests == (tmp_path / "k8s", tmp_path / "more")
+    assert s.selector == "app=demo"
+    assert s.cluster.minikube.cpus == DEFAULTS["cluster"]["minikube"]["cpus"]
+
+
+def test_environment_overrides_namespace_manifests_and_vars(tmp_path: Path) -> None:
+    app = {"name": "demo", "vars": {"A": "1", "B": "2"},
+           "environments": {"dev": {}, "qa": {"namespace": "demo-qa", "manifests": ["k8s-qa"], "vars": {"B": "3"}}}}
+    s = settings_from(app, tmp_path, env="qa")
+    assert (s.env, s.namespace, s.manifests, s.vars) == ("qa", "demo-qa", (tmp_path / "k8s-qa",), {"A": "1", "B": "3"})
+
+
+def test_unknown_environment_is_named_with_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(KitError) as err:
+        settings_from({"environments": {"dev": {}, "staging": {}}}, tmp_path, env="stagign")
+    assert "unknown environment 'stagign'; did you mean 'staging'?" in err.value.message
+    assert "dev, staging" in err.value.message
+
+
+def test_unknown_image_lists_configured_ones(tmp_path: Path) -> None:
+    s = settings_from({"images": {"web": {}}}, tmp_path)
+    with pytest.raises(KitError, match="known: web"):
+        s.image("wbe")
+
+
+def test_context_allow_list_globs(tmp_path: Path) -> None:
+    cluster = settings_from({}, tmp_path).cluster
+    assert cluster.context_allowed("minikube")
+    assert cluster.context_allowed("kind-dev")
+    assert not cluster.context_allowed("gke_prod_cluster")
+
+
+def test_dotenv_reports_unparseable_lines_by_number(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("A=1\nexport B='x y'\nthis is not a line\nC=\"q\"\n")
+    parsed = read_dotenv(env)
+    assert parsed.values == {"A": "1", "B": "x y", "C": "q"}
+    assert len(parsed.errors) == 1 and f"{env}:3:" in parsed.errors[0]
+
+
+def test_missing_dotenv_is_empty(tmp_path: Path) -> None:
+    parsed = read_dotenv(tmp_path / ".env")
+    assert (parsed.values, parsed.errors) == ({}, [])

@@ -1,0 +1,102 @@
+"""Lint: every check with the file, the object and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tasks.core import lint, render
+from tasks.core.render import Source
+
+
+def docs(text: str, name: str = "k8s/app.yaml") -> tuple[list[dict[str, Any]], dict[int, Path]]:
+    origins: dict[int, Path] = {}
+    return render.parse([Source(Path(name), text)], origins), origins
+
+
+DEPLOY = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: redis}}
+spec:
+  strategy: {strategy}
+  selector: {{matchLabels: {{app: redis}}}}
+  template:
+    metadata: {{labels: {{app: {label}}}}}
+    spec: {{containers: [{{name: r, image: redis:4}}]}}
+"""
+
+
+def test_clean_manifests_have_no_findings() -> None:
+    objects, origins = docs(DEPLOY.format(strategy="{type: Recreate}", label="redis"))
+    assert lint.lint(objects, origins) == []
+
+
+def test_recreate_with_rolling_update_names_file_object_and_fix() -> None:
+    objects, origins = docs(DEPLOY.format(strategy="{type: Recreate, rollingUpdate: {maxSurge: 1}}", label="redis"))
+    [finding] = lint.lint(objects, origins)
+    assert finding.error and str(finding).startswith("k8s/app.yaml Deployment/redis: error:")
+    assert "may not be set when strategy type is Recreate" in finding.message
+    assert "delete the rollingUpdate block" in finding.fix
+
+
+def test_live_leftover_rolling_update_is_explained() -> None:
+    objects, origins = docs(DEPLOY.format(strategy="{type: Recreate}", label="redis"))
+    live = {"Deployment//redis": {"spec": {"strategy": {"type": "RollingUpdate",
+                                                         "rollingUpdate": {"maxSurge": "25%"}}}}}
+    [finding] = lint.lint(objects, origins, live=live)
+    assert "live Deployment still has spec.strategy.rollingUpdate" in finding.message
+    assert "rollingUpdate: null" in finding.fix and "kubectl delete deployment redis" in finding.fix
+
+
+def test_selector_not_matching_template_labels() -> None:
+    objects, origins = docs(DEPLOY.format(strategy="{type: RollingUpdate}", label="other"))
+    [finding] = lint.lint(objects, origins)
+    assert "does not match the pod template labels" in finding.message
+
+
+@pytest.mark.parametrize("api,kind,replacement,error", [
+    ("extensions/v1beta1", "Ingress", "networking.k8s.io/v1", True),
+    ("extensions/v1beta1", "Deployment", "apps/v1", True),
+    ("apps/v1beta2", "StatefulSet", "apps/v1", True),
+    ("networking.k8s.io/v1beta1", "Ingress", "networking.k8s.io/v1", True),
+    ("batch/v1beta1", "CronJob", "batch/v1", False),
+])
+def test_removed_api_versions_name_the_replacement(api: str, kind: str, replacement: str, error: bool) -> None:
+    objects, origins = docs(f"apiVersion: {api}\nkind: {kind}\nmetadata: {{name: x}}\n")
+    [finding] = [f for f in lint.lint(objects, origins) if "apiVersion" in f.message]
+    assert finding.error is error and f"use apiVersion: {replacement}" in finding.fix
+
+
+def test_service_selecting_nothing_is_a_warning() -> None:
+    text = DEPLOY.format(strategy="{type: RollingUpdate}", label="redis") + \
+        "---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n"
+    objects, origins = docs(text)
+    [finding] = lint.lint(objects, origins)
+    assert not finding.error and "matches no workload" in finding.message
+
+
+def test_duplicates_name_both_files() -> None:
+    a, origins = docs("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", "k8s/a.yaml")
+    b, more = docs("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", "k8s/b.yaml")
+    origins.update(more)
+    [finding] = lint.lint(a + b, origins)
+    assert finding.where.startswith("k8s/b.yaml") and "also defined in k8s/a.yaml" in finding.message
+
+
+def test_our_image_under_another_registry_warns() -> None:
+    objects, origins = docs("kind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: quay.io/me/demoapp:1}]}\n")
+    [finding] = lint.lint(objects, origins, our_images=["demoapp"], built={"demoapp": "demoapp:abc"})
+    assert not finding.error and "write `image: demoapp`" in finding.fix
+
+
+def test_job_changed_in_place_is_an_error_with_the_fix() -> None:
+    objects, origins = docs("apiVersion: batch/v1\nkind: Job\nmetadata: {name: db-setup}\n"
+                            "spec: {template: {spec: {containers: [{name: c, image: 'demoapp:new'}]}}}\n")
+    live = {"Job//db-setup": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "demoapp:old"}]}}}}}
+    [finding] = lint.lint(objects, origins, live=live)
+    assert "Jobs are immutable" in finding.message and "delete job db-setup" in finding.fix
+    same = {"Job//db-setup": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "demoapp:new"}]}}}}}
+    assert lint.lint(objects, origins, live=same) == []

@@ -1,0 +1,61 @@
+"""`inv watch` on the real cluster: an edit to examples/hello ends with the new tag running."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import inv, make_app
+from watch_helpers import Running, cluster_env, namespace
+
+pytestmark = pytest.mark.integration
+
+
+def running_images(ns: str) -> dict[str, tuple[str, str]]:
+    """pod -> (image, imageID) of each live (not terminating) hello pod."""
+    out = subprocess.run(["kubectl", "--namespace", ns, "get", "pods", "-l", "app=hello", "-o", "json"],
+                         check=True, capture_output=True, text=True).stdout
+    found = {}
+    for pod in json.loads(out)["items"]:
+        if pod["metadata"].get("deletionTimestamp"):
+            continue
+        for status in pod["status"].get("containerStatuses", []):
+            found[f"{pod['metadata']['name']}/{status['name']}"] = (status["image"], status.get("imageID", ""))
+    return found
+
+
+def test_an_edit_ends_with_the_new_tag_running(cluster: str, base_image: str, tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    with namespace("kit-watch") as ns:
+        env = cluster_env(base_image, ns)
+        first = inv(app, "up", env=env)
+        assert first.returncode == 0, first.stderr
+        old_tag = inv(app, "image.tag", env=env).stdout.strip()
+
+        watcher = Running(app, "watch", "--cycles", "1", env=env)
+        try:
+            watcher.wait_for(r"^watching ", 60)
+            (app / "app" / "www" / "version.txt").write_text("edited by the watch test\n")
+            (app / "README.md").write_text("ignored: .dockerignore leaves *.md out\n")
+            assert watcher.proc.wait(timeout=240) == 0, watcher.text
+        finally:
+            watcher.stop()
+
+        new_tag = inv(app, "image.tag", env=env).stdout.strip()
+        assert new_tag != old_tag
+        assert "── cycle 1: app/www/version.txt changed (rebuild hello)" in watcher.text
+        assert "README.md" not in watcher.text.split("── cycle 1:")[1].splitlines()[0]
+        assert "── cycle 1 ready: build " in watcher.text and "save→ready " in watcher.text
+
+        image_id = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", new_tag],
+                                  check=True, capture_output=True, text=True).stdout.strip()
+        running = running_images(ns)
+        assert len(running) == 3, running  # 2 web + 1 worker
+        for pod, (image, ref) in running.items():
+            assert image.endswith(new_tag), (pod, image)
+            assert ref.endswith(image_id), (pod, ref)
+        served = subprocess.run(["kubectl", "--namespace", ns, "exec", "deploy/hello-web", "--", "wget", "-qO-",
+                                 "http://127.0.0.1:8080/version.txt"], capture_output=True, text=True, timeout=60)
+        assert served.stdout.strip() == "edited by the watch test", served.stderr

@@ -1,0 +1,212 @@
+"""The handler with synthetic watchdog events and the loop with a fake clock: no observer thread, no sleeps."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import make_app
+from watchdog.events import (
+    DirCreatedEvent,
+    DirModifiedEvent,
+    FileClosedEvent,
+    FileClosedNoWriteEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileOpenedEvent,
+)
+
+from tasks.core.debounce import Batch
+from tasks.core.errors import KitError
+from tasks.core.watchfilter import Plan, Watch, WatchFilter
+from tasks.watch import Session
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wait(self, cond: threading.Condition, seconds: float) -> None:
+        self.now += seconds  # instead of blocking: time passes
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    return make_app(tmp_path)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def session(app: Path, clock: Clock, quiet: float = 0.3, max_delay: float = 2.0) -> Session:
+    f = WatchFilter(app, [("hello", app, app / "Dockerfile")], [app / "k8s"])
+    return Session(f, quiet, max_delay, clock=clock, wait=clock.wait)
+
+
+def p(app: Path, rel: str) -> str:
+    return str(app / rel)
+
+
+def test_reads_and_folder_noise_are_not_changes(app: Path, clock: Clock) -> None:
+    s = session(app, clock)
+    for event in (FileOpenedEvent(p(app, "app/web.sh")), FileClosedNoWriteEvent(p(app, "app/web.sh")),
+                  FileClosedEvent(p(app, "app/web.sh")), DirModifiedEvent(p(app, "app"))):
+        s.handler.dispatch(event)
+    clock.now += 10
+    assert s.inbox.take() is None
+    assert s.handler.seen == 4 and s.handler.ignored == 4
+
+
+def test_fifty_writes_to_ignored_paths_make_no_batch(app: Path, clock: Clock) -> None:
+    s = session(app, clock)
+    ignored = ["README.md", ".git/index", ".kit/rendered-dev.yaml", "app/www/.index.html.swp", "invoke.yaml"]
+    for i in range(50):
+        s.handler.dispatch(FileModifiedEvent(p(app, ignored[i % len(ignored)])))
+    clock.now += 10
+    assert s.inbox.take() is None and s.handler.ignored == 50
+
+
+def test_an_atomic_save_counts_the_target_of_the_rename(app: Path, clock: Clock) -> None:
+    s = session(app, clock)
+    s.handler.dispatch(FileCreatedEvent(p(app, "app/www/.index.html.swp")))
+    s.handler.dispatch(FileMovedEvent(p(app, "app/www/.index.html.swp"), p(app, "app/www/index.html")))
+    clock.now += 0.3
+    taken = s.inbox.take()
+    assert taken is not None
+    batch, changes = taken
+    assert batch.paths == ("app/www/index.html",) and changes[0].images == {"hello"}
+
+
+def test_a_move_out_of_the_context_counts_its_source(app: Path, clock: Clock) -> None:
+    s = session(app, clock)
+    s.handler.dispatch(FileMovedEvent(p(app, "app/web.sh"), p(app, "web.sh.md")))
+    s.handler.dispatch(FileDeletedEvent(p(app, "app/worker.sh")))
+    clock.now += 0.3
+    taken = s.inbox.take()
+    assert taken is not None and taken[0].paths == ("app/web.sh", "app/worker.sh")
+
+
+def test_a_new_folder_is_reported_to_the_watcher(app: Path, clock: Clock) -> None:
+    s = session(app, clock)
+    seen: list[str] = []
+    s.handler.new_folder = seen.append
+    s.handler.dispatch(DirCreatedEvent(p(app, "app/lib")))
+    assert seen == [p(app, "app/lib")]
+
+
+def test_a_new_folder_inside_a_flat_watch_gets_its_own_watch(tmp_path: Path, clock: Clock) -> None:
+    (tmp_path / "node_modules" / "x").mkdir(parents=True)
+    (tmp_path / ".dockerignore").write_text("node_modules/\n")
+    f = WatchFilter(tmp_path, [("web", tmp_path, tmp_path / "Dockerfile")], [])
+    s = Session(f, 0.3, 2.0, clock=clock, wait=clock.wait)
+    scheduled: list[Watch] = []
+    s.watcher._schedule = scheduled.append  # type: ignore[method-assign]
+    s.watcher._flat.add(str(tmp_path))
+    (tmp_path / "lib").mkdir()
+    s.handler.dispatch(DirCreatedEvent(str(tmp_path / "lib")))
+    (tmp_path / "node_modules" / "y").mkdir()
+    s.handler.dispatch(DirCreatedEvent(str(tmp_path / "node_modules")))
+    assert scheduled == [Watch(str(tmp_path / "lib"), True)]
+
+
+def run(s: Session, cycles: int, during: Any = None) -> list[tuple[Batch, Plan]]:
+    """Run the loop for ``cycles``; ``during(n)`` runs inside cycle n (edits made while it builds)."""
+    seen: list[tuple[Batch, Plan]] = []
+
+    def cycle(number: int, batch: Batch, plan: Plan) -> None:
+        seen.append((batch, plan))
+        if during:
+            during(number)
+
+    s.run(cycle, cycles)
+    return seen
+
+
+def test_a_burst_is_one_cycle_and_a_manifest_change_skips_the_build(app: Path, clock: Clock) -> None:
+    s = session(app, clock)
+    for i in range(500):
+        s.handler.dispatch(FileModifiedEvent(p(app, f"app/www/f{i}.html")))
+    seen = run(s, 1)
+    assert len(seen) == 1 and len(seen[0][0].paths) == 500 and seen[0][1] == Plan(frozenset({"hello"}), False)
+    s.handler.dispatch(FileModifiedEvent(p(app, "k8s/web-deploy.yaml")))
+    seen = run(s, 2)
+    assert seen[0][1] == Plan(frozenset(), True) and not seen[0][1].build
+
+
+def test_changes_during_a_cycle_coalesce_into_exactly_one_follow_up(app: Path, clock: Clock) -> None:
+    s = session(app, clock)
+
+    def edit(number: int) -> None:
+        if number == 1:  # three saves while cycle 1 builds
+            for rel in ("app/web.sh", "app/worker.sh", "app/web.sh"):
+                clock.now += 0.5
+                s.handler.dispatch(FileModifiedEvent(p(app, rel)))
+
+    s.handler.dispatch(FileModifiedEvent(p(app, "app/www/index.html")))
+    seen = run(s, 2, edit)
+    assert [b.paths for b, _ in seen] == [("app/www/index.html",), ("app/web.sh", "app/worker.sh")]
+    assert s.inbox.take() is None and s.inbox.debouncer.pending == 0  # nothing left for a third cycle
+
+
+def test_the_follow_up_waits_only_for_the_quiet_window(app: Path, clock: Clock) -> None:
+    s = session(app, clock)
+    ends: list[float] = []
+
+    def edit(number: int) -> None:
+        if number == 1:
+            s.handler.dispatch(FileModifiedEvent(p(app, "app/web.sh")))
+            clock.now += 5.0  # the rest of the cycle
+            ends.append(clock.now)
+
+    s.handler.dispatch(FileModifiedEvent(p(app, "app/www/index.html")))
+    started: list[float] = []
+    s.run(lambda n, b, pl: (started.append(clock.now), edit(n)), 2)
+    assert started[1] == pytest.approx(ends[0])  # the save is 5 s old: no extra wait
+
+
+def test_a_cycle_that_rewrites_its_trigger_is_stopped_naming_the_path(app: Path, clock: Clock) -> None:
+    s = session(app, clock)
+
+    def build_writes_into_the_context(number: int) -> None:
+        clock.now += 1.0
+        s.handler.dispatch(FileModifiedEvent(p(app, "app/www/build-info.txt")))
+        clock.now += 1.0
+
+    s.handler.dispatch(FileModifiedEvent(p(app, "app/www/index.html")))
+    with pytest.raises(KitError) as raised:
+        run(s, 10, build_writes_into_the_context)
+    assert s.cycles == 2  # the user's change, then one cycle that proves the loop
+    assert "app/www/build-info.txt" in raised.value.message
+    assert ".dockerignore" in raised.value.hint and "app.watch.ignore" in raised.value.hint
+
+
+def test_saving_between_cycles_is_not_a_loop(app: Path, clock: Clock) -> None:
+    s = session(app, clock)
+    for _ in range(5):
+        clock.now += 2.0  # the person edits between cycles
+        s.handler.dispatch(FileModifiedEvent(p(app, "app/web.sh")))
+        run(s, s.cycles + 1)
+    assert s.cycles == 5
+
+
+def test_the_check_runs_while_waiting(app: Path, clock: Clock) -> None:
+    s = session(app, clock)
+    calls = []
+
+    def check() -> None:
+        calls.append(clock.now)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        s.run(lambda *a: None, None, check)
+    assert len(calls) == 3

@@ -1,0 +1,291 @@
+"""`inv watch` and `inv dev` against a strict mock context: the exact commands of each cycle, failures
+that keep the loop going, the lock, the numeric flags and the stop signals. Events are synthetic."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import HELLO, make_app
+from invoke import Exit
+from strict import StrictContext, fail, ok, rx
+from watchdog.events import FileModifiedEvent
+
+from tasks import shell, watch, workflow
+from tasks.core import images as core_images
+from tasks.core import lock
+from tasks.core.errors import KitError
+
+CONTEXT = "kubectl config current-context"
+GET = "kubectl --context k8s-local get deployments,statefulsets,daemonsets,jobs,replicasets,pods -o json"
+APPLY = "kubectl --context k8s-local apply -f .kit/rendered-dev.yaml"
+DELETE = rx(r"^kubectl --context k8s-local delete .* -l devloop/app=hello,devloop/env=dev --ignore-not-found")
+
+
+def ready_listing() -> str:
+    def deployment(name: str, replicas: int) -> dict[str, Any]:
+        return {"kind": "Deployment", "metadata": {"name": name, "generation": 1}, "spec": {"replicas": replicas},
+                "status": {"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas,
+                           "readyReplicas": replicas, "availableReplicas": replicas}}
+    return json.dumps({"items": [deployment("hello-web", 2), deployment("hello-worker", 1)]})
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    target = make_app(tmp_path)
+    monkeypatch.chdir(target)
+    monkeypatch.setattr(shell, "spawn", lambda *a, **kw: None)  # no kubectl --watch children in these tests
+    monkeypatch.setattr(watch, "stop_descendants", lambda *a, **kw: [])  # never signal pytest's own children
+    return target
+
+
+def config(app_dir: Path) -> dict[str, Any]:
+    app = yaml.safe_load((HELLO / "invoke.yaml").read_text())["app"]
+    app["root"] = str(app_dir)
+    app["images"]["hello"]["build_args"] = {"BASE_IMAGE": "busybox:1"}
+    app["cluster"] = dict(app["cluster"], provider="docker", ip="127.0.0.1")
+    return app
+
+
+def tag(app_dir: Path) -> str:
+    return core_images.build_inputs(app_dir, app_dir / "Dockerfile", {"BASE_IMAGE": "busybox:1"}).tag
+
+
+def inspect(t: str) -> str:
+    return f"docker image inspect --format '{{{{.Id}}}}' hello:{t}"
+
+
+def edits(monkeypatch: pytest.MonkeyPatch, *paths: Path) -> list[watch.Watcher]:
+    """Instead of starting an observer, report these paths as modified (as watchdog would)."""
+    started: list[watch.Watcher] = []
+
+    def start(self: watch.Watcher) -> None:
+        started.append(self)
+        self.watches = [lock_free_watch(self)]
+        for path in paths:
+            self.handler.dispatch(FileModifiedEvent(str(path)))
+
+    monkeypatch.setattr(watch.Watcher, "start", start)
+    monkeypatch.setattr(watch.Watcher, "stop", lambda self: None)
+    return started
+
+
+def lock_free_watch(watcher: watch.Watcher) -> Any:
+    from tasks.core.watchfilter import Watch
+
+    return Watch(watcher.filter.root, True)
+
+
+def shapes(commands: list[str]) -> list[str]:
+    return [" ".join(c.split()[:3]) if not c.startswith("kubectl --context") else " ".join(c.split()[:4])
+            for c in commands]
+
+
+@pytest.mark.parametrize(("changed", "expected"), [
+    ("app/www/index.html", [CONTEXT, "docker image inspect", "docker build --tag", "docker image inspect",
+                            "kubectl --context k8s-local apply", "kubectl --context k8s-local get"]),
+    ("k8s/web-deploy.yaml", [CONTEXT, "kubectl --context k8s-local apply", "kubectl --context k8s-local get"]),
+    ("Dockerfile", [CONTEXT, "docker image inspect", "docker build --tag", "docker image inspect",
+                    "kubectl --context k8s-local apply", "kubectl --context k8s-local get"]),
+])
+def test_one_cycle_runs_exactly_these_commands(app_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str], changed: str,
+                                               expected: list[str]) -> None:
+    t = tag(app_dir)
+    c = StrictContext({
+        CONTEXT: ok("k8s-local\n"),
+        inspect(t): [fail(1, stderr="Error: No such image"), ok("sha256:1\n")],
+        rx(r"^docker build --tag hello:"): ok(),
+        APPLY: ok(),
+        GET: ok(ready_listing()),
+    }, app=config(app_dir), repeat=False)
+    edits(monkeypatch, app_dir / changed)
+    watch.watch(c, cycles="1", debounce_ms="1")
+    assert shapes(c.commands) == expected
+    err = capsys.readouterr().err
+    assert f"── cycle 1: {changed} changed" in err
+    assert ("manifests only: no rebuild" in err) is (changed.startswith("k8s/"))
+    assert "── cycle 1 ready: " in err and "save→ready" in err
+    assert not list((app_dir / ".kit").glob("lock-*.json"))  # released on the way out
+
+
+def test_a_failed_build_is_reported_and_the_next_change_retries(app_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    started = edits(monkeypatch, app_dir / "app" / "web.sh")
+
+    class EditWhileBuilding(StrictContext):
+        def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
+            result = super().run(command, *args, **kwargs)
+            if command.startswith("docker build") and sum(x.startswith("docker build") for x in self.commands) == 1:
+                # the fix is saved while the failing build runs
+                (app_dir / "app" / "web.sh").write_text("#!/bin/sh\necho fixed\n")
+                started[0].handler.dispatch(FileModifiedEvent(str(app_dir / "app" / "web.sh")))
+            return result
+
+    c = EditWhileBuilding({
+        CONTEXT: ok("k8s-local\n"),
+        rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image"), fail(1, stderr="Error: No such image"),
+                                       ok("sha256:2\n")],
+        rx(r"^docker build --tag hello:"): [fail(1, stdout="Step 3/9 : COPY app/ /app/\nCOPY failed: no such file"),
+                                            ok()],
+        APPLY: ok(),
+        GET: ok(ready_listing()),
+    }, app=config(app_dir), repeat=False)
+    watch.watch(c, cycles="2", debounce_ms="1")
+    err = capsys.readouterr().err
+    assert "error: image hello: docker build failed at Step 3/9 : COPY app/ /app/" in err
+    assert "── cycle 1 failed in build" in err and "still watching: the next change retries" in err
+    assert "── cycle 2: app/web.sh changed (rebuild hello)" in err and "── cycle 2 ready" in err
+    assert sum(cmd.startswith("docker build") for cmd in c.commands) == 2
+
+
+def test_dev_is_up_then_cycles_and_cleanup_deletes_on_exit(app_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    t = tag(app_dir)
+    edits(monkeypatch, app_dir / "k8s" / "configmap.yaml")
+    followers: list[tuple[bool, bool]] = []
+    monkeypatch.setattr(watch, "start_followers", lambda app, logs, forwards, allow: followers.append((logs, forwards)) or [])
+    c = StrictContext({
+        CONTEXT: ok("k8s-local\n"),
+        inspect(t): ok("sha256:1\n"),
+        APPLY: ok(),
+        GET: ok(ready_listing()),
+        DELETE: ok(),
+    }, app=config(app_dir), repeat=True)
+    watch.dev(c, cycles="1", debounce_ms="1", cleanup=True, no_forwards=True)
+    assert shapes(c.commands) == [
+        CONTEXT, "docker image inspect", "docker image inspect", "kubectl --context k8s-local apply",
+        "kubectl --context k8s-local get",  # cycle 0: up (the image is there already)
+        "kubectl --context k8s-local apply", "kubectl --context k8s-local get",  # cycle 1: manifests only
+        "kubectl --context k8s-local delete",  # --cleanup
+    ]
+    assert followers == [(True, False)]
+    err = capsys.readouterr().err
+    assert "── cycle 0: up" in err and "── cycle 0 ready" in err and "cleanup: deleting what was applied" in err
+
+
+def test_a_failed_up_keeps_dev_watching(app_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    t = tag(app_dir)
+    edits(monkeypatch, app_dir / "k8s" / "configmap.yaml")
+    monkeypatch.setattr(watch, "start_followers", lambda *a: [])
+    c = StrictContext({
+        CONTEXT: ok("k8s-local\n"),
+        inspect(t): ok("sha256:1\n"),
+        APPLY: [fail(1, stderr="error: the server could not find the requested resource"), ok()],
+        GET: ok(ready_listing()),
+    }, app=config(app_dir), repeat=True)
+    watch.dev(c, cycles="1", debounce_ms="1")
+    err = capsys.readouterr().err
+    assert "── cycle 0 failed; still watching" in err and "── cycle 1 ready" in err
+
+
+# -- the lock --------------------------------------------------------------------------------------
+
+
+def write_lock(app_dir: Path, pid: int, command: str, start: str = "") -> Path:
+    path = lock.lock_file(app_dir / ".kit", "k8s-local", "")
+    path.parent.mkdir(exist_ok=True)
+    import socket
+
+    path.write_text(json.dumps({"pid": pid, "command": command, "since": time.time() - 125,
+                                "host": socket.gethostname(), "start": start}))
+    return path
+
+
+@pytest.mark.parametrize("task", ["up", "watch", "dev"])
+def test_a_second_run_says_who_holds_the_lock(app_dir: Path, monkeypatch: pytest.MonkeyPatch, task: str) -> None:
+    holder = os.getppid()  # alive for the whole test
+    write_lock(app_dir, holder, "inv dev --env dev", lock.process_start(holder))
+    edits(monkeypatch)
+    c = StrictContext({CONTEXT: ok("k8s-local\n")}, app=config(app_dir))
+    body = {"up": workflow.up, "watch": watch.watch, "dev": watch.dev}[task]
+    with pytest.raises(Exit) as raised:
+        body(c)
+    assert raised.value.code == 75
+    message = str(raised.value.message)
+    assert f"pid {holder} (inv dev --env dev), since " in message and "(2 min ago)" in message
+    assert f"kill {holder}" in message
+    assert c.commands == [CONTEXT]  # nothing was built or applied
+
+
+def test_a_stale_lock_is_taken_over(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    path = write_lock(app_dir, gone.pid, "inv up")
+    t = tag(app_dir)
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), inspect(t): ok("sha256:1\n"), APPLY: ok(), GET: ok(ready_listing())},
+                      app=config(app_dir))
+    workflow.up(c)
+    assert f"lock: taking over a stale lock from pid {gone.pid} (inv up)" in capsys.readouterr().err
+    assert not path.exists()
+
+
+def test_dry_runs_take_no_lock(app_dir: Path) -> None:
+    write_lock(app_dir, os.getppid(), "inv dev", lock.process_start(os.getppid()))
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), rx(r"^docker image inspect"): ok("sha256:1\n"),
+                       GET: ok(ready_listing())}, app=config(app_dir), dry=True)
+    workflow.up(c)
+
+
+# -- flags and signals -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("flag", "value"), [("cycles", "x"), ("debounce_ms", "0"), ("timeout", "-3")])
+def test_numeric_flags_are_checked(app_dir: Path, flag: str, value: str) -> None:
+    c = StrictContext({CONTEXT: ok("k8s-local\n")}, app=config(app_dir))
+    with pytest.raises(Exit) as raised:
+        watch.watch(c, **{flag: value})
+    assert raised.value.code == 2 and f"--{flag.replace('_', '-')} must be a whole number" in str(raised.value.message)
+
+
+def test_nothing_to_watch_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app_dir = make_app(tmp_path)
+    monkeypatch.chdir(app_dir)
+    app = config(app_dir)
+    app["watch"] = {"paths": ["nowhere"]}
+    c = StrictContext({CONTEXT: ok("k8s-local\n")}, app=app)
+    with pytest.raises(Exit) as raised:
+        watch.watch(c, cycles="1")
+    assert "nothing to watch" in str(raised.value.message)
+
+
+def test_sigterm_ends_with_143_and_sigint_with_130() -> None:
+    stopper = watch.Stopper()
+    stopper.signal = signal.SIGTERM
+    error = stopper.exit_error()
+    assert error is not None and error.code == 143 and "SIGTERM" in error.message
+    stopper.signal = signal.SIGINT
+    assert stopper.exit_error() is None
+
+
+def test_once_stopping_the_funnel_starts_nothing_new(monkeypatch: pytest.MonkeyPatch) -> None:
+    c = StrictContext({"echo hi": ok()})
+    shell.STOPPING.set()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            shell.run(c, ["echo", "hi"])
+        errors: list[BaseException] = []
+
+        def helper() -> None:
+            try:
+                shell.run(c, ["echo", "hi"])
+            except KitError as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=helper)
+        thread.start()
+        thread.join()
+        assert len(errors) == 1 and "stopping" in str(errors[0])
+        assert shell.spawn(c, ["sleep", "100"]) is None
+        assert c.commands == []
+    finally:
+        shell.STOPPING.clear()

@@ -1,0 +1,123 @@
+"""Shared by the watch/dev integration tests and bench/watch_bench.py: a running `inv` whose output is
+read as it comes, its process tree, and a namespace of our own on the real cluster."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from conftest import INV
+
+from tasks.core import lock
+
+
+class Running:
+    """`inv ARGS` started in an app folder; stdout and stderr collected line by line as they arrive."""
+
+    def __init__(self, app: Path, *args: str, env: dict[str, str]) -> None:
+        full_env = dict(os.environ, **env)
+        full_env["PATH"] = f"{Path(INV).parent}{os.pathsep}{full_env.get('PATH', '')}"
+        full_env["PYTHONUNBUFFERED"] = "1"
+        self.proc = subprocess.Popen([INV, *args], cwd=app, env=full_env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.lines: list[tuple[float, str]] = []
+        self._cond = threading.Condition()
+        self._readers = [threading.Thread(target=self._read, args=(stream,), daemon=True)
+                         for stream in (self.proc.stdout, self.proc.stderr)]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream: object) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            with self._cond:
+                self.lines.append((time.monotonic(), line.rstrip("\n")))
+                self._cond.notify_all()
+
+    @property
+    def text(self) -> str:
+        with self._cond:
+            return "\n".join(line for _, line in self.lines)
+
+    def wait_for(self, pattern: str, timeout: float, start: int = 0) -> tuple[int, float, str]:
+        """The first line (from index ``start``) matching ``pattern``: (index, arrival time, line)."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for index in range(start, len(self.lines)):
+                    at, line = self.lines[index]
+                    if regex.search(line):
+                        return index, at, line
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not any(r.is_alive() for r in self._readers)):
+                    raise AssertionError(f"no line matching {pattern!r} within {timeout}s; output:\n{self.text[-4000:]}")
+                self._cond.wait(min(left, 0.2))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def tree(pid: int) -> dict[int, str]:
+    """pid -> command line of every process below ``pid``."""
+    found = {}
+    for child in lock.descendants(pid, lock.process_table()):
+        try:
+            found[child] = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except OSError:
+            continue
+    return found
+
+
+def alive(pid: int, start: str) -> bool:
+    return lock.pid_alive(pid) and lock.process_start(pid) == start
+
+
+def processes_mentioning(word: str) -> dict[int, str]:
+    """Live (non-zombie) processes whose command line contains ``word``."""
+    found = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if word in cmdline and lock.pid_alive(int(name)):
+            found[int(name)] = cmdline.strip()
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def namespace(prefix: str) -> Iterator[str]:
+    """A namespace of our own on the real cluster, deleted afterwards."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["kubectl", "create", "namespace", name], check=True, capture_output=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["kubectl", "delete", "namespace", name, "--wait=false"], capture_output=True)
+
+
+def cluster_env(base_image: str, ns: str) -> dict[str, str]:
+    return {"BASE_IMAGE": base_image, "INVOKE_APP_CLUSTER_PROVIDER": "docker", "INVOKE_APP_CLUSTER_IP": "127.0.0.1",
+            "INVOKE_APP_NAMESPACE": ns}
