@@ -6,6 +6,7 @@ folder holding this file: drop (or symlink) ``tasks.py`` and ``tasks/`` into an 
 """
 
 import copy
+import os
 import sys
 from pathlib import Path
 
@@ -14,19 +15,25 @@ __path__ = [str(Path(__file__).with_name("tasks"))]
 from invoke import Collection  # noqa: E402
 
 from tasks import compose, editor, helm, image, k8s, minikube, observe, tls, watch, workflow  # noqa: E402
-from tasks.core.config import DEFAULTS, check_yaml_file  # noqa: E402
+from tasks.core.config import DEFAULTS, check_yaml_file, env_override_problems  # noqa: E402
 from tasks.core.errors import KitError  # noqa: E402
 from tasks.kit import load_dotenv_into_environ  # noqa: E402
 
 ROOT = Path(__file__).parent.absolute()
 
-# invoke reads invoke.yaml itself and would stop with a traceback on a syntax error: check it first.
+# invoke reads invoke.yaml and INVOKE_* itself and would stop with a traceback on a syntax error or
+# an uncastable value: check both first. .env joins below the shell (never overriding it), like
+# direnv's dotenv_if_exists.
 try:
-    check_yaml_file(ROOT / "invoke.yaml")
+    _project = check_yaml_file(ROOT / "invoke.yaml")
+    load_dotenv_into_environ(ROOT)
+    _merged = dict(copy.deepcopy(DEFAULTS), **(_project.get("app") or {}))
+    _problems = env_override_problems(os.environ, _merged)
+    if _problems:
+        raise KitError("environment variables the configuration cannot take:\n" + "\n".join(f"  - {p}" for p in _problems),
+                       hint="fix or unset them (in the shell or in .env)", code=2)
 except KitError as _exc:
     sys.exit(_exc.render())
-# .env joins the configuration below the shell (never overriding it), like direnv's dotenv_if_exists.
-load_dotenv_into_environ(ROOT)
 
 ns = Collection()
 for _task in (workflow.up, workflow.down, workflow.doctor, *watch.ROOT_TASKS):

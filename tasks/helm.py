@@ -18,7 +18,7 @@ from tasks.core import helm as core
 from tasks.core import render
 from tasks.core.config import Image
 from tasks.core.errors import KitError
-from tasks.kit import App, kit_task, print_table
+from tasks.kit import STATE_DIR, App, kit_task, print_table
 
 
 def helm_version(app: App) -> str:
@@ -111,7 +111,8 @@ def apply_release_secrets(app: App, p: Plan, host: str, tls: bool = True) -> Non
         if not shell.is_dry(app.c):
             documents.append(tls_tasks.secret_document(app, files, secret))
     if documents or (tls and shell.is_dry(app.c)):
-        tls_tasks.apply_secrets(app, documents, app.state_dir / "helm" / app.settings.env / f"{p.release.name}-secrets.yaml")
+        path = app.settings.root / STATE_DIR / "helm" / app.settings.env / f"{p.release.name}-secrets.yaml"
+        tls_tasks.apply_secrets(app, documents, path)
 
 
 # -- tasks --------------------------------------------------------------------------------------

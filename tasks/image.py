@@ -221,7 +221,7 @@ def build(c: Context, name: str | None = None, no_cache: bool = False, env: str 
 
 @kit_task(help={"name": "deliver only this image", "env": "environment whose settings to use"})
 def load(c: Context, name: str | None = None, env: str | None = None) -> None:
-    """Deliver built images to the cluster (load, push or nothing)."""
+    """Deliver built images to the cluster, or skip if there."""
     app = App.load(c, env)
     for image in selected(app, name):
         deliver_one(app, plan(app, image))

@@ -219,7 +219,7 @@ def wait(c: Context, env: str | None = None, timeout: int | None = None, allow_c
 @kit_task(help={"env": "environment (dev, staging, qa…)", "volumes": "also delete PersistentVolumeClaims (data!)",
                 "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts"})
 def delete(c: Context, env: str | None = None, volumes: bool = False, allow_context: bool = False) -> None:
-    """Delete what the kit applied (by label); not-found is fine."""
+    """Delete what the kit applied, found by its label."""
     app = App.load(c, env)
     if allow_context:
         app.allow_context()

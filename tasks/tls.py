@@ -59,9 +59,9 @@ def ensure_certificate(app: App, host: str, secret: str, force: bool = False) ->
     if shell.is_dry(app.c):
         app.run(core.openssl_argv(files))
         return files
-    app.state_dir  # noqa: B018 - creates .kit/ with its .gitignore
+    kit_dir = app.state_dir  # creates .kit/ (git-ignored) on first use
     files.folder.mkdir(parents=True, exist_ok=True)
-    for folder in (files.folder, files.folder.parent, files.folder.parent.parent):
+    for folder in (kit_dir / "tls", files.folder.parent, files.folder):
         folder.chmod(0o700)
     files.request_config.write_text(core.request_config(host, app.settings.name), encoding="utf-8")
     app.run(core.openssl_argv(files), capture=True,
@@ -96,6 +96,7 @@ def apply_secrets(app: App, documents: list[dict[str, Any]], path: Path) -> None
     from tasks import k8s  # here, not at the top: the manifest renderer asks this module for tls_documents
 
     if not shell.is_dry(app.c):  # nothing is written under --dry; the commands are shown
+        app.state_dir.mkdir(exist_ok=True)  # .kit/ with its .gitignore, before anything goes in it
         render.label(documents, app.settings.name, app.settings.env, app.settings.namespace)
         write_private(path, documents)
     k8s.ensure_namespace(app)

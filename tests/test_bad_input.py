@@ -113,7 +113,16 @@ def test_list_works_and_every_task_is_documented(app: Path) -> None:
 
     for name in root.ns.task_names:
         task = root.ns[name]
-        assert task.__doc__ and len(task.__doc__.strip().splitlines()[0]) <= 60, name
+        assert task.__doc__ and len(task.__doc__.strip().splitlines()[0]) <= 55, name
         params = [p for p in task.get_arguments()]
         assert all(p.help for p in params), f"{name}: every parameter needs help="
     assert os.environ.get("INVOKE_APP_ROOT") is None
+
+
+def test_uncastable_environment_values_are_named_not_a_traceback(app: Path) -> None:
+    (app / ".env").write_text("INVOKE_APP_TIMEOUT=soon\n")
+    result = inv(app, "k8s.render", env={"INVOKE_APP_MANIFESTS": "k8s"})
+    assert result.returncode != 0
+    assert "INVOKE_APP_TIMEOUT='soon' sets app.timeout, which must be a whole number (like 120)" in result.stderr
+    assert "INVOKE_APP_MANIFESTS sets app.manifests, which is a list" in result.stderr
+    no_traceback(result)

@@ -18,7 +18,7 @@ import yaml
 from conftest import REPO, inv
 from invoke import Config, Context
 
-from tasks import k8s
+from tasks import k8s, tls
 from tasks.core import images as core_images
 from tasks.core import render
 from tasks.core.config import DEFAULTS
@@ -67,12 +67,16 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def rendered_in_process(app_dir: Path, env: str) -> list[dict[str, Any]]:
-    """Exactly what `inv k8s.apply --env ENV` sends, with a real invoke Context (Secret values unmasked)."""
+def load_app(app_dir: Path, env: str) -> App:
+    """The demo app as a task sees it, with a real invoke Context (commands really run)."""
     config = yaml.safe_load((app_dir / "invoke.yaml").read_text())["app"]
     settings = merge(merge(DEFAULTS, config), {"root": str(app_dir), "cluster": {"provider": "docker", "ip": "127.0.0.1"}})
-    c = Context(Config(overrides={"app": settings}))
-    return k8s.rendered(App.load(c, env))
+    return App.load(Context(Config(overrides={"app": settings})), env)
+
+
+def rendered_in_process(app_dir: Path, env: str) -> list[dict[str, Any]]:
+    """Exactly what `inv k8s.apply --env ENV` sends (Secret values unmasked)."""
+    return k8s.rendered(load_app(app_dir, env))
 
 
 def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
@@ -224,7 +228,13 @@ def server_dry_run(docs: list[dict[str, Any]], namespace: str) -> subprocess.Com
 @pytest.mark.parametrize("env", list(ENVIRONMENTS))
 def test_the_demo_passes_a_server_side_dry_run(demo: Path, env: str, cluster: str) -> None:
     namespace = f"kit-demo-{env}"
-    docs = rendered_in_process(demo, env)
+    app = load_app(demo, env)
+    host, secret = tls.env_host_and_secret(app)
+    tls.ensure_certificate(app, host, secret)  # the real openssl, through the funnel
+    docs = k8s.rendered(app)
+    if not any(d["kind"] == "Secret" and d["metadata"]["name"] == secret for d in docs):
+        docs += tls.tls_documents(app)
+    assert [d["type"] for d in docs if d["metadata"]["name"] == secret] == ["kubernetes.io/tls"]
     subprocess.run(["kubectl", "create", "namespace", namespace], capture_output=True, text=True)
     try:
         result = server_dry_run(docs, namespace)

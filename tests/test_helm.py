@@ -227,7 +227,7 @@ def test_upgrade_under_dry_shows_every_command_and_writes_nothing(root: Path, ca
                   "$ helm upgrade --install demoapp"):
         assert shown in err
     assert err.count("# --dry: not run") == 3
-    assert not (root / ".kit" / "tls").exists() and not (root / ".kit" / "helm").exists()
+    assert not (root / ".kit").exists()
 
 
 def test_upgrade_on_a_registry_passes_the_pushed_repository(root: Path) -> None:
@@ -482,3 +482,13 @@ def test_the_chart_templates_balance_their_actions() -> None:
         opened = len(re.findall(r"{{-?\s*(if|with|range|define)\b", text))
         closed = len(re.findall(r"{{-?\s*end\b", text))
         assert opened == closed, template.name
+
+
+def test_app_helm_set_takes_any_chart_value_but_a_misspelt_helm_key_is_reported(tmp_path: Path) -> None:
+    from tasks.core.config import settings_from
+
+    ok_settings = settings_from({"helm": {"chart": "c", "set": {"ingress.hosts[0].host": "${INGRESS_HOST}"}}}, tmp_path)
+    assert ok_settings.helm["set"] == {"ingress.hosts[0].host": "${INGRESS_HOST}"}
+    with pytest.raises(KitError) as caught:
+        settings_from({"helm": {"chart": "c", "imag": "demoapp"}}, tmp_path)
+    assert "unknown config key app.helm.imag; did you mean 'image'?" in caught.value.message

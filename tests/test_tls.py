@@ -228,7 +228,7 @@ def test_dry_run_shows_the_commands_and_writes_nothing(root: Path, capsys: pytes
     assert f"$ {openssl_line(root, 'dev', 'demoapp-tls')}    # --dry: not run" in err
     assert "$ kubectl --context k8s-local create namespace demoapp    # --dry: not run" in err
     assert f"$ {apply_line('dev', 'demoapp-tls', 'demoapp')}    # --dry: not run" in err
-    assert not (root / ".kit" / "tls").exists()
+    assert not (root / ".kit").exists()
 
 
 def test_openssl_missing_is_a_clean_error(root: Path) -> None:
@@ -322,3 +322,11 @@ def test_cert_on_the_real_cluster_follows_the_host(tmp_path: Path, cluster: str)
     finally:
         subprocess.run(["kubectl", "delete", "namespace", namespace, "--wait=false", "--ignore-not-found"],
                        capture_output=True)
+
+
+def test_an_unknown_environment_is_refused_with_the_configured_ones(root: Path) -> None:
+    c = StrictContext({}, app=config(root))
+    with pytest.raises(Exit) as caught:
+        tls.cert(c, env="prod")
+    assert caught.value.code == 2 and "unknown environment 'prod'" in str(caught.value.message)
+    assert "dev, qa, staging" in str(caught.value.message) and c.commands == []

@@ -398,6 +398,38 @@ def settings_from(app: Mapping[str, Any], root: Path, config_file: Path | None =
     return settings
 
 
+def _env_names(data: Mapping[str, Any], path: tuple[str, ...]) -> dict[str, tuple[str, Any]]:
+    names: dict[str, tuple[str, Any]] = {}
+    for key, value in data.items():
+        here = (*path, str(key))
+        if isinstance(value, Mapping) and value:
+            names.update(_env_names(value, here))
+        names["INVOKE_" + "_".join(here).upper()] = (".".join(here), value)
+    return names
+
+
+def env_override_problems(environ: Mapping[str, str], app: Mapping[str, Any]) -> list[str]:
+    """INVOKE_APP_* values invoke could not use (it would stop with a traceback): name each and the fix."""
+    known = _env_names({"app": app}, ())
+    problems = []
+    for name, raw in sorted(environ.items()):
+        if not name.startswith("INVOKE_APP_") or name not in known:
+            continue
+        dotted, current = known[name]
+        if isinstance(current, bool) or isinstance(current, str) or current is None:
+            continue
+        if isinstance(current, (list, tuple, dict)):
+            problems.append(f"{name} sets {dotted}, which is a {type(current).__name__}: the environment can only "
+                            "set single values; set it in invoke.yaml instead")
+            continue
+        try:
+            type(current)(raw)
+        except (TypeError, ValueError):
+            kind = {int: "whole number", float: "number"}.get(type(current), type(current).__name__)
+            problems.append(f"{name}={raw!r} sets {dotted}, which must be a {kind} (like {current!r})")
+    return problems
+
+
 def environ_overrides(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The ``INVOKE_APP_*`` variables in effect (for `inv doctor`)."""
     environ = os.environ if environ is None else environ
