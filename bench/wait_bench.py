@@ -107,12 +107,12 @@ def ready_trial(bench: Bench, trial: int) -> float:
     waiter = bench.inv("k8s.wait")
     time.sleep(0.8)  # the waiter is up and watching before anything exists
     subprocess.run([INV, "k8s.apply"], cwd=bench.root, env=bench.env, check=True, capture_output=True)
-    waiter.communicate(timeout=90)
+    _, err = waiter.communicate(timeout=90)
     exited = time.monotonic()
     watcher.terminate()
     ready = all_ready_at(seen, 2)
     if waiter.returncode != 0 or ready is None:
-        raise SystemExit(f"ready trial {trial} failed: rc={waiter.returncode}")
+        raise SystemExit(f"ready trial {trial} failed: rc={waiter.returncode}\n{err}")
     bench.kubectl("delete", "deployment", name, "--wait=false")
     return exited - ready
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from invoke import Collection, Context
 
@@ -48,10 +49,37 @@ def sources(app: App, path: str | None = None) -> list[render.Source]:
     return found
 
 
-def rendered(app: App, sets: dict[str, str] | None = None, path: str | None = None) -> list[dict[str, Any]]:
+def image_refs(app: App, strict: bool = True) -> dict[str, str]:
+    """Our image name -> the reference to run. ``strict=False`` (render, lint, diff) lets an image whose
+    Dockerfile or context is not there yet render with the tag ``unbuilt``, with a warning."""
+    refs = {}
+    for image in app.settings.images:
+        if not strict and not (image.context.is_dir() and image.dockerfile.is_file()):
+            app.say(f"warning: image {image.name}: {image.dockerfile} not found; rendering it as {image.name}:unbuilt "
+                    "(inv up needs the Dockerfile)")
+            refs[image.name] = f"{image.name}:unbuilt"
+        else:
+            refs[image.name] = images.deliver_ref(app, images.plan(app, image))
+    return refs
+
+
+def tag_vars(refs: dict[str, str]) -> dict[str, str]:
+    """${IMAGE_TAG} (when there is one image) and ${IMAGE_TAG_<NAME>}: e.g. for a Job named per version."""
+    values = {"IMAGE_TAG_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper(): ref.rsplit(":", 1)[-1] for name, ref in refs.items()}
+    if len(refs) == 1:
+        values["IMAGE_TAG"] = next(iter(values.values()))
+    return values
+
+
+def rendered(app: App, sets: dict[str, str] | None = None, path: str | None = None,
+             strict: bool = True) -> list[dict[str, Any]]:
     """The objects `apply` sends: placeholders filled, our images tagged, labelled, namespaced."""
+    from tasks import tls
+
     srcs = sources(app, path)
-    declared = set(app.settings.vars) | set(render.BUILTIN_VARS)
+    refs = image_refs(app, strict)
+    tags = tag_vars(refs)
+    declared = set(app.settings.vars) | set(render.BUILTIN_VARS) | set(tags)
     for use in render.undeclared(srcs, declared):
         if use.name.isupper():
             app.say(f"warning: {use.path}:{use.line}: ${{{use.name}}} is not declared in app.vars; left as it is")
@@ -59,13 +87,20 @@ def rendered(app: App, sets: dict[str, str] | None = None, path: str | None = No
     layers: list[tuple[str, Any]] = [("--set", sets or {}), ("the environment (.env or shell)", os.environ),
                                      ("app.vars", app.settings.vars)]
 
-    def fact(name: str) -> str | None:
-        return builtin_var(app, name)
+    def minikube_ip() -> str:  # a --set / .env MINIKUBE_IP wins over asking the cluster
+        for _, layer in layers:
+            if layer.get("MINIKUBE_IP") is not None:
+                return str(app.fact("minikube_ip", lambda: str(layer["MINIKUBE_IP"])))
+        return app.minikube_ip()
 
+    def fact(name: str) -> str | None:
+        return builtin_var(app, name, minikube_ip)
+
+    layers.insert(1, ("the built image", tags))
     values, origin = render.resolve(wanted, layers, fact)
     documents = render.parse(render.substitute(srcs, declared, values, origin), app.origins)
-    documents += secret_documents(app)
-    render.set_images(documents, images.built_refs(app))
+    documents += secret_documents(app) + tls.tls_documents(app)
+    render.set_images(documents, refs)
     render.label(documents, app.settings.name, app.settings.env, app.settings.namespace)
     return documents
 
@@ -95,14 +130,15 @@ def secret_documents(app: App) -> list[dict[str, Any]]:
     return documents
 
 
-def builtin_var(app: App, name: str) -> str | None:
+def builtin_var(app: App, name: str, minikube_ip: Callable[[], str] | None = None) -> str | None:
     """MINIKUBE_IP (from the cluster, once), INGRESS_HOST and TLS_SECRET (per environment)."""
     s = app.settings
+    ip_of = minikube_ip or app.minikube_ip
     if name == "MINIKUBE_IP":
-        return app.minikube_ip()
+        return ip_of()
     if name == "INGRESS_HOST":
         configured = str(s.tls.get("host") or "")
-        ip = app.minikube_ip() if not configured or "${MINIKUBE_IP}" in configured else ""
+        ip = ip_of() if not configured or "${MINIKUBE_IP}" in configured else ""
         return render.ingress_host(s.name, s.env, ip, configured)
     if name == "TLS_SECRET":
         return render.tls_secret(s.name, s.env, str(s.tls.get("secret") or ""))
@@ -158,7 +194,7 @@ def live_objects(app: App, documents: list[dict[str, Any]]) -> dict[str, Any] | 
 
 def lint_documents(app: App, documents: list[dict[str, Any]], live: bool = True) -> list[lint.Finding]:
     """Run the checks; print warnings; raise on errors (so `up` stops before apply)."""
-    refs = images.built_refs(app)
+    refs = image_refs(app, strict=False)
     current = live_objects(app, documents) if live else {}
     if current is None:
         app.say("lint: the cluster could not be read; checks against live objects skipped")
@@ -191,7 +227,7 @@ def render_(c: Context, env: str | None = None, path: str | None = None, set: li
             show_secrets: bool = False) -> None:
     """Print the rendered YAML, exactly what apply sends."""
     app = App.load(c, env)
-    documents = rendered(app, parse_sets(set), path)
+    documents = rendered(app, parse_sets(set), path, strict=False)
     print(render.dump(documents if show_secrets else render.masked(documents)), end="")
 
 
@@ -212,7 +248,7 @@ def wait(c: Context, env: str | None = None, timeout: int | None = None, allow_c
     app = App.load(c, env)
     if allow_context:
         app.allow_context()
-    documents = rendered(app)
+    documents = rendered(app, strict=False)
     rollout.wait_ready(app, rollout.wanted_workloads(app, documents), timeout)
 
 
@@ -231,7 +267,7 @@ def delete(c: Context, env: str | None = None, volumes: bool = False, allow_cont
 def lint_(c: Context, env: str | None = None, set: list[str] | None = None, live: bool = True) -> None:
     """Check the rendered manifests before apply."""
     app = App.load(c, env)
-    documents = rendered(app, parse_sets(set))
+    documents = rendered(app, parse_sets(set), strict=False)
     findings = lint_documents(app, documents, live)
     app.say(f"lint: {len(documents)} object(s) checked, {len(findings)} warning(s), no errors")
 
@@ -243,7 +279,7 @@ def diff(c: Context, env: str | None = None, set: list[str] | None = None, allow
     app = App.load(c, env)
     if allow_context:
         app.allow_context()
-    target = write_rendered(app, rendered(app, parse_sets(set)))
+    target = write_rendered(app, rendered(app, parse_sets(set), strict=False))
     result = app.run(app.kubectl("diff", "-f", shown_path(target)), query=True, check=False)
     if result.exited > 1:  # 1 only means "there are differences"
         raise KitError("kubectl diff failed", evidence=result.stderr, hint="check the cluster is reachable: inv doctor")

@@ -146,6 +146,8 @@ class App:
     def minikube_ip(self) -> str:
         def compute() -> str:
             cluster = self.settings.cluster
+            if os.environ.get("MINIKUBE_IP"):  # from .env or the shell: wins over asking the cluster
+                return os.environ["MINIKUBE_IP"]
             if cluster.provider != "minikube":
                 if not cluster.ip:
                     raise KitError(

@@ -170,6 +170,10 @@ class Watcher:
 
     def stop(self) -> None:
         if self._observer is not None:
+            import logging
+
+            # watchdog logs a harmless race between its reader thread and stop() as an error.
+            logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
             self._observer.stop()
             self._observer.join(timeout=2)
 
@@ -552,7 +556,7 @@ def dev(c: Context, env: str | None = None, set: list[str] | None = None, poll: 
         timeout: int | None = None, debounce_ms: int | None = None, max_delay_ms: int | None = None,
         cycles: int | None = None, cleanup: bool = False, no_logs: bool = False, no_forwards: bool = False,
         allow_context: bool = False) -> None:
-    """Up, then follow logs and redeploy on change."""
+    """Up, then logs + forwards, and redeploy on change."""
     app = _loaded(c, env, allow_context)
     sets = k8s.parse_sets(set)
     timeout, cycles = whole_number(timeout, "timeout"), whole_number(cycles, "cycles")

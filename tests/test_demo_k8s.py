@@ -125,7 +125,7 @@ def check_demo(docs: list[dict[str, Any]], env: str, tag: str) -> None:
     for name in ("demoapp-puma", "demoapp-sidekiq"):
         init = deployments[name]["spec"]["template"]["spec"]["initContainers"]
         assert [i["name"] for i in init] == ["wait-for-db-setup"]
-    job = by_kind(docs, "Job")["demoapp-setup-db"]
+    job = by_kind(docs, "Job")[f"demoapp-setup-db-{tag}"]  # one Job per image version: Jobs are immutable
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["./bin/setup-db"]
 

@@ -109,7 +109,7 @@ def test_a_new_folder_inside_a_flat_watch_gets_its_own_watch(tmp_path: Path, clo
     f = WatchFilter(tmp_path, [("web", tmp_path, tmp_path / "Dockerfile")], [])
     s = Session(f, 0.3, 2.0, clock=clock, wait=clock.wait)
     scheduled: list[Watch] = []
-    s.watcher._schedule = scheduled.append  # type: ignore[method-assign]
+    s.watcher._schedule = scheduled.append  # type: ignore[method-assign,assignment]
     s.watcher._flat.add(str(tmp_path))
     (tmp_path / "lib").mkdir()
     s.handler.dispatch(DirCreatedEvent(str(tmp_path / "lib")))
@@ -169,7 +169,12 @@ def test_the_follow_up_waits_only_for_the_quiet_window(app: Path, clock: Clock) 
 
     s.handler.dispatch(FileModifiedEvent(p(app, "app/www/index.html")))
     started: list[float] = []
-    s.run(lambda n, b, pl: (started.append(clock.now), edit(n)), 2)
+
+    def cycle(number: int, batch: Batch, plan: Plan) -> None:
+        started.append(clock.now)
+        edit(number)
+
+    s.run(cycle, 2)
     assert started[1] == pytest.approx(ends[0])  # the save is 5 s old: no extra wait
 
 

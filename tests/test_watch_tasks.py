@@ -152,7 +152,12 @@ def test_dev_is_up_then_cycles_and_cleanup_deletes_on_exit(app_dir: Path, monkey
     t = tag(app_dir)
     edits(monkeypatch, app_dir / "k8s" / "configmap.yaml")
     followers: list[tuple[bool, bool]] = []
-    monkeypatch.setattr(watch, "start_followers", lambda app, logs, forwards, allow: followers.append((logs, forwards)) or [])
+
+    def start_followers(app: Any, logs: bool, forwards: bool, allow: bool) -> list[Any]:
+        followers.append((logs, forwards))
+        return []
+
+    monkeypatch.setattr(watch, "start_followers", start_followers)
     c = StrictContext({
         CONTEXT: ok("k8s-local\n"),
         inspect(t): ok("sha256:1\n"),

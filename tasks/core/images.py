@@ -1,4 +1,5 @@
-"""Image identity: .dockerignore matching, the build context's content hash, the tag, name rules.
+"""Image identity and bookkeeping: .dockerignore matching, the content hash and tag, name rules, the
+digest cache, and reading what Docker, minikube and the cluster say about images.
 
 The tag is derived from everything that decides what `docker build` produces, so a change always
 gives a new tag (no stale image can run) and no change gives the same tag (nothing to rebuild).
@@ -7,16 +8,21 @@ gives a new tag (no stale image can run) and no change gives the same tag (nothi
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from .errors import KitError
 
 TAG_LENGTH = 12
+KIT_STATE = ".kit"  # the kit's own files in the app folder: never part of an image's identity
 # The reference grammar of distribution/reference, written out.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _HOST = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?)"
@@ -116,6 +122,11 @@ def ignored(relpath: str, patterns: list[Pattern]) -> bool:
     return result
 
 
+def read_dockerignore(context: Path) -> list[Pattern]:
+    ignore_file = context / ".dockerignore"
+    return parse_dockerignore(ignore_file.read_text(encoding="utf-8")) if ignore_file.is_file() else []
+
+
 def context_files(context: Path, patterns: list[Pattern]) -> list[str]:
     """Relative paths of the files (and symlinks) Docker would send, sorted."""
     has_exceptions = any(p.exclusion for p in patterns)
@@ -179,6 +190,63 @@ def _file_digest(path: str) -> bytes:
     return h.digest()
 
 
+class DigestCache:
+    """File digests remembered by path, size, mtime, ctime and inode, so a no-change build reads no file.
+
+    Like git's racy-clean rule, a file changed within ``RACY_NS`` of being hashed is not remembered:
+    a second write in the same timestamp tick could otherwise keep its old digest.
+    """
+
+    RACY_NS = 2_000_000_000
+
+    def __init__(self, path: Path | None = None, now_ns: Callable[[], int] = time.time_ns) -> None:
+        self.path = path
+        self.now_ns = now_ns
+        self.entries: dict[str, list[Any]] = {}
+        self.seen: set[str] = set()
+        self.hits = 0
+        self.dirty = False
+        if path is not None:
+            try:
+                loaded = json.loads(path.read_text(encoding="utf-8"))
+                if isinstance(loaded, dict):
+                    self.entries = loaded
+            except (OSError, ValueError):
+                pass
+
+    def digest(self, full: str, info: os.stat_result) -> bytes:
+        key = [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino]
+        self.seen.add(full)
+        entry = self.entries.get(full)
+        if entry is not None and entry[:4] == key:
+            self.hits += 1
+            return bytes.fromhex(entry[4])
+        value = _file_digest(full)
+        if max(info.st_mtime_ns, info.st_ctime_ns) < self.now_ns() - self.RACY_NS:
+            self.entries[full] = [*key, value.hex()]
+            self.dirty = True
+        elif entry is not None:
+            del self.entries[full]
+            self.dirty = True
+        return value
+
+    def save(self) -> None:
+        """Write the cache when it changed, dropping files this run did not see (atomic replace)."""
+        if self.path is None:
+            return
+        gone = set(self.entries) - self.seen
+        for name in gone:
+            del self.entries[name]
+        if not (self.dirty or gone):
+            return
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(self.entries, separators=(",", ":")), encoding="utf-8")
+            tmp.replace(self.path)
+        except OSError:
+            pass  # a cache that cannot be written only costs time
+
+
 @dataclass(frozen=True)
 class BuildInputs:
     files: tuple[str, ...]
@@ -190,16 +258,20 @@ class BuildInputs:
 
 
 def build_inputs(context: Path, dockerfile: Path, build_args: Mapping[str, str], target: str = "",
-                 extra: Iterable[str] = ()) -> BuildInputs:
-    """Hash the Dockerfile, build args, target and every file the context sends (path, mode, content)."""
+                 extra: Iterable[str] = (), cache: DigestCache | None = None,
+                 skip: Sequence[str] = (KIT_STATE,)) -> BuildInputs:
+    """Hash the Dockerfile, build args, target and every file the context sends (path, mode, content).
+
+    ``skip`` names folders (relative to the context) that never count, such as the kit's own ``.kit/``.
+    """
     if not context.is_dir():
         raise KitError(f"build context {context} does not exist or is not a folder",
                        hint="fix app.images.<name>.context in invoke.yaml (relative to the app's folder)", code=2)
     if not dockerfile.is_file():
         raise KitError(f"Dockerfile {dockerfile} not found",
                        hint="fix app.images.<name>.dockerfile in invoke.yaml (relative to the build context)", code=2)
-    ignore_file = context / ".dockerignore"
-    patterns = parse_dockerignore(ignore_file.read_text(encoding="utf-8")) if ignore_file.is_file() else []
+    patterns = read_dockerignore(context)
+    patterns += [Pattern(re.compile("^" + re.escape(folder.strip("/")) + "$"), False, folder) for folder in skip]
     files = context_files(context, patterns)
     h = hashlib.sha256()
     h.update(b"dockerfile\0" + dockerfile.read_bytes() + b"\0")
@@ -216,5 +288,204 @@ def build_inputs(context: Path, dockerfile: Path, build_args: Mapping[str, str],
             h.update(b"link\0" + os.readlink(full).encode())
         else:
             h.update(b"x" if info.st_mode & 0o111 else b"-")
-            h.update(_file_digest(full))
+            h.update(cache.digest(full, info) if cache is not None else _file_digest(full))
+    if cache is not None:
+        cache.save()
     return BuildInputs(tuple(files), h.hexdigest())
+
+
+# ---------------------------------------------------------------------------------------------
+# What Docker has: `docker image ls --format '{{json .}}'`
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    repository: str
+    tag: str
+    id: str
+    created: datetime
+    since: str = ""
+    size: str = ""
+
+    @property
+    def ref(self) -> str:
+        """What `docker image rm` takes: name:tag, or the ID of an untagged image."""
+        return self.id if self.dangling else f"{self.repository}:{self.tag}"
+
+    @property
+    def dangling(self) -> bool:
+        return self.tag == "<none>" or self.repository == "<none>"
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def parse_created(text: str) -> datetime:
+    """Docker's ``2024-11-27 15:24:00 +0000 UTC`` (the zone name after the offset is dropped)."""
+    try:
+        return datetime.strptime(" ".join(text.split()[:3]), "%Y-%m-%d %H:%M:%S %z")
+    except ValueError:
+        return EPOCH
+
+
+def parse_image_list(text: str) -> list[LocalImage]:
+    """One JSON object a line, as `docker image ls --format '{{json .}}'` prints; other lines are skipped."""
+    found = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        found.append(LocalImage(str(row.get("Repository", "<none>")), str(row.get("Tag", "<none>")),
+                                str(row.get("ID", "")), parse_created(str(row.get("CreatedAt", ""))),
+                                str(row.get("CreatedSince", "")), str(row.get("Size", ""))))
+    return found
+
+
+def newest_first(images: Iterable[LocalImage]) -> list[LocalImage]:
+    """Distinct refs, newest first (ties: by name and tag, so the order is stable)."""
+    unique = {i.ref: i for i in images}
+    return sorted(unique.values(), key=lambda i: (-i.created.timestamp(), i.repository, i.tag))
+
+
+@dataclass
+class PrunePlan:
+    keep: list[tuple[LocalImage, str]] = field(default_factory=list)  # (image, why it stays)
+    remove: list[tuple[LocalImage, str]] = field(default_factory=list)  # (image, why it goes)
+
+
+def prune_plan(images: Iterable[LocalImage], keep: int, current: Iterable[str]) -> PrunePlan:
+    """Per repository keep the newest ``keep`` tags and always the current ones; the rest go.
+
+    ``images`` must already be only the project's (the caller lists by the kit's label), so other
+    images are never candidates. Untagged leftovers of a ``--no-cache`` rebuild go too.
+    """
+    if keep < 0:
+        raise KitError(f"--keep {keep} must be 0 or more", hint="write e.g. --keep 3", code=2)
+    current = set(current)
+    plan = PrunePlan()
+    kept_per_repo: dict[str, int] = {}
+    for image in newest_first(images):
+        if image.dangling:
+            plan.remove.append((image, "untagged leftover of a rebuild"))
+        elif image.ref in current:
+            plan.keep.append((image, "current: the tag the inputs give now"))
+        elif kept_per_repo.get(image.repository, 0) < keep:
+            kept_per_repo[image.repository] = kept_per_repo.get(image.repository, 0) + 1
+            plan.keep.append((image, f"one of the {keep} newest"))
+        else:
+            plan.remove.append((image, f"older than the {keep} newest"))
+    return plan
+
+
+def removal_conflicts(stderr: str) -> list[str]:
+    """Refs `docker image rm` refused because a container uses them (kept, not an error)."""
+    return re.findall(r'conflict: unable to (?:remove repository reference|delete) "?([^" ]+)"? ', stderr)
+
+
+# ---------------------------------------------------------------------------------------------
+# What the node has: `minikube image ls --format json`
+
+
+def qualified_ref(ref: str) -> str:
+    """``hello:1`` → ``docker.io/library/hello:1``, the way containerd names images."""
+    last = ref.split("/")[-1]
+    name, tag = (ref.rsplit(":", 1) if ":" in last else (ref, "latest"))
+    first = name.split("/")[0]
+    if "/" not in name:
+        name = f"docker.io/library/{name}"
+    elif "." not in first and ":" not in first and first != "localhost":
+        name = f"docker.io/{name}"
+    return f"{name}:{tag}"
+
+
+def parse_node_images(text: str) -> dict[str, str]:
+    """`minikube image ls --format json` → qualified ref → image ID (hex, no ``sha256:``)."""
+    try:
+        rows = json.loads(text or "[]")
+    except ValueError:
+        return {}
+    found: dict[str, str] = {}
+    for row in rows if isinstance(rows, list) else []:
+        image_id = str(row.get("id", "")).split(":")[-1]
+        for ref in row.get("repoTags") or []:
+            found[qualified_ref(str(ref))] = image_id
+    return found
+
+
+def node_state(listing: Mapping[str, str], ref: str, image_id: str) -> str:
+    """``same`` (the node has this ref with this image ID), ``different`` (same ref, other content) or ``missing``."""
+    on_node = listing.get(qualified_ref(ref))
+    if on_node is None:
+        return "missing"
+    ours = image_id.split(":")[-1]
+    width = min(len(on_node), len(ours))
+    return "same" if width >= 12 and on_node[:width] == ours[:width] else "different"
+
+
+# ---------------------------------------------------------------------------------------------
+# `kubectl set image`: which live workloads run our images
+
+
+ROLLABLE_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+
+
+@dataclass
+class SetImage:
+    workload: str  # kind/name, lower-case kind
+    changes: dict[str, str] = field(default_factory=dict)  # container -> the reference to run
+    current: list[str] = field(default_factory=list)  # containers already on it
+    pull_always: list[str] = field(default_factory=list)  # containers whose node would try a registry
+
+    def argv(self) -> list[str]:
+        return ["set", "image", self.workload, *(f"{c}={ref}" for c, ref in self.changes.items())]
+
+
+def _repository(reference: str) -> str:
+    name = reference.split("@", 1)[0]
+    slash, colon = name.rfind("/"), name.rfind(":")
+    return name[:colon] if colon > slash else name
+
+
+def set_image_plan(objects: Iterable[Mapping[str, Any]], built: Mapping[str, str],
+                   wanted: Sequence[str] = ()) -> tuple[list[SetImage], list[str]]:
+    """For each live Deployment/StatefulSet/DaemonSet whose containers use one of our images, the
+    ``kubectl set image`` changes that point them at the built reference.
+
+    ``built`` maps the image name used in manifests (``demoapp``) to the reference to run
+    (``demoapp:3f2a…``, or registry-qualified). ``wanted`` (``deployment/web`` …) limits the
+    workloads; those not found live come back as the second value.
+    """
+    repositories = {name: ref for name, ref in built.items()}
+    repositories.update({_repository(ref): ref for ref in built.values()})
+    plans: list[SetImage] = []
+    found: set[str] = set()
+    for obj in objects:
+        kind = str(obj.get("kind", ""))
+        if kind not in ROLLABLE_KINDS:
+            continue
+        key = f"{kind.lower()}/{(obj.get('metadata') or {}).get('name', '')}"
+        if wanted and key not in wanted:
+            continue
+        found.add(key)
+        pod = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+        plan = SetImage(key)
+        for section in ("initContainers", "containers"):
+            for container in pod.get(section) or []:
+                image = str(container.get("image") or "")
+                target = repositories.get(_repository(image))
+                if target is None:
+                    continue
+                name = str(container.get("name"))
+                if image == target:
+                    plan.current.append(name)
+                else:
+                    plan.changes[name] = target
+                if container.get("imagePullPolicy") == "Always":
+                    plan.pull_always.append(name)
+        if plan.changes or plan.current:
+            plans.append(plan)
+    return plans, [w for w in wanted if w not in found]

@@ -55,7 +55,8 @@ def manifest_files(folder: Path) -> list[Path]:
     """The YAML files of a manifest folder, in a stable order (sorted paths, subfolders included)."""
     if not folder.is_dir():
         raise KitError(f"manifest folder {folder} does not exist",
-                       hint="create it, or point app.manifests (or the environment's manifests) at your YAML folder")
+                       hint="create it, or point app.manifests (or the environment's manifests) at your YAML folder",
+                       code=2)
     files = sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
                    and not any(part.startswith(".") for part in p.relative_to(folder).parts))
     return files
