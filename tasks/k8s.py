@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from invoke import Collection, Context
 
@@ -88,10 +89,8 @@ def rendered(app: App, sets: dict[str, str] | None = None, path: str | None = No
                                      ("app.vars", app.settings.vars)]
 
     def minikube_ip() -> str:  # a --set / .env MINIKUBE_IP wins over asking the cluster
-        for _, layer in layers:
-            if layer.get("MINIKUBE_IP") is not None:
-                return str(app.fact("minikube_ip", lambda: str(layer["MINIKUBE_IP"])))
-        return app.minikube_ip()
+        given = next((str(layer["MINIKUBE_IP"]) for _, layer in layers if layer.get("MINIKUBE_IP") is not None), None)
+        return str(app.fact("minikube_ip", lambda: given)) if given is not None else app.minikube_ip()
 
     def fact(name: str) -> str | None:
         return builtin_var(app, name, minikube_ip)

@@ -227,21 +227,23 @@ class Session:
                 return batch, plan
 
     def run(self, cycle: Callable[[int, Batch, Plan], Any], limit: int | None = None,
-            check: Callable[[], None] = lambda: None) -> None:
-        """Run ``cycle`` for each batch until ``limit`` cycles (None: until interrupted)."""
+            check: Callable[[], None] = lambda: None) -> Any:
+        """Run ``cycle`` for each batch until ``limit`` cycles (None: until interrupted); the last result."""
+        result = None
         while limit is None or self.cycles < limit:
             batch, plan = self.next(check)
             self.cycles += 1
             with self.inbox.cycle():
-                cycle(self.cycles, batch, plan)
+                result = cycle(self.cycles, batch, plan)
             check()
+        return result
 
 
 def self_trigger_error(paths: tuple[str, ...], cycles: int) -> KitError:
     shown = "\n".join(f"  - {p}" for p in paths[:10]) + (f"\n  - … and {len(paths) - 10} more" if len(paths) > 10 else "")
     return KitError(
-        f"stopped: the cycles trigger themselves. The last {cycles} cycles were each started only by writes "
-        f"made while the previous cycle ran, to the same path(s):\n{shown}",
+        f"stopped: the cycles trigger themselves: {cycles} times in a row, the only changes were writes made "
+        f"while the previous cycle ran, to the same path(s):\n{shown}",
         hint="keep generated files out of the watched tree: add them to .dockerignore (if the image does not need "
              "them) or to app.watch.ignore in invoke.yaml. If you saved them yourself during the cycles, restart.",
         code=1,
@@ -540,7 +542,7 @@ def watch(c: Context, env: str | None = None, set: list[str] | None = None, poll
         with workflow.cycle_lock(app):
             session = start_session(app, poll, debounce_ms, max_delay_ms)
             try:
-                session.run(cycle_runner(app, sets, timeout, stopper), cycles, stopper.check)
+                last_ok = session.run(cycle_runner(app, sets, timeout, stopper), cycles, stopper.check)
             finally:
                 session.stop()
     except KeyboardInterrupt:
@@ -548,6 +550,8 @@ def watch(c: Context, env: str | None = None, set: list[str] | None = None, poll
         raise stopper.exit_error() or KeyboardInterrupt from None
     finally:
         stopper.restore()
+    if last_ok is False:
+        raise KitError(f"the last of the {cycles} cycle(s) failed (see above)", code=1)
 
 
 @kit_task(iterable=["set"], help=dict(WATCH_HELP, cleanup="on exit, delete what was applied (inv down)",
@@ -570,7 +574,7 @@ def dev(c: Context, env: str | None = None, set: list[str] | None = None, poll: 
             try:
                 first_cycle(app, session, sets, timeout, stopper)
                 followers = start_followers(app, not no_logs, not no_forwards, allow_context)
-                session.run(cycle_runner(app, sets, timeout, stopper), cycles, stopper.check)
+                last_ok = session.run(cycle_runner(app, sets, timeout, stopper), cycles, stopper.check)
             finally:
                 session.stop()
                 for follower in followers:
@@ -584,6 +588,8 @@ def dev(c: Context, env: str | None = None, set: list[str] | None = None, poll: 
         raise stopper.exit_error() or KeyboardInterrupt from None
     finally:
         stopper.restore()
+    if last_ok is False:
+        raise KitError(f"the last of the {cycles} cycle(s) failed (see above)", code=1)
 
 
 ROOT_TASKS: list[Any] = [watch, dev]

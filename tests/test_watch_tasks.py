@@ -294,3 +294,17 @@ def test_once_stopping_the_funnel_starts_nothing_new(monkeypatch: pytest.MonkeyP
         assert c.commands == []
     finally:
         shell.STOPPING.clear()
+
+
+def test_with_cycles_a_failed_last_cycle_fails_the_run(app_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    edits(monkeypatch, app_dir / "app" / "web.sh")
+    c = StrictContext({
+        CONTEXT: ok("k8s-local\n"),
+        rx(r"^docker image inspect"): fail(1, stderr="Error: No such image"),
+        rx(r"^docker build --tag hello:"): fail(1, stdout="Step 1/9 : ARG BASE_IMAGE\nfailed"),
+    }, app=config(app_dir))
+    with pytest.raises(Exit) as raised:
+        watch.watch(c, cycles="1", debounce_ms="1")
+    assert raised.value.code == 1 and "the last of the 1 cycle(s) failed" in str(raised.value.message)
+    assert "── cycle 1 failed in build" in capsys.readouterr().err

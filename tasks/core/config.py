@@ -416,7 +416,7 @@ def env_override_problems(environ: Mapping[str, str], app: Mapping[str, Any]) ->
         if not name.startswith("INVOKE_APP_") or name not in known:
             continue
         dotted, current = known[name]
-        if isinstance(current, bool) or isinstance(current, str) or current is None:
+        if isinstance(current, (bool, str)) or current is None:
             continue
         if isinstance(current, (list, tuple, dict)):
             problems.append(f"{name} sets {dotted}, which is a {type(current).__name__}: the environment can only "
