@@ -9,7 +9,7 @@ from typing import Any
 from invoke import Context
 
 from tasks import image as images
-from tasks import k8s, rollout, shell
+from tasks import k8s, observe, rollout, shell
 from tasks.core import lock, ports
 from tasks.core.errors import KitError
 from tasks.kit import App, kit_task, print_table
@@ -61,7 +61,8 @@ def up(c: Context, env: str | None = None, set: list[str] | None = None, timeout
         app.allow_context()
     app.context()  # the guard runs before anything is built
     with cycle_lock(app):
-        cycle(app, k8s.parse_sets(set), timeout, build=not no_build)
+        documents = cycle(app, k8s.parse_sets(set), timeout, build=not no_build)
+    observe.summary(app, documents)
     total = sum(app.timings.values())
     app.say("timings: " + "  ".join(f"{k} {v:.1f}s" for k, v in app.timings.items()) + f"  total {total:.1f}s")
     if ci:

@@ -54,7 +54,7 @@ def test_up_on_a_shared_docker_daemon_runs_exactly_these_commands(app_dir: Path)
         f"--build-arg BASE_IMAGE=busybox:1 {app_dir}": ok(),
         "kubectl --context k8s-local apply -f .kit/rendered-dev.yaml": ok(),
         "kubectl --context k8s-local get deployments,statefulsets,daemonsets,jobs,replicasets,pods -o json":
-            ok(ready_listing()),
+            [ok(ready_listing()), ok(ready_listing())],  # wait, then the closing status table
     }, app=hello_config(app_dir, cluster={"provider": "docker", "ip": "127.0.0.1"}), repeat=False)
     import os
 
@@ -67,7 +67,9 @@ def test_up_on_a_shared_docker_daemon_runs_exactly_these_commands(app_dir: Path)
     assert [cmd.split()[0:3] for cmd in c.commands] == [
         ["kubectl", "config", "current-context"], ["docker", "image", "inspect"], ["docker", "build", "--tag"],
         ["docker", "image", "inspect"], ["kubectl", "--context", "k8s-local"], ["kubectl", "--context", "k8s-local"],
+        ["kubectl", "--context", "k8s-local"],
     ]
+    assert c.commands[-3].endswith("apply -f .kit/rendered-dev.yaml")
     rendered = list(yaml.safe_load_all((app_dir / ".kit" / "rendered-dev.yaml").read_text()))
     web = next(d for d in rendered if d["metadata"]["name"] == "hello-web" and d["kind"] == "Deployment")
     assert web["spec"]["template"]["spec"]["containers"][0]["image"] == f"hello:{tag}"

@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "env": "dev",  # the environment used when --env is not given
     "environments": {"dev": {}},  # name -> {namespace, manifests, vars}: each its own namespace
     "images": {},  # image name used in manifests -> {context, dockerfile, build_args, target}
+    "image_keep": 3,  # inv image.prune keeps this many newest tags of each image (and always the current one)
     "manifests": ["k8s"],  # folders of YAML, relative to root
     "vars": {},  # declared ${NAME} placeholders -> default value (null = must be given)
     "workloads": [],  # kind/name to wait for; [] = every Deployment/StatefulSet/Job rendered
