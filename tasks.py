@@ -15,8 +15,8 @@ __path__ = [str(Path(__file__).with_name("tasks"))]
 from invoke import Collection  # noqa: E402
 
 from tasks import compose, editor, helm, image, k8s, minikube, observe, tls, watch, workflow  # noqa: E402
-from tasks.core.config import DEFAULTS, check_yaml_file, env_override_problems  # noqa: E402
 from tasks.core.errors import KitError  # noqa: E402
+from tasks.core.schema import DEFAULTS, check_yaml_file, env_override_problems  # noqa: E402
 from tasks.kit import load_dotenv_into_environ  # noqa: E402
 
 ROOT = Path(__file__).parent.absolute()

@@ -6,6 +6,7 @@ Usage: .venv/bin/python bench/list_bench.py [N]
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -17,9 +18,14 @@ REPO = Path(__file__).resolve().parent.parent
 INV = str(Path(sys.executable).with_name("inv"))
 
 
+# As on a user's machine, Python caches compiled bytecode (a sandbox may set PYTHONDONTWRITEBYTECODE,
+# which would make every run recompile the kit's sources but not invoke's, already compiled at install).
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def timed(cwd: Path) -> float:
     start = time.perf_counter()
-    subprocess.run([INV, "--list"], cwd=cwd, check=True, capture_output=True)
+    subprocess.run([INV, "--list"], cwd=cwd, check=True, capture_output=True, env=ENV)
     return time.perf_counter() - start
 
 

@@ -17,8 +17,8 @@ from invoke import Collection, Context
 
 from tasks.core import compose as core
 from tasks.core import ports
-from tasks.core.config import check_yaml_file, read_dotenv
 from tasks.core.errors import KitError, tail
+from tasks.core.schema import check_yaml_file, read_dotenv
 from tasks.kit import App, kit_task
 from tasks.shell import INSTALL_HINTS, is_dry
 

@@ -14,9 +14,8 @@ from invoke import Collection, Context
 from tasks import image as images
 from tasks import shell
 from tasks import tls as tls_tasks
+from tasks.core import config, render
 from tasks.core import helm as core
-from tasks.core import render
-from tasks.core.config import Image
 from tasks.core.errors import KitError
 from tasks.kit import STATE_DIR, App, kit_task, print_table
 
@@ -34,7 +33,7 @@ def helm_version(app: App) -> str:
     return str(app.fact("helm_version", compute))
 
 
-def chart_image(app: App) -> Image:
+def chart_image(app: App) -> config.Image:
     """The app image the chart runs: app.helm.image, or the only one in app.images."""
     s = app.settings
     name = str(s.helm.get("image") or "")

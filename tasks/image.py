@@ -521,7 +521,7 @@ def shell(c: Context, name: str | None = None, command: str | None = None, env: 
                 "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts"})
 def rollout(c: Context, name: str | None = None, no_build: bool = False, timeout: int | None = None,
             env: str | None = None, allow_context: bool = False) -> None:
-    """Build, deliver, `kubectl set image`, and wait until ready."""
+    """Build, deliver, kubectl set image, wait until ready."""
     from tasks import rollout as waiting
     from tasks.core import kube
 

@@ -18,8 +18,9 @@ from invoke import Context, Exit, task
 from invoke.tasks import Task
 
 from tasks import shell
-from tasks.core.config import Settings, read_dotenv, settings_from
+from tasks.core import config
 from tasks.core.errors import KitError
+from tasks.core.schema import read_dotenv
 
 F = TypeVar("F", bound=Callable[..., Any])
 STATE_DIR = ".kit"  # the kit's own output in the app folder (git-ignored, never watched)
@@ -64,7 +65,7 @@ def load_dotenv_into_environ(root: Path) -> list[str]:
 class App:
     """Everything one `inv` run knows about the app and its cluster."""
 
-    def __init__(self, c: Context, settings: Settings) -> None:
+    def __init__(self, c: Context, settings: config.Settings) -> None:
         self.c = c
         self.settings = settings
         self._facts: dict[str, Any] = {}
@@ -79,7 +80,7 @@ class App:
             raise KitError("the .env file has lines that cannot be read:\n" + "\n".join(f"  - {e}" for e in errors),
                            hint="write each line as KEY=value; quote values with spaces or #", code=2)
         config_file = root / "invoke.yaml"
-        settings = settings_from(dict(c.config.get("app") or {}), root,
+        settings = config.settings_from(dict(c.config.get("app") or {}), root,
                                  config_file if config_file.exists() else None, env)
         shell.register_secrets_from_env(os.environ)
         return cls(c, settings)

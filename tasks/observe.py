@@ -20,10 +20,8 @@ from typing import Any
 from invoke import Context
 
 from tasks import rollout, shell
-from tasks.core import kube, ports, render, status
+from tasks.core import kube, logmux, ports, render, status, supervise
 from tasks.core.errors import KitError
-from tasks.core.logmux import Key, LogMux
-from tasks.core.supervise import ForwardSupervisor, Proc, Wakeup, pod_selector, read_lines
 from tasks.kit import App, kit_task, print_table
 
 ALLOW_HELP = "act even if the kube context is not in app.cluster.allowed_contexts"
@@ -86,7 +84,7 @@ def status_(c: Context, env: str | None = None, watch: bool = False, all: bool =
         return
     tty = sys.stdout.isatty()
     app.say(f"$ {shlex.join(argv)}    # on every change until Ctrl-C")
-    wake = Wakeup()
+    wake = supervise.Wakeup()
     last = ""
     with rollout.stop_on_signals(), rollout.open_feed(app, ["pods", "deployments"], wake.set) as feed:
         try:
@@ -114,10 +112,10 @@ def status_(c: Context, env: str | None = None, watch: bool = False, all: bool =
 _CHANGE = ("change",)
 
 
-def _log_start(app: App, events: queue.Queue[tuple[Any, ...]]) -> Callable[[list[str], Key], Proc | None]:
+def _log_start(app: App, events: queue.Queue[tuple[Any, ...]]) -> Callable[[list[str], logmux.Key], supervise.Proc | None]:
     """Start one `kubectl logs -f` child; its lines, then its end (with stderr's last line), go to ``events``."""
 
-    def start(argv: list[str], key: Key) -> Proc | None:
+    def start(argv: list[str], key: logmux.Key) -> supervise.Proc | None:
         proc = shell.spawn(app.c, argv, quiet=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            stdin=subprocess.DEVNULL, bufsize=1)
         if proc is None:
@@ -137,7 +135,7 @@ def _log_start(app: App, events: queue.Queue[tuple[Any, ...]]) -> Callable[[list
             err_thread.join(timeout=1)
             events.put(("end", key, errors[-1] if errors else ""))
 
-        read_lines(proc, lambda line: events.put(("line", key, line)), finished)
+        supervise.read_lines(proc, lambda line: events.put(("line", key, line)), finished)
         return proc
 
     return start
@@ -152,7 +150,7 @@ def follow_logs(app: App, selector: str, since: str, container: str | None, time
     def logs_argv(pod: str, name: str, *args: str) -> list[str]:
         return app.kubectl("logs", "-f", pod, "-c", name, *args)
 
-    mux = LogMux(_log_start(app, events), logs_argv, out, since=since, container=container,
+    mux = logmux.LogMux(_log_start(app, events), logs_argv, out, since=since, container=container,
                  colour=sys.stdout.isatty(), timestamps=timestamps, clock=rollout.clock)
     app.say(f"$ {shlex.join(list_argv)}    # on every change; one `kubectl logs -f` per container")
     with rollout.stop_on_signals(), rollout.open_feed(app, ["pods"], lambda: events.put(_CHANGE), selector) as feed:
@@ -236,7 +234,7 @@ def check_ports_free(forwards: list[ports.Forward]) -> None:
                 raise KitError(ports.taken_message(local, who, forward.target), hint=ports.stop_hint(who, local), code=1)
 
 
-def supervisor(app: App, forward: ports.Forward) -> ForwardSupervisor:
+def supervisor(app: App, forward: ports.Forward) -> supervise.ForwardSupervisor:
     """Resolve the target's pod selector so the supervisor can pick (and follow) pods itself."""
     kind, _, name = kube.normalise_workload(forward.target).partition("/")
     selector: dict[str, str] | None = None
@@ -247,14 +245,14 @@ def supervisor(app: App, forward: ports.Forward) -> ForwardSupervisor:
             raise KitError(f"cannot forward to {forward.target}: it is not in the cluster", evidence=result.stderr,
                            hint="deploy first (inv up), or fix app.forwards / --target", code=1)
         obj = json.loads(result.stdout)
-        selector = pod_selector(obj)
+        selector = supervise.pod_selector(obj)
         service = obj if obj.get("kind") == "Service" else None
     start = rollout.spawner(app, merge_stderr=True, quiet=False)
 
-    def start_forward(target: str, pairs: list[tuple[int, int]]) -> Proc | None:
+    def start_forward(target: str, pairs: list[tuple[int, int]]) -> supervise.Proc | None:
         return start(app.kubectl("port-forward", "--address", "127.0.0.1", target, *[f"{a}:{b}" for a, b in pairs]))
 
-    return ForwardSupervisor(forward, start_forward, listening, ports.port_free, app.say, rollout.clock, selector, service)
+    return supervise.ForwardSupervisor(forward, start_forward, listening, ports.port_free, app.say, rollout.clock, selector, service)
 
 
 def listening(port: int) -> bool:
@@ -268,7 +266,7 @@ def supervise_forwards(app: App, forwards: list[ports.Forward], stop_when: Calla
     check_ports_free(forwards)
     sups = [supervisor(app, f) for f in forwards]
     list_argv = app.kubectl("get", "pods", "-o", "json")
-    wake = Wakeup()
+    wake = supervise.Wakeup()
     with rollout.stop_on_signals(), rollout.open_feed(app, ["pods"], wake.set) as feed:
         try:
             pods = rollout.list_json(app, list_argv, "pods")

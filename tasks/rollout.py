@@ -17,9 +17,8 @@ from typing import Any
 
 from tasks import image as images
 from tasks import shell
-from tasks.core import kube, render
+from tasks.core import kube, render, supervise
 from tasks.core.errors import KitError
-from tasks.core.supervise import ChangeFeed, Proc, Wakeup
 from tasks.kit import App
 
 WATCHED_KINDS = "deployments,statefulsets,daemonsets,jobs,replicasets,pods"
@@ -37,11 +36,11 @@ def wanted_workloads(app: App, documents: list[dict[str, Any]]) -> list[str]:
 # -- children and signals (shared with tasks/observe.py) --------------------------------------------
 
 
-def spawner(app: App, *, merge_stderr: bool = False, quiet: bool = True) -> Callable[[list[str]], Proc | None]:
+def spawner(app: App, *, merge_stderr: bool = False, quiet: bool = True) -> Callable[[list[str]], supervise.Proc | None]:
     """Start a kubectl child through the funnel, its stdout piped (stderr too, or discarded)."""
     import subprocess
 
-    def start(argv: list[str]) -> Proc | None:
+    def start(argv: list[str]) -> supervise.Proc | None:
         return shell.spawn(app.c, argv, quiet=quiet, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT if merge_stderr else subprocess.DEVNULL,
                            stdin=subprocess.DEVNULL, bufsize=1)
@@ -49,11 +48,11 @@ def spawner(app: App, *, merge_stderr: bool = False, quiet: bool = True) -> Call
     return start
 
 
-def open_feed(app: App, kinds: list[str], notify: Callable[[], None], selector: str = "") -> ChangeFeed:
+def open_feed(app: App, kinds: list[str], notify: Callable[[], None], selector: str = "") -> supervise.ChangeFeed:
     """A ChangeFeed on ``kinds`` (plural resource names) in the app's namespace."""
     extra = ["-l", selector] if selector else []
     argvs = [app.kubectl("get", kind, "--watch", "-o", "name", *extra) for kind in kinds]
-    return ChangeFeed(argvs, spawner(app), notify, clock)
+    return supervise.ChangeFeed(argvs, spawner(app), notify, clock)
 
 
 @contextlib.contextmanager
@@ -124,9 +123,9 @@ def wait_ready(app: App, workloads: list[str], timeout: int | None = None) -> ku
     kinds = ["pods"] + sorted({FEED_KINDS[w.split("/")[0]] for w in workloads if w.split("/")[0] in FEED_KINDS})
     app.say(f"$ {shlex.join(argv)}    # re-read on every change, until ready or {limit}s")
     shown: set[str] = set()
-    wake = Wakeup()
+    wake = supervise.Wakeup()
     events_at = clock() + EVENTS_EVERY
-    feed: ChangeFeed | None = None  # opened only if the first read is not already the answer
+    feed: supervise.ChangeFeed | None = None  # opened only if the first read is not already the answer
     with stop_on_signals(), contextlib.ExitStack() as stack:
         while True:
             verdict = kube.assess(list_json(app, argv, "workload state"), workloads, ours)

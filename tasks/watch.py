@@ -20,10 +20,8 @@ from typing import Any, cast
 from invoke import Context
 
 from tasks import k8s, shell, workflow
-from tasks.core import lock
-from tasks.core.debounce import Batch, Debouncer, LoopGuard
+from tasks.core import debounce, lock, watchfilter
 from tasks.core.errors import KitError
-from tasks.core.watchfilter import Change, Plan, Watch, WatchFilter, plan_watches
 from tasks.kit import App, kit_task
 
 POLL_INTERVAL = 0.5  # seconds between two snapshots with --poll
@@ -56,20 +54,20 @@ class Inbox:
     """The observer thread adds changes; the main thread waits for a due batch. The debouncer
     decides when; this only adds the lock and the wake-ups."""
 
-    def __init__(self, debouncer: Debouncer, wait: Callable[[threading.Condition, float], Any] | None = None) -> None:
+    def __init__(self, debouncer: debounce.Debouncer, wait: Callable[[threading.Condition, float], Any] | None = None) -> None:
         self.debouncer = debouncer
         self._cond = threading.Condition()
-        self._changes: dict[str, Change] = {}
+        self._changes: dict[str, watchfilter.Change] = {}
         # How to wait for an event or a deadline (tests pass one that advances a fake clock instead).
         self._wait = wait or (lambda cond, seconds: cond.wait(seconds))
 
-    def add(self, change: Change) -> None:
+    def add(self, change: watchfilter.Change) -> None:
         with self._cond:
             self.debouncer.add(change.path)
             self._changes[change.path] = change
             self._cond.notify()
 
-    def take(self) -> tuple[Batch, list[Change]] | None:
+    def take(self) -> tuple[debounce.Batch, list[watchfilter.Change]] | None:
         """The due batch and its changes, or None (never blocks)."""
         with self._cond:
             batch = self.debouncer.take()
@@ -77,7 +75,7 @@ class Inbox:
                 return None
             return batch, [self._changes.pop(p) for p in batch.paths]
 
-    def wait(self, check: Callable[[], None] = lambda: None, tick: float = 0.5) -> tuple[Batch, list[Change]]:
+    def wait(self, check: Callable[[], None] = lambda: None, tick: float = 0.5) -> tuple[debounce.Batch, list[watchfilter.Change]]:
         """Block until a batch is due. ``check`` runs at least every ``tick`` seconds (it may raise)."""
         while True:
             with self._cond:
@@ -103,7 +101,7 @@ class Inbox:
 class ChangeHandler:
     """watchdog's handler protocol (``dispatch``): classify each event's path(s), hand changes on."""
 
-    def __init__(self, watch_filter: WatchFilter, inbox: Inbox,
+    def __init__(self, watch_filter: watchfilter.WatchFilter, inbox: Inbox,
                  new_folder: Callable[[str], None] | None = None) -> None:
         self.filter = watch_filter
         self.inbox = inbox
@@ -132,11 +130,11 @@ class ChangeHandler:
 class Watcher:
     """The observer and its watches: planned around ignored folders, extended as folders appear."""
 
-    def __init__(self, watch_filter: WatchFilter, handler: ChangeHandler, poll: bool = False) -> None:
+    def __init__(self, watch_filter: watchfilter.WatchFilter, handler: ChangeHandler, poll: bool = False) -> None:
         self.filter = watch_filter
         self.handler = handler
         self.poll = poll
-        self.watches: list[Watch] = []
+        self.watches: list[watchfilter.Watch] = []
         self.missing: list[str] = []
         self._flat: set[str] = set()
         self._recursive: set[str] = set()
@@ -150,11 +148,11 @@ class Watcher:
         self._observer = PollingObserver(timeout=POLL_INTERVAL) if self.poll else Observer()
         targets = self.filter.targets()
         self.missing = [t for t in targets if not os.path.exists(t)]
-        for target in plan_watches([t for t in targets if t not in self.missing], self.filter.prunable):
+        for target in watchfilter.plan_watches([t for t in targets if t not in self.missing], self.filter.prunable):
             self._schedule(target)
         self._observer.start()
 
-    def _schedule(self, target: Watch) -> None:
+    def _schedule(self, target: watchfilter.Watch) -> None:
         if not os.path.isdir(target.path):
             return  # gone since it was planned
         self._observer.schedule(self.handler, target.path, recursive=target.recursive, event_filter=_event_types())
@@ -164,7 +162,7 @@ class Watcher:
     def folder_appeared(self, path: str) -> None:
         """A new folder inside a non-recursively watched one: watch it too (unless it is ignored)."""
         if os.path.dirname(path) in self._flat and path not in self._recursive and not self.filter.prunable(path):
-            for target in plan_watches([path], self.filter.prunable):
+            for target in watchfilter.plan_watches([path], self.filter.prunable):
                 if target.path not in self._recursive and target.path not in self._flat:
                     self._schedule(target)
 
@@ -186,7 +184,7 @@ class Watcher:
 class Session:
     """Watching one app: filter → handler → inbox, the loop guard, and the cycle count."""
 
-    filter: WatchFilter
+    filter: watchfilter.WatchFilter
     quiet: float
     max_delay: float
     poll: bool = False
@@ -196,15 +194,15 @@ class Session:
     inbox: Inbox = field(init=False)
     handler: ChangeHandler = field(init=False)
     watcher: Watcher = field(init=False)
-    guard: LoopGuard = field(init=False)
+    guard: debounce.LoopGuard = field(init=False)
 
     def __post_init__(self) -> None:
         # Polling reports a write up to one interval late: still count it as made during the cycle.
         grace = POLL_INTERVAL + 0.1 if self.poll else 0.05
-        self.inbox = Inbox(Debouncer(self.quiet, self.max_delay, self.clock, grace), self.wait)
+        self.inbox = Inbox(debounce.Debouncer(self.quiet, self.max_delay, self.clock, grace), self.wait)
         self.handler = ChangeHandler(self.filter, self.inbox)
         self.watcher = Watcher(self.filter, self.handler, self.poll)
-        self.guard = LoopGuard()
+        self.guard = debounce.LoopGuard()
 
     def start(self) -> float:
         """Start watching; the seconds it took until changes are seen."""
@@ -215,7 +213,7 @@ class Session:
     def stop(self) -> None:
         self.watcher.stop()
 
-    def next(self, check: Callable[[], None] = lambda: None) -> tuple[Batch, Plan]:
+    def next(self, check: Callable[[], None] = lambda: None) -> tuple[debounce.Batch, watchfilter.Plan]:
         """Wait for the next batch that asks for something; stop a self-triggering loop."""
         while True:
             batch, changes = self.inbox.wait(check)
@@ -226,7 +224,7 @@ class Session:
             if plan.anything:
                 return batch, plan
 
-    def run(self, cycle: Callable[[int, Batch, Plan], Any], limit: int | None = None,
+    def run(self, cycle: Callable[[int, debounce.Batch, watchfilter.Plan], Any], limit: int | None = None,
             check: Callable[[], None] = lambda: None) -> Any:
         """Run ``cycle`` for each batch until ``limit`` cycles (None: until interrupted); the last result."""
         result = None
@@ -250,9 +248,9 @@ def self_trigger_error(paths: tuple[str, ...], cycles: int) -> KitError:
     )
 
 
-def make_filter(app: App) -> WatchFilter:
+def make_filter(app: App) -> watchfilter.WatchFilter:
     s = app.settings
-    return WatchFilter(s.root, [(i.name, i.context, i.dockerfile) for i in s.images], s.manifests,
+    return watchfilter.WatchFilter(s.root, [(i.name, i.context, i.dockerfile) for i in s.images], s.manifests,
                        ignore=s.watch_ignore, watch_paths=s.watch_paths)
 
 
@@ -362,10 +360,11 @@ def phase_line(timings: dict[str, float]) -> str:
     return "  ".join(f"{name} {seconds:.1f}s" for name, seconds in timings.items())
 
 
-def cycle_runner(app: App, sets: dict[str, str], timeout: int | None, stopper: Stopper) -> Callable[[int, Batch, Plan], bool]:
+def cycle_runner(app: App, sets: dict[str, str], timeout: int | None,
+                 stopper: Stopper) -> Callable[[int, debounce.Batch, watchfilter.Plan], bool]:
     """The loop's cycle: say why, run workflow.cycle, report timings; a failure is reported, not fatal."""
 
-    def run(number: int, batch: Batch, plan: Plan) -> bool:
+    def run(number: int, batch: debounce.Batch, plan: watchfilter.Plan) -> bool:
         app.forget("plan:")  # file contents changed: tags are computed again
         app.timings.clear()
         what = f"rebuild {', '.join(sorted(plan.images))}" if plan.build else "manifests only: no rebuild"

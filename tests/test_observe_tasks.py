@@ -194,7 +194,7 @@ def test_forward_loop_resolves_the_selector_and_forwards_to_a_ready_pod(
         port = sock.getsockname()[1]
     started: list[list[str]] = []
     monkeypatch.setattr(rollout, "spawner", lambda app, merge_stderr=False, quiet=True: lambda argv: started.append(argv) or FakeProc())
-    monkeypatch.setattr(observe, "Wakeup", fake_time.wake)
+    monkeypatch.setattr(observe.supervise, "Wakeup", fake_time.wake)
     get_deploy = "kubectl --context k8s-local --namespace shop get deployment/web -o json"
     pods = "kubectl --context k8s-local --namespace shop get pods -o json"
     web = deployment("web")

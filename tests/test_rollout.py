@@ -64,7 +64,7 @@ def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
     fake = FakeTime()
     monkeypatch.setattr(rollout, "clock", fake.clock)
     monkeypatch.setattr(rollout, "open_feed", fake.open_feed)
-    monkeypatch.setattr(rollout, "Wakeup", fake.wake)
+    monkeypatch.setattr(rollout.supervise, "Wakeup", fake.wake)
     return fake
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import yaml_error
 from .errors import KitError
+from .schema import yaml_error
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Always declared; computed (MINIKUBE_IP from the cluster) only when a manifest uses them.
@@ -160,9 +160,9 @@ def parse(sources: Iterable[Source], origins: dict[int, Path] | None = None) -> 
     documents: list[dict[str, Any]] = []
     for source in sources:
         try:
-            loaded = list(yaml.safe_load_all(source.text))
+            loaded = list(yaml.load_all(source.text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
         except yaml.YAMLError as exc:
-            raise yaml_error(source.path, exc) from None
+            raise yaml_error(source.path, exc, source.text) from None
         for index, doc in enumerate(loaded):
             if doc is None:
                 continue
@@ -262,7 +262,8 @@ def label(documents: list[dict[str, Any]], app: str, env: str, namespace: str = 
 def dump(documents: list[dict[str, Any]]) -> str:
     import yaml
 
-    return yaml.safe_dump_all(documents, sort_keys=False, default_flow_style=False)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present
+    return yaml.dump_all(documents, Dumper=dumper, sort_keys=False, default_flow_style=False)
 
 
 def workloads(documents: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -1,0 +1,236 @@
+"""Every configuration key with its default, and the checks that run before invoke reads the files.
+
+Layering (lowest first): these defaults, ``invoke.yaml``, ``.env``, the shell's ``INVOKE_APP_*``,
+then task flags. This module is imported when `inv` starts, so it holds data and cheap checks only;
+the typed settings are built in ``config``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import KitError
+
+PROVIDERS = ("minikube", "kind", "docker", "registry")
+DRIVERS = (
+    "docker", "podman", "hyperkit", "virtualbox", "vmware", "kvm2", "qemu2", "qemu",
+    "hyperv", "parallels", "vfkit", "krunkit", "none", "ssh",
+)
+
+# Every key the kit reads, with its default. `invoke.yaml` may set any of them under `app:`.
+DEFAULTS: dict[str, Any] = {
+    "root": "",  # the app's folder; "" = the folder holding tasks.py
+    "name": "",  # app name: object label, lock name, default log selector app=<name>
+    "namespace": "",  # "" = the namespace of the kube context
+    "env": "dev",  # the environment used when --env is not given
+    "environments": {"dev": {}},  # name -> {namespace, manifests, vars}: each its own namespace
+    "images": {},  # image name used in manifests -> {context, dockerfile, build_args, target}
+    "image_keep": 3,  # inv image.prune keeps this many newest tags of each image (and always the current one)
+    "manifests": ["k8s"],  # folders of YAML, relative to root
+    "vars": {},  # declared ${NAME} placeholders -> default value (null = must be given)
+    "workloads": [],  # kind/name to wait for; [] = every Deployment/StatefulSet/Job rendered
+    "timeout": 180,  # seconds: one deadline for everything to become ready
+    "logs": {"selector": "", "since": "10s"},
+    "forwards": [],  # e.g. "deploy/web 3000:3000"
+    "watch": {"paths": [], "ignore": [], "debounce_ms": 300, "max_delay_ms": 2000},
+    "secrets": {},  # Secret name -> .env-style file, e.g. "secrets/{env}.env"; values are never printed
+    "compose": {"dev": "docker-compose.yml", "preview": "docker-compose-preview.yml", "project": "", "url": ""},
+    "tls": {"host": "", "secret": ""},  # "" = <name>.${MINIKUBE_IP}.nip.io and <name>-tls (env-scoped)
+    "helm": {
+        "chart": "", "release": "", "values": [],  # chart folder or repo/chart; release "" = <name>[-<env>]; values files ({env} allowed)
+        "image": "",  # which app.images entry the chart runs; "" = the only one
+        # chart value -> template of ${IMAGE_REPOSITORY} ${IMAGE_TAG} ${INGRESS_HOST} ${TLS_SECRET} ${RELEASE}
+        # ${NAMESPACE} ${ENV} ${MINIKUBE_IP}, passed as --set-string; "" drops a key
+        "set": {"image.repository": "${IMAGE_REPOSITORY}", "image.tag": "${IMAGE_TAG}",
+                "ingress.host": "${INGRESS_HOST}", "ingress.tlsSecret": "${TLS_SECRET}"},
+    },
+    "cluster": {
+        "provider": "minikube",  # minikube | kind | docker | registry
+        "context": "",  # kube context to use; "" = the current one
+        "allowed_contexts": ["minikube", "kind-*", "docker-desktop", "k8s-local"],
+        "ip": "",  # MINIKUBE_IP when the provider is not minikube
+        "registry": "",  # push target for provider=registry, e.g. registry.example.com/team
+        "kind_name": "kind",
+        "minikube": {
+            "profile": "minikube",
+            "cpus": 2,
+            "memory": "2048",
+            "driver": "",
+            "disk_size": "",
+            "kubernetes_version": "",
+            "addons": ["ingress"],
+        },
+    },
+}
+
+IMAGE_KEYS = {"context": ".", "dockerfile": "Dockerfile", "build_args": {}, "target": ""}
+ENVIRONMENT_KEYS = {"namespace": "", "manifests": [], "vars": {}}
+# Keys whose values are free-form mappings: their children are user names, not config keys.
+OPEN_MAPPINGS = {"images", "environments", "vars", "build_args", "secrets", "set"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+def check_yaml_file(path: Path) -> dict[str, Any]:
+    """Parse a YAML config file; a syntax error names the file, line and column."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KitError(f"{path}: cannot be read: {exc}", hint="check the file's permissions and encoding") from None
+    try:
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml when present
+    except yaml.YAMLError as exc:
+        raise yaml_error(path, exc, text) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise KitError(f"{path}:1: expected a mapping of settings at the top level, found {type(data).__name__}",
+                       hint="start the file with `app:` and indent the kit's settings under it")
+    return data
+
+
+def yaml_error(path: Path, exc: Exception, text: str = "") -> KitError:
+    """A YAML parse error as file:line:column, the parser's words, and a fix."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    words = " ".join(str(p) for p in (getattr(exc, "context", None), getattr(exc, "problem", None)) if p) or str(exc)
+    lines = text.splitlines()
+    at_tab = mark is not None and mark.line < len(lines) and "\t" in lines[mark.line][: mark.column + 1]
+    if at_tab or "'\\t'" in words:
+        return KitError(f"{where}: invalid YAML: a tab character in the indentation ({words})",
+                        hint="indent with spaces: YAML does not allow tabs", code=2)
+    return KitError(f"{where}: invalid YAML: {words}", hint="fix the YAML at that line", code=2)
+
+
+def key_line(path: Path, dotted: str) -> int | None:
+    """The line of a dotted key (``app.images.web.dockerfil``) in a YAML file, if it is there."""
+    import yaml
+
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    for part in dotted.split("."):
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        for key, value in node.value:
+            if key.value == part:
+                line = key.start_mark.line + 1
+                node = value
+                break
+        else:
+            return None
+    return line
+
+
+class DotenvFile:
+    """A .env file's values, and its unreadable lines as `file:line: ...` messages."""
+
+    def __init__(self, values: dict[str, str], errors: list[str]) -> None:
+        self.values = values
+        self.errors = errors
+
+
+def read_dotenv(path: Path) -> DotenvFile:
+    """Read a ``.env`` file; lines python-dotenv cannot parse are reported with their number."""
+    from dotenv.parser import parse_stream
+
+    result = DotenvFile({}, [])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return result
+    import io
+
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            shown = binding.original.string.strip().split("=", 1)[0][:40]
+            result.errors.append(
+                f"{path}:{binding.original.line}: cannot parse {shown!r}: expected KEY=value "
+                "(quote values that contain spaces or #)"
+            )
+        elif binding.key is not None and binding.value is not None:
+            result.values[binding.key] = binding.value
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def unknown_keys(data: Mapping[str, Any], schema: Mapping[str, Any] = DEFAULTS, prefix: str = "app") -> list[tuple[str, str]]:
+    """(dotted key, suggestion) for every key of ``data`` the schema does not declare."""
+    found: list[tuple[str, str]] = []
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}"
+        if key not in schema:
+            found.append((dotted, _suggest(str(key), list(schema))))
+            continue
+        if key == "images" and isinstance(value, Mapping):
+            for name, spec in value.items():
+                if isinstance(spec, Mapping):
+                    found += unknown_keys(spec, IMAGE_KEYS, f"{dotted}.{name}")
+        elif key == "environments" and isinstance(value, Mapping):
+            for name, spec in value.items():
+                if isinstance(spec, Mapping):
+                    found += unknown_keys(spec, ENVIRONMENT_KEYS, f"{dotted}.{name}")
+        elif key not in OPEN_MAPPINGS and isinstance(schema[key], Mapping) and isinstance(value, Mapping):
+            found += unknown_keys(value, schema[key], dotted)
+    return found
+
+
+def _env_names(data: Mapping[str, Any], path: tuple[str, ...]) -> dict[str, tuple[str, Any]]:
+    names: dict[str, tuple[str, Any]] = {}
+    for key, value in data.items():
+        here = (*path, str(key))
+        if isinstance(value, Mapping) and value:
+            names.update(_env_names(value, here))
+        names["INVOKE_" + "_".join(here).upper()] = (".".join(here), value)
+    return names
+
+
+def env_override_problems(environ: Mapping[str, str], app: Mapping[str, Any]) -> list[str]:
+    """INVOKE_APP_* values invoke could not use (it would stop with a traceback): name each and the fix."""
+    known = _env_names({"app": app}, ())
+    problems = []
+    for name, raw in sorted(environ.items()):
+        if not name.startswith("INVOKE_APP_") or name not in known:
+            continue
+        dotted, current = known[name]
+        if isinstance(current, (bool, str)) or current is None:
+            continue
+        if isinstance(current, (list, tuple, dict)):
+            problems.append(f"{name} sets {dotted}, which is a {type(current).__name__}: the environment can only "
+                            "set single values; set it in invoke.yaml instead")
+            continue
+        try:
+            type(current)(raw)
+        except (TypeError, ValueError):
+            kind = {int: "whole number", float: "number"}.get(type(current), type(current).__name__)
+            problems.append(f"{name}={raw!r} sets {dotted}, which must be a {kind} (like {current!r})")
+    return problems
+
+
+def environ_overrides(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``INVOKE_APP_*`` variables in effect (for `inv doctor`)."""
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in environ.items() if k.startswith("INVOKE_APP_")}
