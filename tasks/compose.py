@@ -9,9 +9,8 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from invoke import Collection, Context
 
@@ -25,8 +24,7 @@ from tasks.shell import INSTALL_HINTS, is_dry
 POLL_SECONDS = 0.5
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     file: Path
     project: str
     mode: str  # dev | preview

@@ -6,7 +6,6 @@ release's TLS secret name as chart values (app.helm.set says which values take t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from invoke import Collection, Context
@@ -48,14 +47,12 @@ def chart_image(app: App) -> config.Image:
                    hint="set app.helm.image to one of: " + ", ".join(i.name for i in s.images), code=2)
 
 
-@dataclass
 class Plan:
     """One release's command-line inputs, computed from config and cluster facts (nothing run yet)."""
 
-    release: core.Release
-    namespace: str
-    app: App
-    _facts: dict[str, str] = field(default_factory=dict)
+    def __init__(self, release: core.Release, namespace: str, app: App) -> None:
+        self.release, self.namespace, self.app = release, namespace, app
+        self._facts: dict[str, str] = {}
 
     def fact(self, name: str) -> str:
         if name not in self._facts:

@@ -3,30 +3,27 @@ project's images on the Docker daemon (list, remove, prune, a throwaway shell, `
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shlex
 import sys
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from invoke import Collection, Context
 
+from tasks.core import config
 from tasks.core import images as core
-from tasks.core.config import Image
 from tasks.core.errors import KitError, tail
-from tasks.kit import App, kit_task, print_table
+from tasks.kit import STATE_DIR, App, kit_task, print_table
 
 DAEMON_DOWN = ("Cannot connect to the Docker daemon", "Is the docker daemon running", "error during connect")
 LABEL = "devloop.app"  # every build carries devloop.app=<app name> and devloop.image=<image name>
 DEFAULT_SOCKET = "/var/run/docker.sock"
 
 
-@dataclass(frozen=True)
-class Planned:
-    image: Image
+class Planned(NamedTuple):
+    image: config.Image
     tag: str
     build_args: dict[str, str]
     files: int
@@ -36,7 +33,7 @@ class Planned:
         return f"{self.image.name}:{self.tag}"
 
 
-def plan(app: App, image: Image) -> Planned:
+def plan(app: App, image: config.Image) -> Planned:
     """The tag this image's inputs give, computed without Docker (file digests cached under .kit/)."""
     def compute() -> Planned:
         core.check_name(image.name)
@@ -48,10 +45,13 @@ def plan(app: App, image: Image) -> Planned:
             raise KitError(f"image {image.name}: Dockerfile {image.dockerfile} not found",
                            hint=f"fix app.images.{image.name}.dockerfile (relative to its context {image.context})", code=2)
         args = core.resolve_build_args(image.dockerfile.read_text(encoding="utf-8"), image.build_args, os.environ, image.name)
-        state = app.state_dir.resolve()
+        dry = bool(app.c.config.run.dry)  # --dry writes nothing: the cache is only read
+        state = (app.settings.root / STATE_DIR if dry else app.state_dir).resolve()
         skip = [os.path.relpath(state, image.context)] if state.is_relative_to(image.context) else []
+        import hashlib
+
         cache_name = hashlib.sha1(str(image.context).encode()).hexdigest()[:12]
-        cache = core.DigestCache(state / f"digests-{cache_name}.json")
+        cache = core.DigestCache(state / f"digests-{cache_name}.json", write=not dry)
         inputs = core.build_inputs(image.context, image.dockerfile, args, image.target, cache=cache, skip=skip)
         core.check_tag(inputs.tag)
         if skip and not core.ignored(skip[0], core.read_dockerignore(image.context)):
@@ -201,7 +201,7 @@ def image_id(app: App, ref: str, env: dict[str, str] | None = None) -> str | Non
 # -- build and deliver ---------------------------------------------------------------------------
 
 
-def build_one(app: App, image: Image, no_cache: bool = False) -> Planned:
+def build_one(app: App, image: config.Image, no_cache: bool = False) -> Planned:
     planned = plan(app, image)
     env = build_env(app)
     existing = image_id(app, planned.ref, env)
@@ -223,10 +223,8 @@ def build_one(app: App, image: Image, no_cache: bool = False) -> Planned:
     if result.exited != 0:
         check_daemon_result(result, during=f"the build of {planned.ref}: docker tags only a finished build, "
                                            f"so {planned.ref} was not made")
-        output = (result.stdout or "") + (result.stderr or "")
-        steps = [line for line in output.splitlines() if re.match(r"^(Step \d+/\d+ :|#\d+ \[)", line)]
-        failing = f" at {steps[-1].strip()}" if steps else ""
-        raise KitError(f"image {image.name}: docker build failed{failing}", evidence=tail(output, 12),
+        step, output = core.build_failure((result.stdout or "") + "\n" + (result.stderr or ""))
+        raise KitError(f"image {image.name}: docker build failed" + (f" at {step}" if step else ""), evidence=output,
                        hint="fix the failing step; the previous image and its tag are untouched", code=1)
     return planned
 
@@ -331,7 +329,7 @@ def push(app: App, planned: Planned, ref: str) -> None:
                             f"check that {host} is reachable and app.cluster.registry is right")
 
 
-def selected(app: App, name: str | None) -> list[Image]:
+def selected(app: App, name: str | None) -> list[config.Image]:
     return [app.settings.image(name)] if name else list(app.settings.images)
 
 
@@ -340,16 +338,17 @@ def selected(app: App, name: str | None) -> list[Image]:
 
 def project_images(app: App, env: dict[str, str], by_name: bool = True) -> list[core.LocalImage]:
     """Images the kit built for this app (by label) and, with ``by_name``, any tag of a configured name."""
-    fmt = ["--format", "{{json .}}"]
-    found = core.parse_image_list(app.run(["docker", "image", "ls", "--filter", f"label={LABEL}={app.settings.name}", *fmt],
-                                          query=True, capture=True, check=False, env=env).stdout)
-    if by_name and app.settings.images:
-        references = [f"--filter=reference={i.name}" for i in app.settings.images]
-        result = app.run(["docker", "image", "ls", *references, *fmt], query=True, capture=True, check=False, env=env)
+    def listed(*filters: str) -> list[core.LocalImage]:
+        result = app.run(["docker", "image", "ls", *filters, "--format", "{{json .}}"], query=True, capture=True,
+                         check=False, env=env)
         if result.exited != 0:
             check_daemon_result(result)
             raise KitError("docker image ls failed", evidence=tail(result.stderr or ""))
-        found += core.parse_image_list(result.stdout)
+        return core.parse_image_list(result.stdout)
+
+    found = listed("--filter", f"label={LABEL}={app.settings.name}")
+    if by_name and app.settings.images:
+        found += listed(*(f"--filter=reference={i.name}" for i in app.settings.images))
     return core.newest_first(found)
 
 
@@ -367,7 +366,7 @@ def current_refs(app: App) -> tuple[set[str], str]:
     return refs, problem
 
 
-def pick_one(app: App, name: str | None) -> Image:
+def pick_one(app: App, name: str | None) -> config.Image:
     if name or len(app.settings.images) == 1:
         return app.settings.image(name) if name else app.settings.images[0]
     known = ", ".join(i.name for i in app.settings.images) or "none configured"
@@ -536,7 +535,12 @@ def rollout(c: Context, name: str | None = None, no_build: bool = False, timeout
             deliver_one(app, planned)
     refs = {i.name: deliver_ref(app, plan(app, i)) for i in chosen}
     wanted = [kube.normalise_workload(w) for w in app.settings.workloads]
-    live = waiting.list_json(app, app.kubectl("get", "deployments,statefulsets,daemonsets", "-o", "json"), "workloads")
+    result = app.run(app.kubectl("get", "deployments,statefulsets,daemonsets", "-o", "json"), query=True, capture=True,
+                     check=False)
+    if result.exited != 0:
+        raise KitError("cannot read the workloads from the cluster", evidence=result.stderr,
+                       hint="check the cluster is up: inv doctor")
+    live = json.loads(result.stdout or "{}").get("items", [])
     changes, missing = core.set_image_plan(live, refs, wanted)
     for workload in missing:
         app.say(f"warning: {workload} (app.workloads) is not in the cluster: skipped")

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 from invoke import Context
@@ -180,28 +179,19 @@ class Watcher:
         return f"{len(self.watches)} watch(es), {kind}"
 
 
-@dataclass
 class Session:
     """Watching one app: filter → handler → inbox, the loop guard, and the cycle count."""
 
-    filter: watchfilter.WatchFilter
-    quiet: float
-    max_delay: float
-    poll: bool = False
-    clock: Callable[[], float] = time.monotonic
-    wait: Callable[[threading.Condition, float], Any] | None = None
-    cycles: int = 0
-    inbox: Inbox = field(init=False)
-    handler: ChangeHandler = field(init=False)
-    watcher: Watcher = field(init=False)
-    guard: debounce.LoopGuard = field(init=False)
-
-    def __post_init__(self) -> None:
+    def __init__(self, filter: watchfilter.WatchFilter, quiet: float, max_delay: float, poll: bool = False,
+                 clock: Callable[[], float] = time.monotonic,
+                 wait: Callable[[threading.Condition, float], Any] | None = None) -> None:
+        self.filter, self.quiet, self.max_delay, self.poll, self.clock, self.wait = filter, quiet, max_delay, poll, clock, wait
+        self.cycles = 0
         # Polling reports a write up to one interval late: still count it as made during the cycle.
-        grace = POLL_INTERVAL + 0.1 if self.poll else 0.05
-        self.inbox = Inbox(debounce.Debouncer(self.quiet, self.max_delay, self.clock, grace), self.wait)
-        self.handler = ChangeHandler(self.filter, self.inbox)
-        self.watcher = Watcher(self.filter, self.handler, self.poll)
+        grace = POLL_INTERVAL + 0.1 if poll else 0.05
+        self.inbox = Inbox(debounce.Debouncer(quiet, max_delay, clock, grace), wait)
+        self.handler = ChangeHandler(filter, self.inbox)
+        self.watcher = Watcher(filter, self.handler, poll)
         self.guard = debounce.LoopGuard()
 
     def start(self) -> float:

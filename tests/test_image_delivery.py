@@ -287,6 +287,8 @@ def test_real_minikube_docker_runtime_builds_with_docker_env_and_loads_nothing(r
     ref = f"{name}:{tag_of(root)}"
     err = capsys.readouterr().err
     assert f"$ DOCKER_HOST=unix:///var/run/docker.sock docker build --tag {ref}" in err  # minikube's daemon, shown
+    assert f"$ docker image inspect --format '{{{{.Id}}}}' {ref}    # asked over unix:///var/run/docker.sock: no such image" \
+        in err  # the existence check, without spawning the CLI
     assert f"image {ref}: nothing to move — built directly in minikube's Docker daemon" in err
     assert local_id(ref).startswith("sha256:")
     assert calls(tmp_path / "minikube.log") == [["-p", "minikube", "docker-env", "--shell", "none"]]

@@ -96,6 +96,20 @@ def test_prune_plan_keeps_the_newest_n_per_image_and_always_the_current_one() ->
         core.prune_plan(listing, keep=-1, current=set())
 
 
+def test_a_failed_build_names_its_last_step_and_drops_the_clis_notice() -> None:
+    output = ("Sending build context to Docker daemon  4.608kB\nStep 1/5 : FROM base\n ---> 3b43\n"
+              "Step 3/5 : COPY missing.txt /missing.txt\n"
+              "DEPRECATED: The legacy builder is deprecated and will be removed in a future release.\n"
+              "            Install the buildx component to build images with BuildKit:\n"
+              "            https://docs.docker.com/go/buildx/\n\n"
+              "COPY failed: file not found in build context or excluded by .dockerignore: stat missing.txt\n")
+    step, tail = core.build_failure(output)
+    assert step == "Step 3/5 : COPY missing.txt /missing.txt"
+    assert "DEPRECATED" not in tail and "buildx" not in tail and tail.endswith("stat missing.txt")
+    assert core.build_failure("#7 [2/3] RUN make\n#7 ERROR: exit code 2\n")[0] == "#7 [2/3] RUN make"
+    assert core.build_failure("")[0] == ""
+
+
 def test_removal_conflicts_name_the_refs_a_container_uses() -> None:
     stderr = ('Error response from daemon: conflict: unable to remove repository reference "shop:t2" (must force) - '
               'container 0a1b is using its referenced image 2222\n'
@@ -459,3 +473,99 @@ def test_every_image_task_is_listed_with_a_short_summary(hello: Path) -> None:
     for task in image.ns.tasks.values():
         assert len((task.__doc__ or "").strip().splitlines()[0]) < 55, task.name
         assert all(arg.help for arg in task.get_arguments()), task.name
+
+
+def test_a_read_only_digest_cache_is_used_but_never_written(tmp_path: Path) -> None:
+    ctx = make_shop(tmp_path / "ctx")
+    cache_file = tmp_path / "digests.json"
+    later = os.stat(ctx / "Dockerfile").st_mtime_ns + 10 * 10**9
+    core.build_inputs(ctx, ctx / "Dockerfile", {}, cache=core.DigestCache(cache_file, now_ns=lambda: later))
+    written = cache_file.read_text()
+    (ctx / "app" / "new.txt").write_text("new\n")
+    readonly = core.DigestCache(cache_file, now_ns=lambda: later + 10 * 10**9, write=False)
+    assert core.build_inputs(ctx, ctx / "Dockerfile", {}, cache=readonly).tag == shop_tag(ctx)
+    assert readonly.hits == 3 and cache_file.read_text() == written
+
+
+def test_dry_plans_write_nothing_into_the_app_folder(shop: Path) -> None:
+    tag = shop_tag(shop)
+    c = StrictContext({INSPECT.format(ref=f"shop:{tag}"): fail(1, stderr="Error: No such image")}, app=config(shop),
+                      dry=True)
+    image.build(c)
+    assert not (shop / ".kit").exists()
+    image.build(StrictContext({INSPECT.format(ref=f"shop:{tag}"): ok("sha256:1")}, app=config(shop)))
+    assert (shop / ".kit").is_dir()  # a real run keeps its digest cache there
+
+
+# -- the existence check over the daemon's socket ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("environ", "config_json", "expected"), [
+    ({}, None, "/var/run/docker.sock"),
+    ({"DOCKER_HOST": "unix:///run/user/1000/docker.sock"}, None, "/run/user/1000/docker.sock"),
+    ({"DOCKER_HOST": "tcp://192.168.49.2:2376"}, None, None),
+    ({"DOCKER_CONTEXT": "rootless"}, None, None),
+    ({}, {"currentContext": "desktop-linux"}, None),
+    ({}, {"currentContext": "default"}, "/var/run/docker.sock"),
+])
+def test_the_socket_is_used_only_when_it_is_certainly_the_clis(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                                environ: dict[str, str], config_json: Any,
+                                                                expected: str | None) -> None:
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    if config_json is not None:
+        monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+        (tmp_path / "config.json").write_text(json.dumps(config_json))
+    assert image.daemon_socket({}) == expected
+    assert image.daemon_socket({"DOCKER_HOST": "tcp://192.168.49.2:2376"}) is None  # minikube's daemon: ask the CLI
+
+
+def test_ask_daemon_reads_the_image_id_or_its_absence(tmp_path: Path) -> None:
+    import socketserver
+    import threading
+    from http.server import BaseHTTPRequestHandler
+
+    asked: list[str] = []
+
+    class Daemon(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server hook's name
+            asked.append(self.path)
+            status, body = {"/images/shop:t1/json": (200, b'{"Id": "sha256:abc"}'),
+                            "/images/registry.local:5000/team/shop:t2/json": (200, b'{"Id": "sha256:def"}'),
+                            "/images/shop:broken/json": (500, b'{"message": "boom"}')}.get(self.path, (404, b"{}"))
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    class UnixHTTPServer(socketserver.UnixStreamServer):
+        def get_request(self):  # type: ignore[no-untyped-def]
+            request, _ = super().get_request()
+            return request, ("local", 0)  # BaseHTTPRequestHandler wants a (host, port)
+
+    path = str(tmp_path / "docker.sock")
+    server = UnixHTTPServer(path, Daemon)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert image.ask_daemon(path, "shop:t1") == (True, "sha256:abc")
+        assert image.ask_daemon(path, "registry.local:5000/team/shop:t2") == (True, "sha256:def")
+        assert image.ask_daemon(path, "shop:missing") == (True, None)
+        assert image.ask_daemon(path, "shop:broken") == (False, None)  # anything odd: ask the CLI instead
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert image.ask_daemon(str(tmp_path / "gone.sock"), "shop:t1") == (False, None)
+    assert asked[1] == "/images/registry.local:5000/team/shop:t2/json"
+
+
+def test_a_context_that_would_send_the_kits_files_is_warned_about(shop: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (shop / ".dockerignore").write_text("*.md\n")
+    tag = shop_tag(shop)
+    image.tag(StrictContext({}, app=config(shop)))
+    out = capsys.readouterr()
+    assert out.out.strip() == f"shop:{tag}"  # the kit's files never change the tag
+    assert f"warning: image shop: add .kit/ to {shop / '.dockerignore'}" in out.err

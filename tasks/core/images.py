@@ -199,8 +199,9 @@ class DigestCache:
 
     RACY_NS = 2_000_000_000
 
-    def __init__(self, path: Path | None = None, now_ns: Callable[[], int] = time.time_ns) -> None:
+    def __init__(self, path: Path | None = None, now_ns: Callable[[], int] = time.time_ns, write: bool = True) -> None:
         self.path = path
+        self.write = write
         self.now_ns = now_ns
         self.entries: dict[str, list[Any]] = {}
         self.seen: set[str] = set()
@@ -232,7 +233,7 @@ class DigestCache:
 
     def save(self) -> None:
         """Write the cache when it changed, dropping files this run did not see (atomic replace)."""
-        if self.path is None:
+        if self.path is None or not self.write:
             return
         gone = set(self.entries) - self.seen
         for name in gone:
@@ -292,6 +293,21 @@ def build_inputs(context: Path, dockerfile: Path, build_args: Mapping[str, str],
     if cache is not None:
         cache.save()
     return BuildInputs(tuple(files), h.hexdigest())
+
+
+# ---------------------------------------------------------------------------------------------
+# A failed `docker build`
+
+
+_STEP_RE = re.compile(r"^(Step \d+/\d+ :.*|#\d+ \[.*)$")
+_NOISE_RE = re.compile(r"^(DEPRECATED: The legacy builder|\s+Install the buildx component|\s+(BuildKit|https://docs\.docker\.com/go/buildx))")
+
+
+def build_failure(output: str, lines: int = 12) -> tuple[str, str]:
+    """(the last step the build started, the output's tail without the CLI's legacy-builder notice)."""
+    kept = [line for line in output.splitlines() if line.strip() and not _NOISE_RE.match(line)]
+    steps = [line.strip() for line in kept if _STEP_RE.match(line)]
+    return (steps[-1] if steps else ""), "\n".join(kept[-lines:])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -79,7 +79,7 @@ OPEN_MAPPINGS = {"images", "environments", "vars", "build_args", "secrets", "set
 
 def check_yaml_file(path: Path) -> dict[str, Any]:
     """Parse a YAML config file; a syntax error names the file, line and column."""
-    import yaml
+    from invoke.util import yaml  # the copy invoke already loaded: it parses this file next anyway
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -88,7 +88,7 @@ def check_yaml_file(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise KitError(f"{path}: cannot be read: {exc}", hint="check the file's permissions and encoding") from None
     try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml when present
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise yaml_error(path, exc, text) from None
     if data is None:
