@@ -118,6 +118,30 @@ def _checks(app: App) -> list[tuple[str, bool, str]]:
             rows.append((f"local port {local} free", free,
                          f"for {forward.target}" if free else
                          f"{ports.taken_message(local, who, forward.target)}: {ports.stop_hint(who, local)}"))
+    rows += _compose_port_checks(app)
+    return rows
+
+
+def _compose_port_checks(app: App) -> list[tuple[str, bool, str]]:
+    """The host ports the compose files publish (the seed's "port is already allocated", found first)."""
+    from tasks import compose
+    from tasks.core import compose as compose_core
+
+    rows: list[tuple[str, bool, str]] = []
+    for preview in (False, True):
+        try:
+            target = compose.target(app, preview)
+            published = compose_core.published_ports(compose.read_file(target), str(target.file))
+        except KitError:
+            continue  # no such compose file: nothing to check
+        for port in published:
+            if port.protocol != "tcp" or ":" in port.bind_host:
+                continue
+            free = ports.port_free(port.port, port.bind_host)
+            who = None if free else ports.holder(port.port)
+            what = f"{target.file.name}: {port.service}"
+            rows.append((f"local port {port.port} free", free, f"for {what}" if free else
+                         f"{ports.taken_message(port.port, who, what)}: {ports.stop_hint(who, port.port)}"))
     return rows
 
 

@@ -126,3 +126,20 @@ def test_uncastable_environment_values_are_named_not_a_traceback(app: Path) -> N
     assert "INVOKE_APP_TIMEOUT='soon' sets app.timeout, which must be a whole number (like 120)" in result.stderr
     assert "INVOKE_APP_MANIFESTS sets app.manifests, which is a list" in result.stderr
     no_traceback(result)
+
+
+def test_doctor_names_who_holds_a_port_the_compose_file_publishes(app: Path, tmp_path: Path) -> None:
+    import socket
+
+    config = tmp_path / "kubeconfig"
+    config.write_text(UNREACHABLE_KUBECONFIG)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = inv(app, "doctor", env={"KUBECONFIG": str(config), "BASE_IMAGE": "busybox:1",
+                                         "HELLO_STORE_PORT": str(port)})
+    assert result.returncode == 1
+    assert f"local port {port} (docker-compose.yml: store) is already in use by pid {os.getpid()}" in result.stdout
+    assert f"kill {os.getpid()}" in result.stdout
+    no_traceback(result)
