@@ -128,9 +128,7 @@ CONTEXT_HELP = "act even if the kube context is not in app.cluster.allowed_conte
 def upgrade(c: Context, release: str | None = None, env: str | None = None, set: list[str] | None = None,
             build: bool = False, wait: bool = False, no_tls: bool = False, allow_context: bool = False) -> None:
     """Install or upgrade the chart's release for an env."""
-    app = App.load(c, env)
-    if allow_context:
-        app.allow_context()
+    app = App.load(c, env, allow_context)
     helm_version(app)
     p = plan(app, release)
     chart, values, sets = p.chart(), p.values(), p.sets(set)
@@ -161,9 +159,7 @@ def template(c: Context, release: str | None = None, env: str | None = None, set
                 "allow_context": CONTEXT_HELP})
 def delete(c: Context, release: str | None = None, env: str | None = None, allow_context: bool = False) -> None:
     """Uninstall a release and its TLS Secret; absent is ok."""
-    app = App.load(c, env)
-    if allow_context:
-        app.allow_context()
+    app = App.load(c, env, allow_context)
     helm_version(app)
     p = plan(app, release)
     context = app.context()
@@ -179,9 +175,7 @@ def delete(c: Context, release: str | None = None, env: str | None = None, allow
 @kit_task(name="list", help={"env": "environment (dev, staging, qa…); default app.env", "allow_context": CONTEXT_HELP})
 def list_(c: Context, env: str | None = None, allow_context: bool = False) -> None:
     """List the Helm releases in the env's namespace."""
-    app = App.load(c, env)
-    if allow_context:
-        app.allow_context()
+    app = App.load(c, env, allow_context)
     helm_version(app)
     listed = app.run(core.list_argv(app.settings.namespace, app.context()), query=True, capture=True)
     releases = core.parse_releases(listed.stdout)

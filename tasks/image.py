@@ -524,9 +524,7 @@ def rollout(c: Context, name: str | None = None, no_build: bool = False, timeout
     from tasks import rollout as waiting
     from tasks.core import kube
 
-    app = App.load(c, env)
-    if allow_context:
-        app.allow_context()
+    app = App.load(c, env, allow_context)
     app.context()  # the guard runs before anything is built
     chosen = selected(app, name)
     for image in chosen:

@@ -234,9 +234,7 @@ def render_(c: Context, env: str | None = None, path: str | None = None, set: li
                                   "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts"})
 def apply(c: Context, env: str | None = None, set: list[str] | None = None, allow_context: bool = False) -> None:
     """Render and kubectl apply the manifests."""
-    app = App.load(c, env)
-    if allow_context:
-        app.allow_context()
+    app = App.load(c, env, allow_context)
     apply_documents(app, rendered(app, parse_sets(set)))
 
 
@@ -244,9 +242,7 @@ def apply(c: Context, env: str | None = None, set: list[str] | None = None, allo
                 "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts"})
 def wait(c: Context, env: str | None = None, timeout: int | None = None, allow_context: bool = False) -> None:
     """Wait until every workload is ready; fail fast with why."""
-    app = App.load(c, env)
-    if allow_context:
-        app.allow_context()
+    app = App.load(c, env, allow_context)
     documents = rendered(app, strict=False)
     rollout.wait_ready(app, rollout.wanted_workloads(app, documents), timeout)
 
@@ -255,9 +251,7 @@ def wait(c: Context, env: str | None = None, timeout: int | None = None, allow_c
                 "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts"})
 def delete(c: Context, env: str | None = None, volumes: bool = False, allow_context: bool = False) -> None:
     """Delete what the kit applied, found by its label."""
-    app = App.load(c, env)
-    if allow_context:
-        app.allow_context()
+    app = App.load(c, env, allow_context)
     delete_applied(app, volumes)
 
 
@@ -275,9 +269,7 @@ def lint_(c: Context, env: str | None = None, set: list[str] | None = None, live
                                   "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts"})
 def diff(c: Context, env: str | None = None, set: list[str] | None = None, allow_context: bool = False) -> None:
     """Show what apply would change in the cluster."""
-    app = App.load(c, env)
-    if allow_context:
-        app.allow_context()
+    app = App.load(c, env, allow_context)
     target = write_rendered(app, rendered(app, parse_sets(set), strict=False))
     result = app.run(app.kubectl("diff", "-f", shown_path(target)), query=True, check=False)
     if result.exited > 1:  # 1 only means "there are differences"

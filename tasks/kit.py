@@ -73,7 +73,7 @@ class App:
         self.origins: dict[int, Path] = {}  # id(rendered object) -> its manifest file, for lint messages
 
     @classmethod
-    def load(cls, c: Context, env: str | None = None) -> App:
+    def load(cls, c: Context, env: str | None = None, allow_context: bool = False) -> App:
         root = app_root(c)
         errors = read_dotenv(root / ".env").errors
         if errors:
@@ -83,7 +83,10 @@ class App:
         settings = config.settings_from(dict(c.config.get("app") or {}), root,
                                  config_file if config_file.exists() else None, env)
         shell.register_secrets_from_env(os.environ)
-        return cls(c, settings)
+        app = cls(c, settings)
+        if allow_context:  # the user's --allow-context: act on a context outside the allow-list
+            app.allow_context()
+        return app
 
     # -- memoised cluster facts ------------------------------------------------------------------
 

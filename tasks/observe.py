@@ -31,9 +31,7 @@ CLEAR = "\x1b[H\x1b[2J"
 
 
 def load(c: Context, env: str | None, allow_context: bool) -> App:
-    app = App.load(c, env)
-    if allow_context:
-        app.allow_context()
+    app = App.load(c, env, allow_context)
     app.context()  # the guard, before anything runs
     return app
 
@@ -360,9 +358,7 @@ def kubectl_(c: Context, env: str | None = None, allow_context: bool = False) ->
     args = remainder_args(c)
     if not args:
         raise KitError("nothing to pass to kubectl", hint="write inv k8s.kubectl -- get pods", code=2)
-    app = App.load(c, env)
-    if allow_context:
-        app.allow_context()
+    app = App.load(c, env, allow_context)
     own = kube.option_value(args, "--context")
     if own is not None and not app.settings.cluster.context_allowed(own) and not allow_context:
         raise KitError(f"kube context {own!r} is not in app.cluster.allowed_contexts", code=2,

@@ -139,9 +139,7 @@ def tls_documents(app: App) -> list[dict[str, Any]]:
 })
 def cert(c: Context, env: str | None = None, force: bool = False, allow_context: bool = False) -> None:
     """Make the Ingress host's TLS cert; store as a Secret."""
-    app = App.load(c, env)
-    if allow_context:
-        app.allow_context()
+    app = App.load(c, env, allow_context)
     host, secret = env_host_and_secret(app)
     files = ensure_certificate(app, host, secret, force)
     apply_certificate(app, files, secret)

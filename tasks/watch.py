@@ -509,9 +509,7 @@ def whole_number(value: Any, flag: str) -> int | None:
 
 
 def _loaded(c: Context, env: str | None, allow_context: bool) -> App:
-    app = App.load(c, env)
-    if allow_context:
-        app.allow_context()
+    app = App.load(c, env, allow_context)
     app.context()  # the guard runs before anything is watched or built
     return app
 

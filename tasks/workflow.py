@@ -56,9 +56,7 @@ def cycle_lock(app: App) -> contextlib.AbstractContextManager[Any]:
 def up(c: Context, env: str | None = None, set: list[str] | None = None, timeout: int | None = None,
        no_build: bool = False, ci: bool = False, allow_context: bool = False) -> None:
     """Build, deliver, render, apply, and wait until ready."""
-    app = App.load(c, env)
-    if allow_context:
-        app.allow_context()
+    app = App.load(c, env, allow_context)
     app.context()  # the guard runs before anything is built
     with cycle_lock(app):
         documents = cycle(app, k8s.parse_sets(set), timeout, build=not no_build)
@@ -74,9 +72,7 @@ def up(c: Context, env: str | None = None, set: list[str] | None = None, timeout
                 "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts"})
 def down(c: Context, env: str | None = None, volumes: bool = False, allow_context: bool = False) -> None:
     """Delete everything `up` applied (by the kit's label)."""
-    app = App.load(c, env)
-    if allow_context:
-        app.allow_context()
+    app = App.load(c, env, allow_context)
     k8s.delete_applied(app, volumes)
 
 

@@ -18,8 +18,10 @@ def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def running_images(selector: str = "app=hello") -> set[str]:
+    """The spec images of the ready containers of live pods (the status may name another tag of the same ID)."""
     pods = json.loads(kubectl("get", "pods", "-l", selector, "-o", "json").stdout)["items"]
-    return {cs["image"] for p in pods if not p["metadata"].get("deletionTimestamp")
+    return {next(c["image"] for c in p["spec"]["containers"] if c["name"] == cs["name"])
+            for p in pods if not p["metadata"].get("deletionTimestamp")
             for cs in p["status"].get("containerStatuses", []) if cs.get("ready")}
 
 

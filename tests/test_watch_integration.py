@@ -14,15 +14,19 @@ pytestmark = pytest.mark.integration
 
 
 def running_images(ns: str) -> dict[str, tuple[str, str]]:
-    """pod -> (image, imageID) of each live (not terminating) hello pod."""
+    """pod -> (image in the pod's spec, imageID it runs) of each live (not terminating) hello pod.
+
+    The spec's image, not the status's: when two tags name one image ID (same content), the runtime
+    may report either tag in the status."""
     out = subprocess.run(["kubectl", "--namespace", ns, "get", "pods", "-l", "app=hello", "-o", "json"],
                          check=True, capture_output=True, text=True).stdout
     found = {}
     for pod in json.loads(out)["items"]:
         if pod["metadata"].get("deletionTimestamp"):
             continue
+        spec = {c["name"]: c["image"] for c in pod["spec"]["containers"]}
         for status in pod["status"].get("containerStatuses", []):
-            found[f"{pod['metadata']['name']}/{status['name']}"] = (status["image"], status.get("imageID", ""))
+            found[f"{pod['metadata']['name']}/{status['name']}"] = (spec[status["name"]], status.get("imageID", ""))
     return found
 
 
