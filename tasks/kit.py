@@ -10,7 +10,7 @@ import functools
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -191,9 +191,6 @@ class _Phase:
         self.app.timings[self.name] = App.clock() - self.start
 
 
-def env_flag_help() -> str:
-    return "environment to use (dev, staging, qa…); default app.env"
-
 
 def print_table(rows: list[list[str]], out: Any = None) -> None:
     out = out or sys.stdout
@@ -203,7 +200,3 @@ def print_table(rows: list[list[str]], out: Any = None) -> None:
     for row in rows:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip(), file=out)
 
-
-def iter_chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]

@@ -174,3 +174,20 @@ def test_identical_lines_with_one_timestamp_are_all_printed_and_replayed_once() 
         h.mux.line(key, "2026-01-01T00:00:01.000000001Z tick")
     h.mux.line(key, "2026-01-01T00:00:01.000000001Z tock")
     assert [o for o in h.out if not o.startswith("+")] == ["web-a/app tick"] * 3 + ["web-a/app tock"]
+
+
+def test_no_second_child_starts_until_the_first_ones_end_is_handled() -> None:
+    # The child has exited (poll() says so) but its end event is still queued: starting another now
+    # would leave two followers on one container and print lines twice.
+    h = Harness()
+    key = ("web-a", "app")
+    h.mux.reconcile([running("web-a", "docker://1")])
+    h.mux.line(key, "2026-01-01T00:00:01.1Z one")
+    h.procs[-1].code = 0
+    h.clock.now += 60
+    h.mux.reconcile([running("web-a", "docker://1")])
+    assert len(h.started) == 1
+    h.mux.ended(key, "")
+    h.clock.now += 60
+    h.mux.reconcile([running("web-a", "docker://1")])
+    assert len(h.started) == 2 and "--since-time=2026-01-01T00:00:01.1Z" in h.started[-1]

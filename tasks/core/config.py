@@ -25,7 +25,6 @@ from .schema import (  # noqa: F401  (re-exported: the configuration's public na
     _suggest,
     check_yaml_file,
     env_override_problems,
-    environ_overrides,
     key_line,
     read_dotenv,
     unknown_keys,

@@ -125,8 +125,8 @@ class LogMux:
         stream = self.streams.get(key)
         if stream is None:
             stream = self.streams[key] = Stream(pod, container)
-        if stream.proc is not None and stream.proc.poll() is None:
-            return
+        if stream.proc is not None:
+            return  # one child per container at a time: a new one starts only after `ended` for the last
         if stream.done == instance or now < stream.retry_at:
             return
         args = ["--timestamps"]

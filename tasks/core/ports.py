@@ -49,14 +49,6 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def port_answers(port: int, host: str = "127.0.0.1", timeout: float = 0.3) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _listening_inodes(port: int, proc: Path) -> set[str]:
     inodes = set()
     for table in ("net/tcp", "net/tcp6"):

@@ -8,7 +8,6 @@ the typed settings are built in ``config``.
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -228,9 +227,3 @@ def env_override_problems(environ: Mapping[str, str], app: Mapping[str, Any]) ->
             kind = {int: "whole number", float: "number"}.get(type(current), type(current).__name__)
             problems.append(f"{name}={raw!r} sets {dotted}, which must be a {kind} (like {current!r})")
     return problems
-
-
-def environ_overrides(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The ``INVOKE_APP_*`` variables in effect (for `inv doctor`)."""
-    environ = os.environ if environ is None else environ
-    return {k: v for k, v in environ.items() if k.startswith("INVOKE_APP_")}
