@@ -113,7 +113,7 @@ def test_the_process_table_knows_our_children() -> None:
 
 
 def test_command_line_shows_the_program_name_only() -> None:
-    assert lock.command_line(["/work/.venv/bin/inv", "dev", "--env", "qa"]) == "inv dev --env qa"
+    assert lock.command_line(["/home/dev/app/.venv/bin/inv", "dev", "--env", "qa"]) == "inv dev --env qa"
 
 
 def test_describe_says_how_long_ago() -> None:
