@@ -13,6 +13,7 @@ from pathlib import Path
 __path__ = [str(Path(__file__).with_name("tasks"))]
 
 from invoke import Collection  # noqa: E402
+from invoke.config import merge_dicts  # noqa: E402
 
 from tasks import compose, editor, helm, image, k8s, minikube, observe, tls, watch, workflow  # noqa: E402
 from tasks.core.errors import KitError  # noqa: E402
@@ -27,8 +28,11 @@ ROOT = Path(__file__).parent.absolute()
 try:
     _project = check_yaml_file(ROOT / "invoke.yaml")
     load_dotenv_into_environ(ROOT)
-    _merged = dict(copy.deepcopy(DEFAULTS), **(_project.get("app") or {}))
-    _problems = env_override_problems(os.environ, _merged)
+    _app = _project.get("app") or {}
+    if not isinstance(_app, dict):
+        raise KitError(f"{ROOT / 'invoke.yaml'}: `app:` must be a mapping of settings, got {type(_app).__name__}",
+                       hint="indent the kit's settings under `app:` (see .env.example for every key)", code=2)
+    _problems = env_override_problems(os.environ, merge_dicts(copy.deepcopy(DEFAULTS), _app))
     if _problems:
         raise KitError("environment variables the configuration cannot take:\n" + "\n".join(f"  - {p}" for p in _problems),
                        hint="fix or unset them (in the shell or in .env)", code=2)

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from invoke import Collection, Context
 
+from tasks import shell as funnel
 from tasks.core import config
 from tasks.core import images as core
 from tasks.core.errors import KitError, tail
@@ -45,6 +46,9 @@ def plan(app: App, image: config.Image) -> Planned:
             raise KitError(f"image {image.name}: Dockerfile {image.dockerfile} not found",
                            hint=f"fix app.images.{image.name}.dockerfile (relative to its context {image.context})", code=2)
         args = core.resolve_build_args(image.dockerfile.read_text(encoding="utf-8"), image.build_args, os.environ, image.name)
+        for key, value in args.items():  # e.g. NPM_TOKEN: masked in the echoed `docker build`
+            if funnel.looks_secret(key):
+                funnel.register_secret(value)
         dry = bool(app.c.config.run.dry)  # --dry writes nothing: the cache is only read
         state = (app.settings.root / STATE_DIR if dry else app.state_dir).resolve()
         skip = [os.path.relpath(state, image.context)] if state.is_relative_to(image.context) else []

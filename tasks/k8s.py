@@ -11,10 +11,10 @@ from typing import Any
 from invoke import Collection, Context
 
 from tasks import image as images
-from tasks import rollout
+from tasks import rollout, shell
 from tasks.core import lint, render
 from tasks.core.errors import KitError
-from tasks.kit import App, kit_task
+from tasks.kit import STATE_DIR, App, kit_task
 
 DELETE_KINDS = ("ingresses,services,deployments,statefulsets,daemonsets,jobs,cronjobs,configmaps,secrets,"
                 "serviceaccounts,roles,rolebindings,horizontalpodautoscalers,poddisruptionbudgets,networkpolicies")
@@ -144,10 +144,15 @@ def builtin_var(app: App, name: str, minikube_ip: Callable[[], str] | None = Non
     return None
 
 
-def write_rendered(app: App, documents: list[dict[str, Any]]) -> Path:
+def write_rendered(app: App, documents: list[dict[str, Any]], even_dry: bool = False) -> Path:
+    """Keep the rendered set in .kit/ (owner-only: it may hold Secrets); under --dry, write nothing
+    unless a read-only command needs the file (``even_dry``: `k8s.diff`)."""
+    if shell.is_dry(app.c) and not even_dry:
+        return app.settings.root / STATE_DIR / f"rendered-{app.settings.env}.yaml"
     target = app.state_dir / f"rendered-{app.settings.env}.yaml"
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # may hold Secrets
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        os.fchmod(handle.fileno(), 0o600)  # also when an older file had a wider mode
         handle.write(render.dump(documents))
     return target
 
@@ -182,7 +187,11 @@ def live_objects(app: App, documents: list[dict[str, Any]]) -> dict[str, Any] | 
                  ((d.get("spec") or {}).get("strategy") or {}).get("type") == "Recreate") for d in documents)
     if not needed:
         return {}
-    result = app.run(app.kubectl("get", "deployments,jobs", "-o", "json"), query=True, capture=True, check=False)
+    try:
+        argv = app.kubectl("get", "deployments,jobs", "-o", "json")
+    except KitError:  # no usable kube context: lint what can be linted without the cluster
+        return None
+    result = app.run(argv, query=True, capture=True, check=False)
     if result.exited != 0:
         return None
     import json
@@ -191,8 +200,9 @@ def live_objects(app: App, documents: list[dict[str, Any]]) -> dict[str, Any] | 
             for o in json.loads(result.stdout).get("items", [])}
 
 
-def lint_documents(app: App, documents: list[dict[str, Any]], live: bool = True) -> list[lint.Finding]:
-    """Run the checks; print warnings; raise on errors (so `up` stops before apply)."""
+def lint_documents(app: App, documents: list[dict[str, Any]], live: bool = True,
+                   strict: bool = False) -> list[lint.Finding]:
+    """Run the checks; print warnings; raise on errors (so `up` stops before apply); ``strict``: on warnings too."""
     refs = image_refs(app, strict=False)
     current = live_objects(app, documents) if live else {}
     if current is None:
@@ -201,7 +211,7 @@ def lint_documents(app: App, documents: list[dict[str, Any]], live: bool = True)
     for finding in findings:
         if not finding.error:
             app.say(str(finding))
-    errors = [f for f in findings if f.error]
+    errors = [f for f in findings if f.error or strict]
     if errors:
         raise KitError(f"lint found {len(errors)} problem(s) in the manifests:\n" + "\n".join(str(f) for f in errors),
                        hint="fix them and run again (`inv k8s.lint` checks without applying)", code=1)
@@ -227,7 +237,8 @@ def render_(c: Context, env: str | None = None, path: str | None = None, set: li
     """Print the rendered YAML, exactly what apply sends."""
     app = App.load(c, env)
     documents = rendered(app, parse_sets(set), path, strict=False)
-    print(render.dump(documents if show_secrets else render.masked(documents)), end="")
+    text = render.dump(documents if show_secrets else render.masked(documents))
+    print(text if show_secrets else shell.mask(text), end="")  # values from .env can sit in any object
 
 
 @kit_task(iterable=["set"], help={"env": "environment (dev, staging, qa…)", "set": SET_HELP,
@@ -270,7 +281,7 @@ def lint_(c: Context, env: str | None = None, set: list[str] | None = None, live
 def diff(c: Context, env: str | None = None, set: list[str] | None = None, allow_context: bool = False) -> None:
     """Show what apply would change in the cluster."""
     app = App.load(c, env, allow_context)
-    target = write_rendered(app, rendered(app, parse_sets(set), strict=False))
+    target = write_rendered(app, rendered(app, parse_sets(set), strict=False), even_dry=True)
     result = app.run(app.kubectl("diff", "-f", shown_path(target)), query=True, check=False)
     if result.exited > 1:  # 1 only means "there are differences"
         raise KitError("kubectl diff failed", evidence=result.stderr, hint="check the cluster is reachable: inv doctor")

@@ -41,9 +41,8 @@ def kit_task(*args: Any, **kwargs: Any) -> Any:
 
         return task(*args, **kwargs)(guarded)
 
-    if len(args) == 1 and callable(args[0]) and not kwargs:
-        body = args[0]
-        args = ()
+    if len(args) == 1 and callable(args[0]) and not kwargs:  # bare @kit_task: no options for task()
+        body, args = args[0], ()
         return decorate(body)
     return decorate
 
@@ -105,9 +104,11 @@ class App:
 
     @property
     def state_dir(self) -> Path:
+        """The kit's own folder in the app (made on first use, git-ignored by its own .gitignore)."""
         path = self.settings.root / STATE_DIR
-        path.mkdir(mode=0o700, exist_ok=True)
-        (path / ".gitignore").write_text("*\n")
+        if not (path / ".gitignore").is_file():
+            path.mkdir(mode=0o700, exist_ok=True)
+            (path / ".gitignore").write_text("*\n")
         return path
 
     def context(self) -> str:

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from tasks import image as images
 from tasks import shell
 from tasks.core import kube, render, supervise
 from tasks.core.errors import KitError
@@ -118,7 +117,8 @@ def wait_ready(app: App, workloads: list[str], timeout: int | None = None) -> ku
         return kube.Verdict()
     limit = seconds(timeout) or app.settings.timeout
     deadline = clock() + limit
-    ours = [render.image_repository(r) for r in images.built_refs(app).values()]
+    registry = app.settings.cluster.registry if app.settings.cluster.provider == "registry" else ""
+    ours = [f"{registry}/{i.name}" if registry else i.name for i in app.settings.images]  # names: no hashing here
     argv = app.kubectl("get", WATCHED_KINDS, "-o", "json")
     kinds = ["pods"] + sorted({FEED_KINDS[w.split("/")[0]] for w in workloads if w.split("/")[0] in FEED_KINDS})
     app.say(f"$ {shlex.join(argv)}    # re-read on every change, until ready or {limit}s")

@@ -63,6 +63,23 @@ def say(message: str) -> None:
     print(mask(message), file=sys.stderr, flush=True)
 
 
+class Masking:
+    """A text stream that writes to ``target`` with every registered secret replaced by ****."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+
+    def write(self, text: str) -> int:
+        self.target.write(mask(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def isatty(self) -> bool:
+        return bool(getattr(self.target, "isatty", lambda: False)())
+
+
 def is_dry(c: Context) -> bool:
     try:
         return bool(c.config.run.dry)
@@ -98,6 +115,9 @@ def run(
         return Result(command=command, exited=0, stdout="", stderr="")
     if not quiet:
         say(f"$ {shown}")
+    streams: dict[str, Any] = {}
+    if _SECRETS and not capture and not interactive:  # output shown live is masked too
+        streams = {"out_stream": Masking(sys.stdout), "err_stream": Masking(sys.stderr)}
     result = c.run(
         command,
         warn=True,
@@ -107,6 +127,7 @@ def run(
         pty=interactive,
         in_stream=None if interactive else False,
         dry=False,
+        **streams,
     )
     if result is None:  # pragma: no cover - only with asynchronous/disown, which the kit never uses
         raise KitError(f"no result from {shown}")

@@ -16,7 +16,7 @@ from tasks.kit import App, kit_task, print_table
 
 
 def cycle(app: App, sets: dict[str, str] | None = None, timeout: int | None = None, build: bool = True,
-          deliver: bool = True) -> list[dict[str, Any]]:
+          deliver: bool = True, strict: bool = False) -> list[dict[str, Any]]:
     """One pass of the loop, each phase timed into ``app.timings``; returns the applied documents.
 
     ``build=False`` deploys what the current tags name; ``deliver=False`` also skips delivery (a
@@ -30,7 +30,7 @@ def cycle(app: App, sets: dict[str, str] | None = None, timeout: int | None = No
                 images.deliver_one(app, p)
     with app.phase("render"):
         documents = k8s.rendered(app, sets)
-        k8s.lint_documents(app, documents)
+        k8s.lint_documents(app, documents, strict=strict)
     with app.phase("apply"):
         k8s.apply_documents(app, documents)
     with app.phase("ready"):
@@ -50,7 +50,7 @@ def cycle_lock(app: App) -> contextlib.AbstractContextManager[Any]:
     "set": k8s.SET_HELP,
     "timeout": "seconds to wait for readiness in all (default app.timeout)",
     "no_build": "skip building; deliver and deploy what the current tags name",
-    "ci": "gate mode: exit 0 only when every workload is ready (never waits past the deadline)",
+    "ci": "CI gate: lint warnings fail too; exit 0 only when every workload is ready",
     "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts",
 })
 def up(c: Context, env: str | None = None, set: list[str] | None = None, timeout: int | None = None,
@@ -59,7 +59,7 @@ def up(c: Context, env: str | None = None, set: list[str] | None = None, timeout
     app = App.load(c, env, allow_context)
     app.context()  # the guard runs before anything is built
     with cycle_lock(app):
-        documents = cycle(app, k8s.parse_sets(set), timeout, build=not no_build)
+        documents = cycle(app, k8s.parse_sets(set), timeout, build=not no_build, strict=ci)
     observe.summary(app, documents)
     total = sum(app.timings.values())
     app.say("timings: " + "  ".join(f"{k} {v:.1f}s" for k, v in app.timings.items()) + f"  total {total:.1f}s")

@@ -152,3 +152,20 @@ def test_doctor_names_who_holds_a_port_the_compose_file_publishes(app: Path, tmp
     assert f"local port {port} (docker-compose.yml: store) is already in use by pid {os.getpid()}" in result.stdout
     assert f"kill {os.getpid()}" in result.stdout
     no_traceback(result)
+
+
+@pytest.mark.parametrize("variable,value,named", [
+    ("INVOKE_APP_CLUSTER_ALLOWED_CONTEXTS", "foo", "app.cluster.allowed_contexts, which is a list"),
+    ("INVOKE_APP_WATCH_DEBOUNCE_MS", "abc", "app.watch.debounce_ms, which must be a whole number"),
+])
+def test_nested_environment_values_are_checked_too(app: Path, variable: str, value: str, named: str) -> None:
+    result = inv(app, "image.tag", env={variable: value, "BASE_IMAGE": "busybox:1"})
+    assert result.returncode != 0 and named in result.stderr
+    no_traceback(result)
+
+
+def test_app_that_is_not_a_mapping_is_named(app: Path) -> None:
+    (app / "invoke.yaml").write_text("app: [1]\n")
+    result = inv(app, "--list")
+    assert result.returncode != 0 and "`app:` must be a mapping" in result.stderr
+    no_traceback(result)

@@ -125,3 +125,28 @@ def test_dotenv_reports_unparseable_lines_by_number(tmp_path: Path) -> None:
 def test_missing_dotenv_is_empty(tmp_path: Path) -> None:
     parsed = read_dotenv(tmp_path / ".env")
     assert (parsed.values, parsed.errors) == ({}, [])
+
+
+@pytest.mark.parametrize("app,named", [
+    ({"images": {"web": "x"}}, "app.images.web must be a mapping"),
+    ({"environments": {"dev": "x"}}, "app.environments.dev must be a mapping"),
+    ({"vars": ["a"]}, "app.vars must be a mapping"),
+    ({"secrets": "s"}, "app.secrets must be a mapping"),
+    ({"cluster": "kind"}, "app.cluster must be a mapping"),
+    ({"cluster": {"minikube": 3}}, "app.cluster.minikube must be a mapping"),
+])
+def test_a_value_that_should_be_a_mapping_is_a_reported_problem(tmp_path: Path, app: dict, named: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(KitError) as err:
+        settings_from(app, tmp_path)
+    assert named in err.value.message
+
+
+def test_lists_from_the_environment_split_on_commas_only(tmp_path: Path) -> None:
+    s = settings_from({"forwards": "svc/web 3000:80, svc/db 3306"}, tmp_path)
+    assert s.forwards == ("svc/web 3000:80", "svc/db 3306")
+
+
+def test_a_relative_root_is_resolved_against_the_kit_folder(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    s = settings_from({"root": "sub"}, tmp_path)
+    assert s.root == (tmp_path / "sub").resolve() and s.name == "sub"

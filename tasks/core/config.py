@@ -111,11 +111,20 @@ def _int(value: Any, key: str, problems: list[str]) -> int:
     return number
 
 
+def _mapping(value: Any, key: str, problems: list[str]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    problems.append(f"{key} must be a mapping (key: value lines indented under it), got {value!r}")
+    return {}
+
+
 def _list(value: Any, key: str, problems: list[str]) -> list[str]:
     if value is None:
         return []
-    if isinstance(value, str):
-        return [v for v in re.split(r"[,\s]+", value) if v] if "," in value else [value]
+    if isinstance(value, str):  # "a, b" from the environment; a single item otherwise
+        return [v.strip() for v in value.split(",") if v.strip()]
     if isinstance(value, (list, tuple)):
         return [str(v) for v in value]
     problems.append(f"{key} must be a list, got {value!r}")
@@ -137,9 +146,13 @@ def settings_from(app: Mapping[str, Any], root: Path, config_file: Path | None =
         value = app.get(key, DEFAULTS[key])
         return DEFAULTS[key] if value is None else value
 
-    root = Path(str(get("root")) or root)
+    configured_root = str(get("root") or "")
+    root = (root / configured_root).resolve() if configured_root else root  # relative to the tasks.py folder
 
-    environments = dict(get("environments") or {})
+    def mapping(key: str) -> dict[str, Any]:
+        return _mapping(get(key), f"app.{key}", problems)
+
+    environments = mapping("environments")
     environments.setdefault("dev", {})
     env_name = env or str(get("env"))
     if env_name not in environments:
@@ -149,15 +162,11 @@ def settings_from(app: Mapping[str, Any], root: Path, config_file: Path | None =
         )
         env_conf: Mapping[str, Any] = {}
     else:
-        env_conf = environments[env_name] or {}
+        env_conf = _mapping(environments[env_name], f"app.environments.{env_name}", problems)
 
     images: list[Image] = []
-    image_specs = get("images")
-    if not isinstance(image_specs, Mapping):
-        problems.append(f"app.images must be a mapping of image name -> settings, got {image_specs!r}")
-        image_specs = {}
-    for name, spec in image_specs.items():
-        spec = dict(IMAGE_KEYS, **(spec or {}))
+    for name, spec in mapping("images").items():
+        spec = dict(IMAGE_KEYS, **_mapping(spec, f"app.images.{name}", problems))
         context = (root / str(spec["context"])).resolve()
         dockerfile = Path(str(spec["dockerfile"]))
         dockerfile = dockerfile if dockerfile.is_absolute() else context / dockerfile
@@ -169,11 +178,11 @@ def settings_from(app: Mapping[str, Any], root: Path, config_file: Path | None =
                             str(spec["target"] or "")))
 
     manifests = _list(env_conf.get("manifests") or get("manifests"), "app.manifests", problems)
-    variables = dict(get("vars") or {})
-    variables.update(env_conf.get("vars") or {})
+    variables = mapping("vars")
+    variables.update(_mapping(env_conf.get("vars"), f"app.environments.{env_name}.vars", problems))
 
-    cluster = dict(DEFAULTS["cluster"], **(get("cluster") or {}))
-    mk = dict(DEFAULTS["cluster"]["minikube"], **(cluster.get("minikube") or {}))
+    cluster = dict(DEFAULTS["cluster"], **mapping("cluster"))
+    mk = dict(DEFAULTS["cluster"]["minikube"], **_mapping(cluster.get("minikube"), "app.cluster.minikube", problems))
     provider = str(cluster["provider"])
     if provider not in PROVIDERS:
         problems.append(f"app.cluster.provider is {provider!r}{_suggest(provider, list(PROVIDERS))}; use one of {', '.join(PROVIDERS)}")
@@ -185,8 +194,8 @@ def settings_from(app: Mapping[str, Any], root: Path, config_file: Path | None =
     if not MEMORY_RE.match(memory):
         problems.append(f"app.cluster.minikube.memory must be a size like 2048 or 4g, got {mk['memory']!r}")
 
-    watch = dict(DEFAULTS["watch"], **(get("watch") or {}))
-    logs = dict(DEFAULTS["logs"], **(get("logs") or {}))
+    watch = dict(DEFAULTS["watch"], **mapping("watch"))
+    logs = dict(DEFAULTS["logs"], **mapping("logs"))
     name = str(get("name")) or root.name
     selector = str(logs["selector"]) or f"app={name}"
 
@@ -225,10 +234,10 @@ def settings_from(app: Mapping[str, Any], root: Path, config_file: Path | None =
             ),
         ),
         environments=tuple(sorted(environments)),
-        secrets={str(k): str(v) for k, v in (get("secrets") or {}).items()},
-        compose=dict(DEFAULTS["compose"], **(get("compose") or {})),
-        tls=dict(DEFAULTS["tls"], **(get("tls") or {})),
-        helm=dict(DEFAULTS["helm"], **(get("helm") or {})),
+        secrets={str(k): str(v) for k, v in mapping("secrets").items()},
+        compose=dict(DEFAULTS["compose"], **mapping("compose")),
+        tls=dict(DEFAULTS["tls"], **mapping("tls")),
+        helm=dict(DEFAULTS["helm"], **mapping("helm")),
     )
     if problems:
         where = f" ({config_file})" if config_file else ""

@@ -250,7 +250,8 @@ def set_images(documents: list[dict[str, Any]], built: Mapping[str, str]) -> lis
 def label(documents: list[dict[str, Any]], app: str, env: str, namespace: str = "") -> None:
     """Mark every object so `down` removes exactly what the kit applied; pin the namespace if set."""
     for doc in documents:
-        metadata = doc.setdefault("metadata", {})
+        metadata = doc.get("metadata") or {}  # an empty `metadata:` is None
+        doc["metadata"] = metadata
         labels = metadata.get("labels") or {}
         labels[LABEL] = app
         labels[ENV_LABEL] = env

@@ -167,10 +167,6 @@ def read_dotenv(path: Path) -> DotenvFile:
 # Validation
 
 
-# ---------------------------------------------------------------------------------------------
-# Validation
-
-
 def _suggest(word: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
