@@ -17,7 +17,7 @@ from invoke.config import merge_dicts  # noqa: E402
 
 from tasks import compose, editor, helm, image, k8s, minikube, observe, tls, watch, workflow  # noqa: E402
 from tasks.core.errors import KitError  # noqa: E402
-from tasks.core.schema import DEFAULTS, check_yaml_file, env_override_problems  # noqa: E402
+from tasks.core.schema import DEFAULTS, check_yaml_file, env_override_problems, project_problems  # noqa: E402
 from tasks.kit import load_dotenv_into_environ  # noqa: E402
 
 ROOT = Path(__file__).parent.absolute()
@@ -27,17 +27,18 @@ ROOT = Path(__file__).parent.absolute()
 # direnv's dotenv_if_exists.
 try:
     _project = check_yaml_file(ROOT / "invoke.yaml")
+    _problems = project_problems(_project, ROOT / "invoke.yaml")
+    if _problems:
+        raise KitError("invoke.yaml has settings the kit cannot use:\n" + "\n".join(f"  - {p}" for p in _problems),
+                       hint="fix them in invoke.yaml (.env.example lists every key and its default)", code=2)
     load_dotenv_into_environ(ROOT)
-    _app = _project.get("app") or {}
-    if not isinstance(_app, dict):
-        raise KitError(f"{ROOT / 'invoke.yaml'}: `app:` must be a mapping of settings, got {type(_app).__name__}",
-                       hint="indent the kit's settings under `app:` (see .env.example for every key)", code=2)
-    _problems = env_override_problems(os.environ, merge_dicts(copy.deepcopy(DEFAULTS), _app))
+    _problems = env_override_problems(os.environ, merge_dicts(copy.deepcopy(DEFAULTS), _project.get("app") or {}))
     if _problems:
         raise KitError("environment variables the configuration cannot take:\n" + "\n".join(f"  - {p}" for p in _problems),
                        hint="fix or unset them (in the shell or in .env)", code=2)
 except KitError as _exc:
-    sys.exit(_exc.render())
+    print(_exc.render(), file=sys.stderr)
+    sys.exit(_exc.code)
 
 ns = Collection()
 for _task in (workflow.up, workflow.down, workflow.doctor, *watch.ROOT_TASKS):

@@ -16,7 +16,7 @@ from tasks.core import lint, render
 from tasks.core.errors import KitError
 from tasks.kit import STATE_DIR, App, kit_task
 
-DELETE_KINDS = ("ingresses,services,deployments,statefulsets,daemonsets,jobs,cronjobs,configmaps,secrets,"
+DELETE_KINDS = ("ingresses,services,deployments,statefulsets,daemonsets,jobs,cronjobs,pods,replicasets,configmaps,secrets,"
                 "serviceaccounts,roles,rolebindings,horizontalpodautoscalers,poddisruptionbudgets,networkpolicies")
 
 
@@ -43,7 +43,11 @@ def sources(app: App, path: str | None = None) -> list[render.Source]:
             found.append(render.Source(folder / "kustomization.yaml", result.stdout))
             continue
         for file in render.manifest_files(folder):
-            found.append(render.Source(file, file.read_text(encoding="utf-8")))
+            try:
+                found.append(render.Source(file, file.read_text(encoding="utf-8")))
+            except UnicodeDecodeError as exc:
+                raise KitError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})",
+                               hint="save the manifest as UTF-8", code=2) from None
     if not found:
         raise KitError(f"no manifests (*.yaml) in {', '.join(str(f) for f in folders)}",
                        hint="put your Kubernetes YAML there, or point app.manifests at it", code=2)
@@ -282,10 +286,18 @@ def diff(c: Context, env: str | None = None, set: list[str] | None = None, allow
     """Show what apply would change in the cluster."""
     app = App.load(c, env, allow_context)
     target = write_rendered(app, rendered(app, parse_sets(set), strict=False), even_dry=True)
+    namespace = app.settings.namespace
+    if namespace and app.run(app.kubectl("get", "namespace", namespace, "-o", "name", namespaced=False), query=True,
+                             capture=True, check=False).exited != 0:
+        raise KitError(f"namespace {namespace} does not exist yet: apply would create it and everything in it",
+                       hint="inv up (or inv k8s.apply) creates it", code=1)
     result = app.run(app.kubectl("diff", "-f", shown_path(target)), query=True, check=False)
-    if result.exited > 1:  # 1 only means "there are differences"
+    if result.exited > 1:  # kubectl diff: 0 = same, 1 = differences, more = an error
         raise KitError("kubectl diff failed", evidence=result.stderr, hint="check the cluster is reachable: inv doctor")
-    app.say("no differences" if result.exited == 0 else "differences shown above (- live, + rendered)")
+    if result.exited == 1:  # like kubectl diff, so scripts and CI can tell
+        raise KitError("the cluster differs from the rendered manifests (shown above: - live, + rendered)",
+                       hint="inv k8s.apply (or inv up) makes them the same", code=1)
+    app.say("no differences")
 
 
 ns = Collection("k8s")

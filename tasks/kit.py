@@ -82,6 +82,9 @@ class App:
         settings = config.settings_from(dict(c.config.get("app") or {}), root,
                                  config_file if config_file.exists() else None, env)
         shell.register_secrets_from_env(os.environ)
+        for pattern in settings.secrets.values():  # so logs, status and errors mask them too, not only render
+            for value in read_dotenv(settings.root / pattern.replace("{env}", settings.env)).values.values():
+                shell.register_secret(value)
         app = cls(c, settings)
         if allow_context:  # the user's --allow-context: act on a context outside the allow-list
             app.allow_context()

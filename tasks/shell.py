@@ -22,7 +22,8 @@ from tasks.core.errors import KitError, tail
 _SECRETS: set[str] = set()
 # Set on Ctrl-C by a long-running task (inv watch/dev): no new command starts while it unwinds.
 STOPPING = threading.Event()
-SECRET_NAME_WORDS = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "PRIVATE", "CREDENTIAL", "MASTER_KEY", "_KEY")
+SECRET_NAME_WORDS = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "PRIVATE", "CREDENTIAL", "MASTER_KEY",
+                     "_KEY", "_PAT")
 
 INSTALL_HINTS = {
     "docker": "install Docker (Debian: apt-get install docker.io) and start the daemon",
@@ -35,9 +36,16 @@ INSTALL_HINTS = {
 }
 
 
+NOT_SECRET = {"true", "false", "none", "null", "yes", "no"}
+
+
 def register_secret(value: str | None) -> None:
-    """Mask ``value`` wherever the kit prints a command, an error or a log line."""
-    if value and len(value) >= 3:
+    """Mask ``value`` wherever the kit prints a command, an error or a log line.
+
+    Values under 3 characters are not masked: hiding every "ab" in all output would garble it and
+    protect nothing (so short values are no secrets; the README says so).
+    """
+    if value and len(value) >= 3 and value.lower() not in NOT_SECRET:
         _SECRETS.add(value)
 
 

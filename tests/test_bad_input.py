@@ -65,7 +65,7 @@ def test_malformed_env_line_is_named(app: Path) -> None:
     (app / ".env").write_text("BASE_IMAGE=busybox:1\nthis line is wrong\n")
     result = inv(app, "k8s.render")
     assert result.returncode == 2
-    assert f"{app}/.env:2: cannot parse 'this line is wrong'" in result.stderr
+    assert f"{app}/.env:2: cannot parse the line starting 'this': expected KEY=value" in result.stderr
     no_traceback(result)
 
 
@@ -169,3 +169,20 @@ def test_app_that_is_not_a_mapping_is_named(app: Path) -> None:
     result = inv(app, "--list")
     assert result.returncode != 0 and "`app:` must be a mapping" in result.stderr
     no_traceback(result)
+
+
+def test_settings_outside_app_or_of_the_wrong_shape_are_named_with_their_line(app: Path) -> None:
+    text = (app / "invoke.yaml").read_text()
+    text = text.replace("app:\n", "ap:\n  x: 1\napp:\n", 1).replace("  manifests: [k8s]", "  vars: [A]\n  manifests: [k8s]")
+    (app / "invoke.yaml").write_text(text)
+    result = inv(app, "--list")
+    assert result.returncode == 2
+    assert "invoke.yaml:2: unknown top-level key 'ap'; did you mean 'app'?" in result.stderr
+    assert "app.vars must be a mapping (key: value lines indented under it), got ['A']" in result.stderr
+    no_traceback(result)
+
+
+def test_an_environment_variable_that_names_no_setting_is_reported(app: Path) -> None:
+    result = inv(app, "k8s.render", env={"INVOKE_APP_TIMOUT": "5", "BASE_IMAGE": "busybox:1"})
+    assert result.returncode == 2
+    assert "INVOKE_APP_TIMOUT is not a setting, so it has no effect; did you mean 'INVOKE_APP_TIMEOUT'?" in result.stderr

@@ -63,8 +63,10 @@ def test_missing_secret_file_says_which_example_to_copy(app_dir: Path) -> None:
 
 
 def test_malformed_secret_file_names_the_line_without_the_value(app_dir: Path) -> None:
-    (app_dir / "secrets" / "dev.env").write_text("OK=1\nnot a valid line\n")
+    (app_dir / "secrets" / "dev.env").write_text("OK=1\nDB_PASSWORD s3cr3t-value\nTOKEN=\"unterminated\n")
     c = StrictContext({}, app=config(app_dir))
     with pytest.raises(Exit) as err:
         k8s.render_(c)
-    assert "dev.env:2: cannot parse" in str(err.value.message)
+    message = str(err.value.message)
+    assert "dev.env:2: cannot parse the line starting 'DB_PASSWORD'" in message
+    assert "s3cr3t-value" not in message

@@ -8,6 +8,7 @@ the typed settings are built in ``config``.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -152,10 +153,12 @@ def read_dotenv(path: Path) -> DotenvFile:
     import io
 
     for binding in parse_stream(io.StringIO(text)):
-        if binding.error:
-            shown = binding.original.string.strip().split("=", 1)[0][:40]
+        if binding.error:  # name the key only: the rest of the line may be a secret value
+            raw = binding.original.string.strip()
+            shown = re.split(r"[\s=]", raw, maxsplit=1)[0][:40]
+            why = "an unterminated quote" if raw.count('"') % 2 or raw.count("'") % 2 else "expected KEY=value"
             result.errors.append(
-                f"{path}:{binding.original.line}: cannot parse {shown!r}: expected KEY=value "
+                f"{path}:{binding.original.line}: cannot parse the line starting {shown!r}: {why} "
                 "(quote values that contain spaces or #)"
             )
         elif binding.key is not None and binding.value is not None:
@@ -203,12 +206,52 @@ def _env_names(data: Mapping[str, Any], path: tuple[str, ...]) -> dict[str, tupl
     return names
 
 
+INVOKE_KEYS = ("run", "runners", "sudo", "tasks", "timeouts")  # invoke's own top-level settings
+
+
+def shape_problems(data: Mapping[str, Any], defaults: Mapping[str, Any] = DEFAULTS, prefix: str = "app") -> list[str]:
+    """Keys whose value is a mapping where the default is not, or the other way round: invoke cannot merge
+    them with the defaults and would stop with a traceback."""
+    problems = []
+    for key, value in data.items():
+        if key not in defaults or value is None:
+            continue
+        default, dotted = defaults[key], f"{prefix}.{key}"
+        if isinstance(default, Mapping) != isinstance(value, Mapping):
+            want = "a mapping (key: value lines indented under it)" if isinstance(default, Mapping) else \
+                f"a {type(default).__name__}, like {default!r}"
+            problems.append(f"{dotted} must be {want}, got {value!r}")
+        elif isinstance(default, Mapping) and key not in OPEN_MAPPINGS:
+            problems += shape_problems(value, default, dotted)
+    return problems
+
+
+def project_problems(project: Mapping[str, Any], path: Path) -> list[str]:
+    """Top-level keys of invoke.yaml that neither the kit nor invoke reads, and settings of the wrong shape."""
+    problems = []
+    for key in project:
+        if key != "app" and key not in INVOKE_KEYS:
+            line = key_line(path, str(key))
+            problems.append(f"{path}:{line or 1}: unknown top-level key {key!r}{_suggest(str(key), ['app', *INVOKE_KEYS])}"
+                            " (the kit's settings go under `app:`)")
+    app = project.get("app")
+    if app is not None and not isinstance(app, Mapping):
+        return problems + [f"{path}: `app:` must be a mapping of settings, got {type(app).__name__}"]
+    for problem in shape_problems(app or {}):
+        line = key_line(path, problem.split(" ", 1)[0])
+        problems.append(f"{path}:{line}: {problem}" if line else f"{path}: {problem}")
+    return problems
+
+
 def env_override_problems(environ: Mapping[str, str], app: Mapping[str, Any]) -> list[str]:
-    """INVOKE_APP_* values invoke could not use (it would stop with a traceback): name each and the fix."""
+    """INVOKE_APP_* values invoke could not use (it would stop with a traceback), and names it does not know."""
     known = _env_names({"app": app}, ())
     problems = []
     for name, raw in sorted(environ.items()):
-        if not name.startswith("INVOKE_APP_") or name not in known:
+        if not name.startswith("INVOKE_APP_"):
+            continue
+        if name not in known:
+            problems.append(f"{name} is not a setting, so it has no effect{_suggest(name, list(known))}")
             continue
         dotted, current = known[name]
         if isinstance(current, (bool, str)) or current is None:
