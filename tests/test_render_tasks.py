@@ -109,3 +109,10 @@ def test_lint_catches_recreate_with_rolling_update_before_apply(app: Path, tmp_p
     result = inv(app, "k8s.lint", "--no-live", env=fake_minikube_env(tmp_path))
     assert result.returncode == 1
     assert "worker-deploy.yaml Deployment/hello-worker: error: spec.strategy.rollingUpdate may not be set" in result.stderr
+
+
+def test_a_manifest_that_is_not_utf8_is_named(app: Path, tmp_path: Path) -> None:
+    (app / "k8s" / "zz-binary.yaml").write_bytes(b"\xff\xfe kind: x\n")
+    result = inv(app, "k8s.render", env=fake_minikube_env(tmp_path))
+    assert result.returncode == 2 and "zz-binary.yaml: not UTF-8 text" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -70,3 +70,9 @@ def test_malformed_secret_file_names_the_line_without_the_value(app_dir: Path) -
     message = str(err.value.message)
     assert "dev.env:2: cannot parse the line starting 'DB_PASSWORD'" in message
     assert "s3cr3t-value" not in message
+
+
+def test_secret_values_are_masked_by_every_task_not_only_render(app_dir: Path) -> None:
+    (app_dir / "secrets" / "dev.env").write_text("DB_PASSWORD=Sup3rS3cretValue43\n")
+    App.load(StrictContext({}, app=config(app_dir)))  # what k8s.logs, status and forward start with
+    assert shell.mask("worker pw=Sup3rS3cretValue43") == "worker pw=****"
