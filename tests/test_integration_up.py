@@ -53,6 +53,16 @@ def test_up_deploys_hello_then_no_change_builds_nothing_then_a_change_rolls_out_
     assert "docker build" not in second.stderr and f"image hello:{tag}: up to date" in second.stderr
     assert "nothing to move" in second.stderr
 
+    same = inv(app, "k8s.diff", env=env)
+    assert same.returncode == 0 and "no differences" in same.stderr, same.stderr
+    config_map = app / "k8s" / "configmap.yaml"
+    original = config_map.read_text()
+    config_map.write_text(original.replace("hello from the ConfigMap", "changed greeting"))
+    differs = inv(app, "k8s.diff", env=env)
+    assert differs.returncode == 1 and "changed greeting" in differs.stdout
+    assert "the cluster differs from the rendered manifests" in differs.stderr
+    config_map.write_text(original)
+
     (app / "README.md").write_text("ignored by .dockerignore\n")
     third = inv(app, "image.build", env=env)
     assert third.returncode == 0 and "docker build" not in third.stderr
