@@ -57,15 +57,18 @@ def sources(app: App, path: str | None = None) -> list[render.Source]:
 def image_refs(app: App, strict: bool = True) -> dict[str, str]:
     """Our image name -> the reference to run. ``strict=False`` (render, lint, diff) lets an image whose
     Dockerfile or context is not there yet render with the tag ``unbuilt``, with a warning."""
-    refs = {}
-    for image in app.settings.images:
-        if not strict and not (image.context.is_dir() and image.dockerfile.is_file()):
-            app.say(f"warning: image {image.name}: {image.dockerfile} not found; rendering it as {image.name}:unbuilt "
-                    "(inv up needs the Dockerfile)")
-            refs[image.name] = f"{image.name}:unbuilt"
-        else:
-            refs[image.name] = images.deliver_ref(app, images.plan(app, image))
-    return refs
+    def compute() -> dict[str, str]:
+        refs = {}
+        for image in app.settings.images:
+            if not strict and not (image.context.is_dir() and image.dockerfile.is_file()):
+                app.say(f"warning: image {image.name}: {image.dockerfile} not found; rendering it as {image.name}:unbuilt "
+                        "(inv up needs the Dockerfile)")
+                refs[image.name] = f"{image.name}:unbuilt"
+            else:
+                refs[image.name] = images.deliver_ref(app, images.plan(app, image))
+        return refs
+
+    return dict(app.fact(f"plan:refs:{strict}", compute))  # "plan:" so a watch cycle computes them again
 
 
 def tag_vars(refs: dict[str, str]) -> dict[str, str]:
@@ -89,6 +92,8 @@ def rendered(app: App, sets: dict[str, str] | None = None, path: str | None = No
         if use.name.isupper():
             app.say(f"warning: {use.path}:{use.line}: ${{{use.name}}} is not declared in app.vars; left as it is")
     wanted = {u.name for u in render.uses(srcs, declared)}
+    for name in sorted(set(sets or {}) - declared):
+        app.say(f"warning: --set {name}=…: no manifest declares ${{{name}}} (app.vars); it changes nothing")
     layers: list[tuple[str, Any]] = [("--set", sets or {}), ("the environment (.env or shell)", os.environ),
                                      ("app.vars", app.settings.vars)]
 

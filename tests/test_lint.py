@@ -87,7 +87,8 @@ def test_duplicates_name_both_files() -> None:
 
 
 def test_our_image_under_another_registry_warns() -> None:
-    objects, origins = docs("kind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: quay.io/me/demoapp:1}]}\n")
+    objects, origins = docs("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"
+                            "spec: {containers: [{name: c, image: quay.io/me/demoapp:1}]}\n")
     [finding] = lint.lint(objects, origins, our_images=["demoapp"], built={"demoapp": "demoapp:abc"})
     assert not finding.error and "write `image: demoapp`" in finding.fix
 
@@ -100,3 +101,9 @@ def test_job_changed_in_place_is_an_error_with_the_fix() -> None:
     assert "Jobs are immutable" in finding.message and "delete job db-setup" in finding.fix
     same = {"Job//db-setup": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "demoapp:new"}]}}}}}
     assert lint.lint(objects, origins, live=same) == []
+
+
+def test_objects_without_api_version_or_name_are_errors() -> None:
+    objects, origins = docs("kind: ConfigMap\nmetadata: {}\n")
+    [finding] = lint.lint(objects, origins)
+    assert finding.error and "ConfigMap has no apiVersion and metadata.name" in finding.message

@@ -88,6 +88,10 @@ def lint(documents: list[dict[str, Any]], origins: Mapping[int, Path] | None = N
         where = f"{origins.get(id(doc), '<rendered>')} {_name(doc)}"
         namespace = str(meta.get("namespace") or "")
 
+        if not doc.get("apiVersion") or not meta.get("name"):
+            missing = " and ".join(m for m, ok in (("apiVersion", doc.get("apiVersion")), ("metadata.name", meta.get("name")))
+                                   if not ok)
+            findings.append(Finding(where, f"{kind} has no {missing}", f"add {missing} to the object"))
         key = (kind, namespace, str(meta.get("name")))
         if key in seen:
             findings.append(Finding(where, f"duplicate object: {_name(doc)} is also defined in {seen[key]}",
