@@ -76,6 +76,21 @@ def down(c: Context, env: str | None = None, volumes: bool = False, allow_contex
     k8s.delete_applied(app, volumes)
 
 
+def docker_daemon_version() -> str:
+    """The daemon's version through the Docker SDK (a ping, no process; DOCKER_HOST is honoured), or ""."""
+    import docker
+
+    shell.say("$ docker version --format '{{.Server.Version}}'    # asked through the Docker SDK")
+    try:
+        client = docker.from_env(timeout=5)
+        try:
+            return str(client.version().get("Version") or "")
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - any failure to reach the daemon is the answer "not reachable"
+        return ""
+
+
 def _checks(app: App) -> list[tuple[str, bool, str]]:
     """(check, ok, detail-or-fix) for every prerequisite of the configured loop."""
     s = app.settings
@@ -86,11 +101,9 @@ def _checks(app: App) -> list[tuple[str, bool, str]]:
         path = shutil.which(tool)
         from tasks.shell import INSTALL_HINTS
         rows.append((f"{tool} on PATH", bool(path), path or f"{tool} not found: {INSTALL_HINTS.get(tool, 'install it')}"))
-    if shutil.which("docker"):
-        result = app.run(["docker", "version", "--format", "{{.Server.Version}}"], query=True, capture=True, check=False)
-        ok = result.exited == 0 and bool(result.stdout.strip())
-        rows.append(("docker daemon reachable", ok, f"server {result.stdout.strip()}" if ok else
-                     "start Docker (sudo systemctl start docker / Docker Desktop) or fix DOCKER_HOST"))
+    version = docker_daemon_version()
+    rows.append(("docker daemon reachable", bool(version), f"server {version}" if version else
+                 "start Docker (sudo systemctl start docker / Docker Desktop) or fix DOCKER_HOST"))
     if shutil.which("kubectl"):
         try:
             ctx = app.context()

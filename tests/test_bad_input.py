@@ -186,3 +186,13 @@ def test_an_environment_variable_that_names_no_setting_is_reported(app: Path) ->
     result = inv(app, "k8s.render", env={"INVOKE_APP_TIMOUT": "5", "BASE_IMAGE": "busybox:1"})
     assert result.returncode == 2
     assert "INVOKE_APP_TIMOUT is not a setting, so it has no effect; did you mean 'INVOKE_APP_TIMEOUT'?" in result.stderr
+
+
+def test_doctor_says_when_the_docker_daemon_does_not_answer(app: Path, tmp_path: Path) -> None:
+    config = tmp_path / "kubeconfig"
+    config.write_text(UNREACHABLE_KUBECONFIG)
+    result = inv(app, "doctor", env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock", "KUBECONFIG": str(config),
+                                     "BASE_IMAGE": "busybox:1"})
+    assert result.returncode == 1
+    assert "FAIL  docker daemon reachable  start Docker" in result.stdout
+    no_traceback(result)
