@@ -18,7 +18,7 @@ from tasks.core import compose as core
 from tasks.core import ports
 from tasks.core.errors import KitError, tail
 from tasks.core.schema import check_yaml_file, read_dotenv
-from tasks.kit import App, kit_task
+from tasks.kit import App, kit_task, shown_path
 from tasks.shell import INSTALL_HINTS, is_dry
 
 POLL_SECONDS = 0.5
@@ -55,13 +55,6 @@ def target(app: App, preview: bool) -> Target:
     path = core.compose_file(settings.root, str(settings.compose.get(mode) or ""), mode)
     base = str(settings.compose.get("project") or settings.name)
     return Target(path, core.project_name(base, preview), mode)
-
-
-def shown_path(path: Path) -> str:
-    try:
-        return os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
-    except ValueError:
-        return str(path)
 
 
 def base_argv(app: App, t: Target) -> list[str]:

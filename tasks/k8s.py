@@ -14,7 +14,7 @@ from tasks import image as images
 from tasks import rollout, shell
 from tasks.core import lint, render
 from tasks.core.errors import KitError
-from tasks.kit import STATE_DIR, App, kit_task
+from tasks.kit import STATE_DIR, App, kit_task, shown_path
 
 DELETE_KINDS = ("ingresses,services,deployments,statefulsets,daemonsets,jobs,cronjobs,pods,replicasets,configmaps,secrets,"
                 "serviceaccounts,roles,rolebindings,horizontalpodautoscalers,poddisruptionbudgets,networkpolicies")
@@ -164,12 +164,6 @@ def write_rendered(app: App, documents: list[dict[str, Any]], even_dry: bool = F
         os.fchmod(handle.fileno(), 0o600)  # also when an older file had a wider mode
         handle.write(render.dump(documents))
     return target
-
-
-def shown_path(path: Path) -> str:
-    """Relative to the current folder when inside it (short, copy-pasteable), else absolute."""
-    rel = os.path.relpath(path)
-    return str(path) if rel.startswith("..") else rel
 
 
 def ensure_namespace(app: App) -> None:

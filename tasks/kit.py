@@ -47,6 +47,15 @@ def kit_task(*args: Any, **kwargs: Any) -> Any:
     return decorate
 
 
+def shown_path(path: Path) -> str:
+    """A path as the echo shows it: relative to the current folder when inside it (short, copy-pasteable)."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
 def app_root(c: Context) -> Path:
     configured = (c.config.get("app") or {}).get("root") or ""
     return Path(configured or os.getcwd()).resolve()

@@ -16,7 +16,7 @@ from invoke import Collection, Context
 from tasks import shell
 from tasks.core import render
 from tasks.core import tls as core
-from tasks.kit import STATE_DIR, App, kit_task
+from tasks.kit import STATE_DIR, App, kit_task, shown_path
 
 
 def now() -> float:
@@ -39,11 +39,6 @@ def files_for(app: App, secret: str) -> core.CertFiles:
 
 def recorded(files: core.CertFiles) -> core.CertInfo | None:
     return core.read_info(files.info.read_text(encoding="utf-8")) if files.present() else None
-
-
-def shown(path: Path) -> str:
-    rel = os.path.relpath(path)
-    return str(path) if rel.startswith("..") else rel
 
 
 def ensure_certificate(app: App, host: str, secret: str, force: bool = False) -> core.CertFiles:
@@ -100,8 +95,8 @@ def apply_secrets(app: App, documents: list[dict[str, Any]], path: Path) -> None
         render.label(documents, app.settings.name, app.settings.env, app.settings.namespace)
         write_private(path, documents)
     k8s.ensure_namespace(app)
-    app.run(app.kubectl("apply", "-f", shown(path)),
-            hint=f"the file {shown(path)} is kept (mode 0600); `kubectl apply -f` it by hand to retry")
+    app.run(app.kubectl("apply", "-f", shown_path(path)),
+            hint=f"the file {shown_path(path)} is kept (mode 0600); `kubectl apply -f` it by hand to retry")
 
 
 def apply_certificate(app: App, files: core.CertFiles, secret: str) -> None:
@@ -145,7 +140,7 @@ def cert(c: Context, env: str | None = None, force: bool = False, allow_context:
     apply_certificate(app, files, secret)
     where = f"namespace {app.settings.namespace}" if app.settings.namespace else "the context's namespace"
     app.say(f"tls: Secret {secret} ({where}) serves https://{host}/ — self-signed; "
-            f"trust it with: curl --cacert {shown(files.cert)} https://{host}/")
+            f"trust it with: curl --cacert {shown_path(files.cert)} https://{host}/")
 
 
 ns = Collection("tls")

@@ -508,6 +508,13 @@ def whole_number(value: Any, flag: str) -> int | None:
     return number
 
 
+def _options(sets: list[str] | None, timeout: Any, cycles: Any, debounce_ms: Any,
+             max_delay_ms: Any) -> tuple[dict[str, str], int | None, int | None, int | None, int | None]:
+    """The flags watch and dev share, checked (invoke passes a number flag whose default is None as text)."""
+    return (k8s.parse_sets(sets), whole_number(timeout, "timeout"), whole_number(cycles, "cycles"),
+            whole_number(debounce_ms, "debounce-ms"), whole_number(max_delay_ms, "max-delay-ms"))
+
+
 def _loaded(c: Context, env: str | None, allow_context: bool) -> App:
     app = App.load(c, env, allow_context)
     app.context()  # the guard runs before anything is watched or built
@@ -520,9 +527,7 @@ def watch(c: Context, env: str | None = None, set: list[str] | None = None, poll
           cycles: int | None = None, allow_context: bool = False) -> None:
     """Rebuild and redeploy on each change (Ctrl-C stops)."""
     app = _loaded(c, env, allow_context)
-    sets = k8s.parse_sets(set)
-    timeout, cycles = whole_number(timeout, "timeout"), whole_number(cycles, "cycles")
-    debounce_ms, max_delay_ms = whole_number(debounce_ms, "debounce-ms"), whole_number(max_delay_ms, "max-delay-ms")
+    sets, timeout, cycles, debounce_ms, max_delay_ms = _options(set, timeout, cycles, debounce_ms, max_delay_ms)
     stopper = Stopper()
     stopper.install()
     try:
@@ -549,9 +554,7 @@ def dev(c: Context, env: str | None = None, set: list[str] | None = None, poll: 
         allow_context: bool = False) -> None:
     """Up, then logs + forwards, and redeploy on change."""
     app = _loaded(c, env, allow_context)
-    sets = k8s.parse_sets(set)
-    timeout, cycles = whole_number(timeout, "timeout"), whole_number(cycles, "cycles")
-    debounce_ms, max_delay_ms = whole_number(debounce_ms, "debounce-ms"), whole_number(max_delay_ms, "max-delay-ms")
+    sets, timeout, cycles, debounce_ms, max_delay_ms = _options(set, timeout, cycles, debounce_ms, max_delay_ms)
     stopper = Stopper()
     stopper.install()
     followers: list[Background] = []

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import KitError
+from .render import image_repository
 
 TAG_LENGTH = 12
 KIT_STATE = ".kit"  # the kit's own files in the app folder: never part of an image's identity
@@ -460,12 +461,6 @@ class SetImage:
         return ["set", "image", self.workload, *(f"{c}={ref}" for c, ref in self.changes.items())]
 
 
-def _repository(reference: str) -> str:
-    name = reference.split("@", 1)[0]
-    slash, colon = name.rfind("/"), name.rfind(":")
-    return name[:colon] if colon > slash else name
-
-
 def set_image_plan(objects: Iterable[Mapping[str, Any]], built: Mapping[str, str],
                    wanted: Sequence[str] = ()) -> tuple[list[SetImage], list[str]]:
     """For each live Deployment/StatefulSet/DaemonSet whose containers use one of our images, the
@@ -476,7 +471,7 @@ def set_image_plan(objects: Iterable[Mapping[str, Any]], built: Mapping[str, str
     workloads; those not found live come back as the second value.
     """
     repositories = {name: ref for name, ref in built.items()}
-    repositories.update({_repository(ref): ref for ref in built.values()})
+    repositories.update({image_repository(ref): ref for ref in built.values()})
     plans: list[SetImage] = []
     found: set[str] = set()
     for obj in objects:
@@ -492,7 +487,7 @@ def set_image_plan(objects: Iterable[Mapping[str, Any]], built: Mapping[str, str
         for section in ("initContainers", "containers"):
             for container in pod.get(section) or []:
                 image = str(container.get("image") or "")
-                target = repositories.get(_repository(image))
+                target = repositories.get(image_repository(image))
                 if target is None:
                     continue
                 name = str(container.get("name"))
