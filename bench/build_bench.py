@@ -40,8 +40,7 @@ def make_app(root: Path, name: str) -> None:
     (root / ".dockerignore").write_text(".kit/\n**/*.md\ntasks\ntasks.py\ninvoke.yaml\n")
     (root / "invoke.yaml").write_text(
         f"app:\n  name: {name}\n  images:\n    {name}: {{}}\n  cluster:\n    provider: docker\n    ip: 127.0.0.1\n")
-    (root / "tasks.py").symlink_to(REPO / "tasks.py")
-    (root / "tasks").symlink_to(REPO / "tasks")
+    (root / "tasks.py").write_text("from devloop import namespace\n\nns = namespace()\n")
 
 
 def inv(root: Path, *args: str, env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
@@ -75,8 +74,8 @@ def ms(seconds: float) -> str:
 
 
 def in_process(root: Path, ref: str, runs: int) -> None:
-    from tasks.core import images as core
-    from tasks.image import ask_daemon
+    from devloop.core import images as core
+    from devloop.image import ask_daemon
 
     def hashing(cache: core.DigestCache | None) -> float:
         start = time.perf_counter()

@@ -16,7 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tasks.core import lint, render  # noqa: E402
+from devloop.core import lint, render  # noqa: E402
 
 TEMPLATE = """apiVersion: apps/v1
 kind: Deployment

@@ -28,9 +28,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from tasks.core.debounce import Batch  # noqa: E402
-from tasks.core.watchfilter import Plan, WatchFilter  # noqa: E402
-from tasks.watch import Session  # noqa: E402
+from devloop.core.debounce import Batch  # noqa: E402
+from devloop.core.watchfilter import Plan, WatchFilter  # noqa: E402
+from devloop.watch import Session  # noqa: E402
 
 QUIET_MS = 300
 MAX_DELAY_MS = 2000

@@ -22,7 +22,7 @@ HELLO = REPO / "examples" / "hello"
 CLUSTER_KUBECONFIG = os.environ.get("KUBECONFIG", "")
 INV = str(Path(sys.executable).with_name("inv"))
 
-sys.path.insert(0, str(REPO))
+APP_TASKS_PY = "from devloop import namespace\n\nns = namespace()\n"
 
 
 @pytest.fixture(autouse=True)
@@ -75,12 +75,18 @@ def base_image() -> str:
 
 
 def make_app(tmp_path: Path, source: Path = HELLO, name: str = "app") -> Path:
-    """A copy of an example app wired to the kit the way a user's repo is: symlinks to tasks.py and tasks/."""
+    """A copy of an example app using the installed kit the way a user's repo does: a two-line tasks.py."""
     target = tmp_path / name
-    shutil.copytree(source, target, symlinks=True, ignore=shutil.ignore_patterns(".kit", ".env", "tasks", "tasks.py"))
-    (target / "tasks.py").symlink_to(REPO / "tasks.py")
-    (target / "tasks").symlink_to(REPO / "tasks")
+    shutil.copytree(source, target, symlinks=True, ignore=shutil.ignore_patterns(".kit", ".env", "tasks.py"))
+    write_tasks_py(target)
     return target
+
+
+def write_tasks_py(folder: Path) -> Path:
+    """The app's tasks.py as the README gives it."""
+    path = folder / "tasks.py"
+    path.write_text(APP_TASKS_PY)
+    return path
 
 
 def inv(app: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,7 @@ from typing import Any
 from invoke import Config, MockContext, Result
 from invoke.exceptions import UnexpectedExit
 
-from tasks.core.config import DEFAULTS
+from devloop.core.config import DEFAULTS
 
 
 class StrictContext(MockContext):

@@ -48,7 +48,12 @@ def test_malformed_invoke_yaml_names_file_and_line(app: Path) -> None:
     result = inv(app, "k8s.render")
     assert result.returncode != 0
     assert f"{app}/invoke.yaml:4:" in result.stderr and "invalid YAML" in result.stderr
+    assert result.stderr.count("invalid YAML") == 1  # said once, not at load and again by the task
     no_traceback(result)
+    listing = inv(app, "--list")  # the tasks are still listed, with what is wrong
+    assert listing.returncode == 0 and "k8s.render" in listing.stdout
+    assert f"{app}/invoke.yaml:4:" in listing.stderr
+    no_traceback(listing)
 
 
 def test_unknown_config_key_is_named_with_its_line(app: Path) -> None:
@@ -166,8 +171,11 @@ def test_nested_environment_values_are_checked_too(app: Path, variable: str, val
 
 def test_app_that_is_not_a_mapping_is_named(app: Path) -> None:
     (app / "invoke.yaml").write_text("app: [1]\n")
-    result = inv(app, "--list")
-    assert result.returncode != 0 and "`app:` must be a mapping" in result.stderr
+    listing = inv(app, "--list")
+    assert listing.returncode == 0 and "k8s.render" in listing.stdout and "`app:` must be a mapping" in listing.stderr
+    result = inv(app, "k8s.render")
+    assert result.returncode == 2 and result.stderr.count("`app:` must be a mapping") == 1
+    no_traceback(listing)
     no_traceback(result)
 
 
@@ -175,7 +183,8 @@ def test_settings_outside_app_or_of_the_wrong_shape_are_named_with_their_line(ap
     text = (app / "invoke.yaml").read_text()
     text = text.replace("app:\n", "ap:\n  x: 1\napp:\n", 1).replace("  manifests: [k8s]", "  vars: [A]\n  manifests: [k8s]")
     (app / "invoke.yaml").write_text(text)
-    result = inv(app, "--list")
+    assert inv(app, "--list").returncode == 0
+    result = inv(app, "k8s.render")
     assert result.returncode == 2
     assert "invoke.yaml:2: unknown top-level key 'ap'; did you mean 'app'?" in result.stderr
     assert "app.vars must be a mapping (key: value lines indented under it), got ['A']" in result.stderr

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tasks.core import compose as core
-from tasks.core.errors import KitError
+from devloop.core import compose as core
+from devloop.core.errors import KitError
 
 HELLO = Path(__file__).resolve().parent.parent / "examples" / "hello"
 

@@ -15,7 +15,7 @@ from conftest import make_app
 from invoke import Exit
 from strict import StrictContext, fail, ok
 
-from tasks import compose
+from devloop import compose
 
 V2_PROBE = "docker compose version --short"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core.config import DEFAULTS, check_yaml_file, read_dotenv, settings_from, unknown_keys
-from tasks.core.errors import KitError
+from devloop.core.config import DEFAULTS, check_yaml_file, read_dotenv, settings_from, unknown_keys
+from devloop.core.errors import KitError
 
 
 def test_malformed_yaml_names_file_line_and_column(tmp_path: Path) -> None:

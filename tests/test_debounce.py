@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.core.debounce import Batch, Debouncer, LoopGuard
+from devloop.core.debounce import Batch, Debouncer, LoopGuard
 
 
 class Clock:

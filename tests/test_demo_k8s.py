@@ -18,11 +18,11 @@ import yaml
 from conftest import REPO, inv
 from invoke import Config, Context
 
-from tasks import k8s, tls
-from tasks.core import images as core_images
-from tasks.core import render
-from tasks.core.config import DEFAULTS
-from tasks.kit import App
+from devloop import k8s, tls
+from devloop.core import images as core_images
+from devloop.core import render
+from devloop.core.config import DEFAULTS
+from devloop.kit import App
 
 ENVIRONMENTS = {  # env -> (namespace, Ingress host, TLS secret) for MINIKUBE_IP 127.0.0.1
     "dev": ("demoapp", "demoapp.127.0.0.1.nip.io", "demoapp-tls"),
@@ -49,13 +49,13 @@ def demo_app(tmp_path: Path, namespaces: dict[str, str] | None = None, secrets: 
         del config["app"]["secrets"]
     (app / "invoke.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (app / "Dockerfile").write_text("# stands in for the Rails app's Dockerfile\nFROM scratch\n")
-    (app / "tasks.py").symlink_to(REPO / "tasks.py")
-    (app / "tasks").symlink_to(REPO / "tasks")
+    shutil.copy(REPO / "tasks.py", app / "tasks.py")  # the demo app's own tasks.py and tasks/, as in its repo
+    shutil.copytree(REPO / "tasks", app / "tasks", ignore=shutil.ignore_patterns("__pycache__"))
     return app
 
 
 def example_values(env: str) -> dict[str, str]:
-    from tasks.core.config import read_dotenv
+    from devloop.core.config import read_dotenv
 
     return read_dotenv(REPO / "secrets" / f"{env}.env.example").values
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import inv, make_app
 from watch_helpers import Running, alive, cluster_env, free_port, namespace, processes_mentioning, tree
 
-from tasks.core import lock, ports
+from devloop.core import lock, ports
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO, inv, make_app
 
-from tasks.core import vscode as core
-from tasks.core.config import check_yaml_file, settings_from
-from tasks.core.errors import KitError
+from devloop.core import vscode as core
+from devloop.core.config import check_yaml_file, settings_from
+from devloop.core.errors import KitError
 
 INFOS = [core.TaskInfo("k8s.render", "Print the rendered YAML."), core.TaskInfo("watch", "Rebuild on change."),
          core.TaskInfo("up", "Build, deliver, apply, wait."), core.TaskInfo("dev", "Up, logs and watch.")]
@@ -99,7 +99,7 @@ def test_location_matcher_ignores_other_output(line: str) -> None:
 
 
 def test_lint_matcher_matches_lint_findings() -> None:
-    from tasks.core.lint import Finding
+    from devloop.core.lint import Finding
 
     finding = Finding("/app/k8s/web.yaml Deployment/web", "selector does not match the template labels", "fix it")
     match = re.match(core.LINT_REGEXP, str(finding).splitlines()[0])
@@ -109,7 +109,7 @@ def test_lint_matcher_matches_lint_findings() -> None:
 
 
 def test_cycle_patterns_match_the_watch_loops_own_lines() -> None:
-    source = (REPO / "tasks" / "watch.py").read_text()
+    source = (REPO / "src" / "devloop" / "watch.py").read_text()
     # the f-strings that frame a cycle in tasks/watch.py, so a change there shows up here
     assert '"── cycle {number}: ' in source and '"── cycle {number} ready: ' in source
     assert '"── cycle {number} failed in ' in source
@@ -170,9 +170,9 @@ def test_inv_editor_vscode_writes_then_keeps_user_entries(tmp_path: Path) -> Non
     assert first.returncode == 0, first.stderr
     target = app / ".vscode" / "tasks.json"
     doc = json.loads(target.read_text())
-    import tasks as root  # tasks.py, the collection `inv` loads
+    from devloop import namespace
 
-    assert sorted(t["args"][0] for t in doc["tasks"]) == sorted(root.ns.task_names)
+    assert sorted(t["args"][0] for t in doc["tasks"]) == sorted(namespace(app).task_names)
     for label in ("inv up", "inv minikube.start", "inv compose.up", "inv editor.vscode", "inv k8s.render"):
         assert label in [t["label"] for t in doc["tasks"]]
     assert by_label(doc, "inv up")["group"] == {"kind": "build", "isDefault": True}

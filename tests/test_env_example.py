@@ -6,7 +6,7 @@ from typing import Any
 
 from conftest import REPO
 
-from tasks.core.config import DEFAULTS
+from devloop.core.config import DEFAULTS
 
 
 def keys(data: dict[str, Any], prefix: str = "app") -> list[str]:

@@ -19,10 +19,10 @@ from invoke import Exit
 from strict import StrictContext, fail, ok
 from test_demo_k8s import demo_app
 
-from tasks import helm
-from tasks.core import helm as core
-from tasks.core import images as core_images
-from tasks.core.errors import KitError
+from devloop import helm
+from devloop.core import helm as core
+from devloop.core import images as core_images
+from devloop.core.errors import KitError
 
 HELM_VERSION = "helm version --short"
 CONTEXT = "k8s-local"
@@ -470,7 +470,7 @@ def test_every_value_the_templates_use_is_declared() -> None:
             for m in re.finditer(r"\.Values\.([A-Za-z0-9_.]+[A-Za-z0-9_])", t.read_text())}
     assert used and not [u for u in sorted(used) if not declared(u)]
     # The values the kit passes by default exist in the chart.
-    from tasks.core.config import DEFAULTS
+    from devloop.core.config import DEFAULTS
 
     assert all(declared(key) for key in DEFAULTS["helm"]["set"])
 
@@ -485,7 +485,7 @@ def test_the_chart_templates_balance_their_actions() -> None:
 
 
 def test_app_helm_set_takes_any_chart_value_but_a_misspelt_helm_key_is_reported(tmp_path: Path) -> None:
-    from tasks.core.config import settings_from
+    from devloop.core.config import settings_from
 
     ok_settings = settings_from({"helm": {"chart": "c", "set": {"ingress.hosts[0].host": "${INGRESS_HOST}"}}}, tmp_path)
     assert ok_settings.helm["set"] == {"ingress.hosts[0].host": "${INGRESS_HOST}"}

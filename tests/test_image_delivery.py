@@ -17,9 +17,9 @@ from conftest import FAKES, docker_ok
 from invoke import Config, Context, Exit
 from strict import StrictContext, fail, ok
 
-from tasks import image
-from tasks.core import images as core
-from tasks.core.config import DEFAULTS
+from devloop import image
+from devloop.core import images as core
+from devloop.core.config import DEFAULTS
 
 RUNTIME = "kubectl --context minikube get nodes -o 'jsonpath={.items[0].status.nodeInfo.containerRuntimeVersion}'"
 DOCKER_ENV = "minikube -p minikube docker-env --shell none"

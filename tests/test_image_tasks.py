@@ -16,9 +16,9 @@ from conftest import inv, make_app
 from invoke import Exit
 from strict import StrictContext, fail, ok
 
-from tasks import image
-from tasks.core import images as core
-from tasks.core.errors import KitError
+from devloop import image
+from devloop.core import images as core
+from devloop.core.errors import KitError
 
 INSPECT = "docker image inspect --format '{{{{.Id}}}}' {ref}"
 LS_LABEL = "docker image ls --filter label=devloop.app=shop --format '{{json .}}'"

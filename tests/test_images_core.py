@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core import images
-from tasks.core.errors import KitError
+from devloop.core import images
+from devloop.core.errors import KitError
 
 
 def ignores(patterns: str, path: str) -> bool:

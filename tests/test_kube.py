@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from kube_objects import container_status, crashed, deployment, job, pod, replicaset, waiting
 
-from tasks.core import kube
+from devloop.core import kube
 
 
 def web_with(statuses: list[dict[str, Any]], *, ready: bool = False, **pod_kw: Any) -> list[dict[str, Any]]:

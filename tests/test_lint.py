@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tasks.core import lint, render
-from tasks.core.render import Source
+from devloop.core import lint, render
+from devloop.core.render import Source
 
 
 def docs(text: str, name: str = "k8s/app.yaml") -> tuple[list[dict[str, Any]], dict[int, Path]]:

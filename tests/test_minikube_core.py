@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core import minikube as core
-from tasks.core.config import Minikube
-from tasks.core.errors import KitError
+from devloop.core import minikube as core
+from devloop.core.config import Minikube
+from devloop.core.errors import KitError
 
 CONFIG = Minikube(profile="minikube", cpus=2, memory="2048", driver="", disk_size="", kubernetes_version="",
                   addons=("ingress",))

@@ -12,7 +12,7 @@ from conftest import FAKES
 from invoke import Exit
 from strict import StrictContext, fail, ok
 
-from tasks import minikube
+from devloop import minikube
 
 STATUS = "minikube -p minikube status -o json"
 PROFILES = "minikube profile list -o json"

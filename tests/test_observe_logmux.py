@@ -8,7 +8,7 @@ import pytest
 from kube_objects import container_status, pod, waiting
 from test_observe_supervise import Clock, FakeProc
 
-from tasks.core import logmux
+from devloop.core import logmux
 
 
 def running(name: str, cid: str, restarts: int = 0, deleting: bool = False) -> dict[str, Any]:

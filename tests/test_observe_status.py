@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kube_objects import container_status, crashed, deployment, job, pod, replicaset, waiting
 
-from tasks.core import status
+from devloop.core import status
 
 NOW = status.parse_time("2026-01-01T01:00:00Z") or 0.0
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from kube_objects import pod
 
-from tasks.core import supervise
-from tasks.core.ports import parse_forward
+from devloop.core import supervise
+from devloop.core.ports import parse_forward
 
 
 class FakeProc:

@@ -17,9 +17,9 @@ from strict import StrictContext, fail, ok
 from test_observe_supervise import FakeProc
 from test_rollout import CONTEXT, GET, FakeTime, fake_time  # noqa: F401 - the fixture is used by name
 
-from tasks import observe, rollout
-from tasks.core import render
-from tasks.kit import App
+from devloop import observe, rollout
+from devloop.core import render
+from devloop.kit import App
 
 EVENTS = "kubectl --context k8s-local --namespace shop get events -o json"
 NS_GET = "kubectl --context k8s-local --namespace shop get deployments,statefulsets,daemonsets,jobs,replicasets,pods -o json"

@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from tasks.core import ports
-from tasks.core.errors import KitError
+from devloop.core import ports
+from devloop.core.errors import KitError
 
 
 @pytest.mark.parametrize("spec,target,pairs", [

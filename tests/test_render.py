@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks.core import render
-from tasks.core.errors import KitError
-from tasks.core.render import Source
+from devloop.core import render
+from devloop.core.errors import KitError
+from devloop.core.render import Source
 
 
 def src(text: str, name: str = "k8s/a.yaml") -> Source:

@@ -11,10 +11,10 @@ from invoke import Exit
 from kube_objects import container_status, crashed, deployment, job, pod, replicaset, waiting
 from strict import StrictContext, ok
 
-from tasks import image as images
-from tasks import k8s, rollout
-from tasks.core.errors import KitError
-from tasks.kit import App
+from devloop import image as images
+from devloop import k8s, rollout
+from devloop.core.errors import KitError
+from devloop.kit import App
 
 GET = "kubectl --context k8s-local get deployments,statefulsets,daemonsets,jobs,replicasets,pods -o json"
 CONTEXT = "kubectl config current-context"

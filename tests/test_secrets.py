@@ -11,8 +11,8 @@ from invoke import Exit
 from strict import StrictContext
 from test_tasks_up import hello_config
 
-from tasks import k8s, shell
-from tasks.kit import App
+from devloop import k8s, shell
+from devloop.kit import App
 
 
 @pytest.fixture

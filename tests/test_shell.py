@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from strict import StrictContext, fail, ok
 
-from tasks import shell
-from tasks.core.errors import KitError
+from devloop import shell
+from devloop.core.errors import KitError
 
 
 @pytest.fixture(autouse=True)

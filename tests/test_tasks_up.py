@@ -13,8 +13,8 @@ from conftest import HELLO, make_app
 from invoke import Exit
 from strict import StrictContext, fail, ok
 
-from tasks import image, k8s, workflow
-from tasks.core import images as core_images
+from devloop import image, k8s, workflow
+from devloop.core import images as core_images
 
 
 def hello_config(app_dir: Path, **overrides: Any) -> dict[str, Any]:

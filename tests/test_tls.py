@@ -14,10 +14,10 @@ import yaml
 from invoke import Exit
 from strict import StrictContext, fail, ok
 
-from tasks import shell, tls
-from tasks.core import tls as core
-from tasks.core.errors import KitError
-from tasks.kit import App
+from devloop import shell, tls
+from devloop.core import tls as core
+from devloop.core.errors import KitError
+from devloop.kit import App
 
 DAY = 86400.0
 NOW = 1_800_000_000.0

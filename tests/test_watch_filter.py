@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import make_app
 
-from tasks.core.watchfilter import Change, Watch, WatchFilter, editor_temp, plan_watches
+from devloop.core.watchfilter import Change, Watch, WatchFilter, editor_temp, plan_watches
 
 
 @pytest.fixture

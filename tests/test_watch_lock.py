@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core import lock
-from tasks.core.errors import KitError
+from devloop.core import lock
+from devloop.core.errors import KitError
 
 
 def holder(pid: int, command: str = "inv dev", since: float = 1_700_000_000.0, host: str = "",

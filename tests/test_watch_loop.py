@@ -20,10 +20,10 @@ from watchdog.events import (
     FileOpenedEvent,
 )
 
-from tasks.core.debounce import Batch
-from tasks.core.errors import KitError
-from tasks.core.watchfilter import Plan, Watch, WatchFilter
-from tasks.watch import Session
+from devloop.core.debounce import Batch
+from devloop.core.errors import KitError
+from devloop.core.watchfilter import Plan, Watch, WatchFilter
+from devloop.watch import Session
 
 
 class Clock:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core.watchfilter import WatchFilter
-from tasks.watch import Session
+from devloop.core.watchfilter import WatchFilter
+from devloop.watch import Session
 
 
 def context(root: Path) -> WatchFilter:

@@ -19,10 +19,10 @@ from invoke import Exit
 from strict import StrictContext, fail, ok, rx
 from watchdog.events import FileModifiedEvent
 
-from tasks import shell, watch, workflow
-from tasks.core import images as core_images
-from tasks.core import lock
-from tasks.core.errors import KitError
+from devloop import shell, watch, workflow
+from devloop.core import images as core_images
+from devloop.core import lock
+from devloop.core.errors import KitError
 
 CONTEXT = "kubectl config current-context"
 GET = "kubectl --context k8s-local get deployments,statefulsets,daemonsets,jobs,replicasets,pods -o json"
@@ -79,7 +79,7 @@ def edits(monkeypatch: pytest.MonkeyPatch, *paths: Path) -> list[watch.Watcher]:
 
 
 def lock_free_watch(watcher: watch.Watcher) -> Any:
-    from tasks.core.watchfilter import Watch
+    from devloop.core.watchfilter import Watch
 
     return Watch(watcher.filter.root, True)
 

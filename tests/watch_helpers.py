@@ -16,7 +16,7 @@ from pathlib import Path
 
 from conftest import INV
 
-from tasks.core import lock
+from devloop.core import lock
 
 
 class Running:

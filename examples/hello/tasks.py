@@ -1,1 +1,4 @@
-../../tasks.py
+"""The hello app's tasks: the devloop kit's, for this folder."""
+from devloop import namespace
+
+ns = namespace()

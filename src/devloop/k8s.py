@@ -10,11 +10,11 @@ from typing import Any
 
 from invoke import Collection, Context
 
-from tasks import image as images
-from tasks import rollout, shell
-from tasks.core import lint, render
-from tasks.core.errors import KitError
-from tasks.kit import STATE_DIR, App, kit_task, shown_path
+from devloop import image as images
+from devloop import rollout, shell
+from devloop.core import lint, render
+from devloop.core.errors import KitError
+from devloop.kit import STATE_DIR, App, kit_task, shown_path
 
 DELETE_KINDS = ("ingresses,services,deployments,statefulsets,daemonsets,jobs,cronjobs,pods,replicasets,configmaps,secrets,"
                 "serviceaccounts,roles,rolebindings,horizontalpodautoscalers,poddisruptionbudgets,networkpolicies")
@@ -82,7 +82,7 @@ def tag_vars(refs: dict[str, str]) -> dict[str, str]:
 def rendered(app: App, sets: dict[str, str] | None = None, path: str | None = None,
              strict: bool = True) -> list[dict[str, Any]]:
     """The objects `apply` sends: placeholders filled, our images tagged, labelled, namespaced."""
-    from tasks import tls
+    from devloop import tls
 
     srcs = sources(app, path)
     refs = image_refs(app, strict)
@@ -115,8 +115,8 @@ def rendered(app: App, sets: dict[str, str] | None = None, path: str | None = No
 
 def secret_documents(app: App) -> list[dict[str, Any]]:
     """Secrets generated from .env-style files (app.secrets: NAME -> file, {env} allowed)."""
-    from tasks import shell
-    from tasks.core.config import read_dotenv
+    from devloop import shell
+    from devloop.core.config import read_dotenv
 
     documents = []
     for name, pattern in sorted(app.settings.secrets.items()):

@@ -17,7 +17,7 @@ from typing import Any
 from invoke import Context
 from invoke.runners import Result
 
-from tasks.core.errors import KitError, tail
+from devloop.core.errors import KitError, tail
 
 _SECRETS: set[str] = set()
 # Set on Ctrl-C by a long-running task (inv watch/dev): no new command starts while it unwinds.

@@ -13,10 +13,10 @@ from typing import Any
 
 from invoke import Collection, Context
 
-from tasks import shell
-from tasks.core import render
-from tasks.core import tls as core
-from tasks.kit import STATE_DIR, App, kit_task, shown_path
+from devloop import shell
+from devloop.core import render
+from devloop.core import tls as core
+from devloop.kit import STATE_DIR, App, kit_task, shown_path
 
 
 def now() -> float:
@@ -26,7 +26,7 @@ def now() -> float:
 
 def env_host_and_secret(app: App) -> tuple[str, str]:
     """${INGRESS_HOST} and ${TLS_SECRET} of the app's environment, exactly as manifests get them."""
-    from tasks import k8s  # here, not at the top: the manifest renderer asks this module for tls_documents
+    from devloop import k8s  # here, not at the top: the manifest renderer asks this module for tls_documents
 
     return str(k8s.builtin_var(app, "INGRESS_HOST")), str(k8s.builtin_var(app, "TLS_SECRET"))
 
@@ -88,7 +88,7 @@ def write_private(path: Path, documents: list[dict[str, Any]]) -> None:
 
 def apply_secrets(app: App, documents: list[dict[str, Any]], path: Path) -> None:
     """`kubectl apply` Secrets from a 0600 file in the environment's namespace: no value is ever echoed."""
-    from tasks import k8s  # here, not at the top: the manifest renderer asks this module for tls_documents
+    from devloop import k8s  # here, not at the top: the manifest renderer asks this module for tls_documents
 
     if not shell.is_dry(app.c):  # nothing is written under --dry; the commands are shown
         app.state_dir.mkdir(exist_ok=True)  # .kit/ with its .gitignore, before anything goes in it
@@ -109,7 +109,7 @@ def tls_documents(app: App) -> list[dict[str, Any]]:
 
     A certificate made for another host (the minikube IP changed) is left out with a warning, never served.
     """
-    from tasks import k8s
+    from devloop import k8s
 
     secret = str(k8s.builtin_var(app, "TLS_SECRET"))
     files = files_for(app, secret)

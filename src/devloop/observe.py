@@ -19,10 +19,10 @@ from typing import Any
 
 from invoke import Context
 
-from tasks import rollout, shell
-from tasks.core import kube, logmux, ports, render, status, supervise
-from tasks.core.errors import KitError
-from tasks.kit import App, kit_task, print_table
+from devloop import rollout, shell
+from devloop.core import kube, logmux, ports, render, status, supervise
+from devloop.core.errors import KitError
+from devloop.kit import App, kit_task, print_table
 
 ALLOW_HELP = "act even if the kube context is not in app.cluster.allowed_contexts"
 ENV_HELP = "environment (dev, staging, qa…); default app.env"

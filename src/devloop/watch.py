@@ -18,10 +18,10 @@ from typing import Any, cast
 
 from invoke import Context
 
-from tasks import k8s, shell, workflow
-from tasks.core import debounce, lock, watchfilter
-from tasks.core.errors import KitError
-from tasks.kit import App, kit_task
+from devloop import k8s, shell, workflow
+from devloop.core import debounce, lock, watchfilter
+from devloop.core.errors import KitError
+from devloop.kit import App, kit_task
 
 POLL_INTERVAL = 0.5  # seconds between two snapshots with --poll
 STOP_GRACE = 3.0  # seconds children get to exit on SIGTERM before SIGKILL
@@ -455,8 +455,8 @@ def _print_line(line: str) -> None:
 
 def start_followers(app: App, logs: bool, forwards: bool, allow_context: bool) -> list[Background]:
     """Logs (`inv k8s.logs`) and port-forwards (`inv k8s.forward`) from tasks/observe.py, when it has them."""
-    from tasks import observe
-    from tasks.core import ports
+    from devloop import observe
+    from devloop.core import ports
 
     def sibling() -> App:
         other = App(app.c, app.settings)

@@ -8,11 +8,11 @@ from typing import Any
 
 from invoke import Context
 
-from tasks import image as images
-from tasks import k8s, observe, rollout, shell
-from tasks.core import lock, ports
-from tasks.core.errors import KitError
-from tasks.kit import App, kit_task, print_table
+from devloop import image as images
+from devloop import k8s, observe, rollout, shell
+from devloop.core import lock, ports
+from devloop.core.errors import KitError
+from devloop.kit import App, kit_task, print_table
 
 
 def cycle(app: App, sets: dict[str, str] | None = None, timeout: int | None = None, build: bool = True,
@@ -99,7 +99,7 @@ def _checks(app: App) -> list[tuple[str, bool, str]]:
         + (["kind"] if s.cluster.provider == "kind" else [])
     for tool in tools:
         path = shutil.which(tool)
-        from tasks.shell import INSTALL_HINTS
+        from devloop.shell import INSTALL_HINTS
         rows.append((f"{tool} on PATH", bool(path), path or f"{tool} not found: {INSTALL_HINTS.get(tool, 'install it')}"))
     version = docker_daemon_version()
     rows.append(("docker daemon reachable", bool(version), f"server {version}" if version else
@@ -133,8 +133,8 @@ def _checks(app: App) -> list[tuple[str, bool, str]]:
 
 def _compose_port_checks(app: App) -> list[tuple[str, bool, str]]:
     """The host ports the compose files publish (the seed's "port is already allocated", found first)."""
-    from tasks import compose
-    from tasks.core import compose as compose_core
+    from devloop import compose
+    from devloop.core import compose as compose_core
 
     rows: list[tuple[str, bool, str]] = []
     for preview in (False, True):

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from invoke import Collection, Context
 
-from tasks import image as images
-from tasks import shell
-from tasks import tls as tls_tasks
-from tasks.core import config, render
-from tasks.core import helm as core
-from tasks.core.errors import KitError
-from tasks.kit import STATE_DIR, App, kit_task, print_table
+from devloop import image as images
+from devloop import shell
+from devloop import tls as tls_tasks
+from devloop.core import config, render
+from devloop.core import helm as core
+from devloop.core.errors import KitError
+from devloop.kit import STATE_DIR, App, kit_task, print_table
 
 
 def helm_version(app: App) -> str:
@@ -60,7 +60,7 @@ class Plan:
         return self._facts[name]
 
     def _compute(self, name: str) -> str:
-        from tasks import k8s
+        from devloop import k8s
 
         app, rel = self.app, self.release
         if name in ("IMAGE_REPOSITORY", "IMAGE_TAG"):
@@ -98,7 +98,7 @@ def plan(app: App, release: str | None) -> Plan:
 def apply_release_secrets(app: App, p: Plan, host: str, tls: bool = True) -> None:
     """The Secrets the release needs, applied before Helm runs: app.secrets (from .env files, shared by the
     environment's releases) and the release's own TLS Secret (a self-signed certificate for its host)."""
-    from tasks import k8s
+    from devloop import k8s
 
     documents = k8s.secret_documents(app)
     if tls:

@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from tasks import shell
-from tasks.core import kube, render, supervise
-from tasks.core.errors import KitError
-from tasks.kit import App
+from devloop import shell
+from devloop.core import kube, render, supervise
+from devloop.core.errors import KitError
+from devloop.kit import App
 
 WATCHED_KINDS = "deployments,statefulsets,daemonsets,jobs,replicasets,pods"
 BACKSTOP_SECONDS = 2.0  # re-read at least this often even if no change was reported

@@ -10,10 +10,10 @@ from typing import Any
 
 from invoke import Collection, Context
 
-from tasks.core import minikube as core
-from tasks.core.errors import KitError, tail
-from tasks.kit import App, kit_task, print_table
-from tasks.shell import INSTALL_HINTS, failure, is_dry
+from devloop.core import minikube as core
+from devloop.core.errors import KitError, tail
+from devloop.kit import App, kit_task, print_table
+from devloop.shell import INSTALL_HINTS, failure, is_dry
 
 PROFILE_HELP = "minikube profile (default app.cluster.minikube.profile)"
 

@@ -6,21 +6,23 @@ never a traceback.
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from invoke import Context, Exit, task
+from invoke.config import merge_dicts
 from invoke.tasks import Task
 
-from tasks import shell
-from tasks.core import config
-from tasks.core.errors import KitError
-from tasks.core.schema import read_dotenv
+from devloop import invoke_guard, shell
+from devloop.core import config
+from devloop.core.errors import KitError
+from devloop.core.schema import DEFAULTS, check_yaml_file, env_override_problems, project_problems, read_dotenv, with_env_overrides
 
 F = TypeVar("F", bound=Callable[..., Any])
 STATE_DIR = ".kit"  # the kit's own output in the app folder (git-ignored, never watched)
@@ -57,17 +59,46 @@ def shown_path(path: Path) -> str:
 
 
 def app_root(c: Context) -> Path:
-    configured = (c.config.get("app") or {}).get("root") or ""
+    """The app folder: the one ``namespace()`` was built for (or ``app.root``), else the current folder."""
+    configured = (c.config.get("devloop") or {}).get("root") or ""
+    app = c.config.get("app")
+    if not configured and isinstance(app, Mapping):
+        configured = app.get("root") or ""
     return Path(configured or os.getcwd()).resolve()
 
 
-def load_dotenv_into_environ(root: Path) -> list[str]:
-    """Put the app's ``.env`` into os.environ without overriding the shell; return its parse errors."""
+def _problem_list(problems: list[str]) -> str:
+    return "\n".join(f"  - {p}" for p in problems)
+
+
+def read_app_config(c: Context, root: Path) -> dict[str, Any]:
+    """The merged ``app`` settings: defaults < invoke.yaml < .env < the shell's INVOKE_APP_* (checked first).
+
+    Puts the app's ``.env`` into os.environ without overriding the shell (as direnv's dotenv does).
+    """
+    config_file = root / "invoke.yaml"
+    if config_file.resolve() in invoke_guard.REPORTED:
+        raise KitError(f"{config_file.name} has the problems listed above",
+                       hint="fix them in invoke.yaml (.env.example lists every key and its default)", code=2)
+    if config_file.is_file():
+        problems = project_problems(check_yaml_file(config_file), config_file)
+        if problems:
+            raise KitError("invoke.yaml has settings the kit cannot use:\n" + _problem_list(problems),
+                           hint="fix them in invoke.yaml (.env.example lists every key and its default)", code=2)
     dotenv = read_dotenv(root / ".env")
+    if dotenv.errors:
+        raise KitError("the .env file has lines that cannot be read:\n" + _problem_list(dotenv.errors),
+                       hint="write each line as KEY=value; quote values with spaces or #", code=2)
     for key, value in dotenv.values.items():
         os.environ.setdefault(key, value)
-    shell.register_secrets_from_env(dotenv.values)
-    return dotenv.errors
+    shell.register_secrets_from_env(os.environ)
+    configured = c.config.get("app")
+    app = merge_dicts(copy.deepcopy(DEFAULTS), dict(configured) if isinstance(configured, Mapping) else {})
+    problems = env_override_problems(os.environ, app)
+    if problems:
+        raise KitError("environment variables the configuration cannot take:\n" + _problem_list(problems),
+                       hint="fix or unset them (in the shell or in .env)", code=2)
+    return with_env_overrides(os.environ, app)
 
 
 class App:
@@ -83,14 +114,9 @@ class App:
     @classmethod
     def load(cls, c: Context, env: str | None = None, allow_context: bool = False) -> App:
         root = app_root(c)
-        errors = read_dotenv(root / ".env").errors
-        if errors:
-            raise KitError("the .env file has lines that cannot be read:\n" + "\n".join(f"  - {e}" for e in errors),
-                           hint="write each line as KEY=value; quote values with spaces or #", code=2)
         config_file = root / "invoke.yaml"
-        settings = config.settings_from(dict(c.config.get("app") or {}), root,
-                                 config_file if config_file.exists() else None, env)
-        shell.register_secrets_from_env(os.environ)
+        settings = config.settings_from(read_app_config(c, root), root,
+                                        config_file if config_file.exists() else None, env)
         for pattern in settings.secrets.values():  # so logs, status and errors mask them too, not only render
             for value in read_dotenv(settings.root / pattern.replace("{env}", settings.env)).values.values():
                 shell.register_secret(value)

@@ -12,11 +12,11 @@ from typing import Any, NamedTuple
 
 from invoke import Collection, Context
 
-from tasks import shell as funnel
-from tasks.core import config
-from tasks.core import images as core
-from tasks.core.errors import KitError, tail
-from tasks.kit import STATE_DIR, App, kit_task, print_table
+from devloop import shell as funnel
+from devloop.core import config
+from devloop.core import images as core
+from devloop.core.errors import KitError, tail
+from devloop.kit import STATE_DIR, App, kit_task, print_table
 
 DAEMON_DOWN = ("Cannot connect to the Docker daemon", "Is the docker daemon running", "error during connect")
 LABEL = "devloop.app"  # every build carries devloop.app=<app name> and devloop.image=<image name>
@@ -525,8 +525,8 @@ def shell(c: Context, name: str | None = None, command: str | None = None, env: 
 def rollout(c: Context, name: str | None = None, no_build: bool = False, timeout: int | None = None,
             env: str | None = None, allow_context: bool = False) -> None:
     """Build, deliver, kubectl set image, wait until ready."""
-    from tasks import rollout as waiting
-    from tasks.core import kube
+    from devloop import rollout as waiting
+    from devloop.core import kube
 
     app = App.load(c, env, allow_context)
     app.context()  # the guard runs before anything is built

@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
 from pathlib import Path
 
 from invoke import Collection, Context
 
-from tasks.core import vscode as core
-from tasks.core.errors import KitError
-from tasks.kit import App, kit_task
-from tasks.shell import is_dry
+from devloop.core import vscode as core
+from devloop.core.errors import KitError
+from devloop.kit import App, kit_task
+from devloop.shell import is_dry
+
+_COLLECTIONS: dict[Path, Collection] = {}  # app folder -> the collection namespace() built for it
 
 
-def root_collection() -> Collection:
-    """The collection `inv` loaded: tasks.py (module ``tasks``) and its ``ns``."""
-    module = sys.modules.get("tasks")
-    ns = getattr(module, "ns", None)
-    if not isinstance(ns, Collection):
-        ns = getattr(importlib.import_module("tasks"), "ns", None)
-    if not isinstance(ns, Collection):
-        raise KitError("cannot find the task collection: tasks.py has no `ns`", hint="run this from the app folder")
-    return ns
+def register(root: Path, collection: Collection) -> None:
+    """Remember the app's collection (the app may add its own tasks to it later) for tasks.json."""
+    _COLLECTIONS[root.resolve()] = collection
+
+
+def root_collection(root: Path) -> Collection:
+    """The collection `inv`/`devloop` runs for this app folder."""
+    collection = _COLLECTIONS.get(root.resolve())
+    if collection is None:
+        raise KitError(f"no task collection is known for {root}",
+                       hint="build it with devloop.namespace() in the app's tasks.py, or run `devloop` in the app folder")
+    return collection
 
 
 def task_infos(collection: Collection) -> list[core.TaskInfo]:
@@ -55,7 +58,7 @@ def vscode(c: Context, workspace: str | None = None) -> None:
     target = folder / ".vscode" / "tasks.json"
     old = target.read_text(encoding="utf-8") if target.is_file() else ""
     existing = core.parse_tasks_json(old, str(target)) if old else None
-    infos = task_infos(root_collection())
+    infos = task_infos(root_collection(root))
     doc = core.merge(existing, core.generated_tasks(infos, workspace_cwd(root, folder)))
     problems = core.schema_problems(doc)
     if problems:

@@ -14,12 +14,12 @@ from typing import Any, NamedTuple
 
 from invoke import Collection, Context
 
-from tasks.core import compose as core
-from tasks.core import ports
-from tasks.core.errors import KitError, tail
-from tasks.core.schema import check_yaml_file, read_dotenv
-from tasks.kit import App, kit_task, shown_path
-from tasks.shell import INSTALL_HINTS, is_dry
+from devloop.core import compose as core
+from devloop.core import ports
+from devloop.core.errors import KitError, tail
+from devloop.core.schema import check_yaml_file, read_dotenv
+from devloop.kit import App, kit_task, shown_path
+from devloop.shell import INSTALL_HINTS, is_dry
 
 POLL_SECONDS = 0.5
 

@@ -7,6 +7,7 @@ the typed settings are built in ``config``.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 from collections.abc import Mapping
@@ -243,9 +244,19 @@ def project_problems(project: Mapping[str, Any], path: Path) -> list[str]:
     return problems
 
 
+def _known_env_names(app: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
+    """INVOKE_APP_* name -> (dotted key, a value of the type it takes): the default's type where there is one
+    (invoke may already have put the raw text of a variable into ``app``)."""
+    known = _env_names({"app": app}, ())
+    for name, default in _env_names({"app": DEFAULTS}, ()).items():
+        if name in known and type(known[name][1]) is not type(default[1]):
+            known[name] = default
+    return known
+
+
 def env_override_problems(environ: Mapping[str, str], app: Mapping[str, Any]) -> list[str]:
     """INVOKE_APP_* values invoke could not use (it would stop with a traceback), and names it does not know."""
-    known = _env_names({"app": app}, ())
+    known = _known_env_names(app)
     problems = []
     for name, raw in sorted(environ.items()):
         if not name.startswith("INVOKE_APP_"):
@@ -266,3 +277,34 @@ def env_override_problems(environ: Mapping[str, str], app: Mapping[str, Any]) ->
             kind = {int: "whole number", float: "number"}.get(type(current), type(current).__name__)
             problems.append(f"{name}={raw!r} sets {dotted}, which must be a {kind} (like {current!r})")
     return problems
+
+
+def with_env_overrides(environ: Mapping[str, str], app: Mapping[str, Any]) -> dict[str, Any]:
+    """``app`` with every known ``INVOKE_APP_*`` value set in it, cast like the value it replaces.
+
+    Call after ``env_override_problems`` found nothing: names that are unknown or values that cannot be cast
+    are skipped here.
+    """
+    merged = copy.deepcopy(dict(app))
+    known = _known_env_names(merged)
+    for name, raw in environ.items():
+        if name not in known:
+            continue
+        dotted, current = known[name]
+        if isinstance(current, (list, tuple, dict)):
+            continue
+        if isinstance(current, bool):
+            value: Any = raw not in ("0", "")
+        elif isinstance(current, str) or current is None:
+            value = raw
+        else:
+            try:
+                value = type(current)(raw)
+            except (TypeError, ValueError):
+                continue
+        *parents, leaf = dotted.split(".")[1:]
+        target = merged
+        for key in parents:
+            target = target[key]
+        target[leaf] = value
+    return merged
