@@ -150,3 +150,24 @@ def test_a_relative_root_is_resolved_against_the_kit_folder(tmp_path: Path) -> N
     (tmp_path / "sub").mkdir()
     s = settings_from({"root": "sub"}, tmp_path)
     assert s.root == (tmp_path / "sub").resolve() and s.name == "sub"
+
+
+def test_problems_from_every_section_are_reported_together(tmp_path: Path) -> None:
+    app = {"environments": {"dev": {"vars": ["x"]}}, "images": {"web": {"build_args": ["A"]}}, "manifests": 3,
+           "cluster": {"allowed_contexts": {"a": 1}, "minikube": {"addons": 5}}, "watch": {"debounce_ms": 0},
+           "logs": "x", "workloads": {"a": 1}, "compose": ["x"]}
+    with pytest.raises(KitError) as err:
+        settings_from(app, tmp_path)
+    lines = err.value.message.splitlines()
+    assert lines[0] == "the configuration has 9 problem(s):"
+    assert lines[1:] == [
+        "  - app.images.web.build_args must be a mapping NAME: value, got ['A']",
+        "  - app.manifests must be a list, got 3",
+        "  - app.environments.dev.vars must be a mapping (key: value lines indented under it), got ['x']",
+        "  - app.cluster.allowed_contexts must be a list, got {'a': 1}",
+        "  - app.cluster.minikube.addons must be a list, got 5",
+        "  - app.watch.debounce_ms must be greater than 0, got 0",
+        "  - app.logs must be a mapping (key: value lines indented under it), got 'x'",
+        "  - app.workloads must be a list, got {'a': 1}",
+        "  - app.compose must be a mapping (key: value lines indented under it), got ['x']",
+    ]

@@ -17,7 +17,7 @@ from conftest import FAKES, docker_ok
 from invoke import Config, Context, Exit
 from strict import StrictContext, fail, ok
 
-from devloop import image
+from devloop import docker_api, image
 from devloop.core import images as core
 from devloop.core.config import DEFAULTS
 
@@ -26,6 +26,15 @@ DOCKER_ENV = "minikube -p minikube docker-env --shell none"
 NODE_LS = "minikube -p minikube image ls --format json"
 IMAGE_ID = "sha256:" + "ab" * 32
 OLD_ID = "sha256:" + "cd" * 32
+
+
+@pytest.fixture(autouse=True)
+def docker_cli_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mock context scripts `docker image inspect`: the daemon's API is not asked."""
+    monkeypatch.setattr(docker_api, "daemon_url", lambda env: None)
+
+
+ASK_DAEMON_API = docker_api.daemon_url  # what the `real` tests use: the real engine answers over its socket
 
 
 def make_shop(root: Path, content: str = "hello\n") -> Path:
@@ -243,6 +252,7 @@ def real(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-un
     """A uniquely named app on the real engine, minikube/kind stand-ins first on PATH; images removed after."""
     if not docker_ok():
         pytest.skip("no reachable Docker daemon")
+    monkeypatch.setattr(docker_api, "daemon_url", ASK_DAEMON_API)
     name = f"kit-image-d{uuid.uuid4().hex[:10]}"
     root = make_shop(tmp_path / "app", content=f"{name}\n")
     bin_dir = tmp_path / "bin"
@@ -287,8 +297,9 @@ def test_real_minikube_docker_runtime_builds_with_docker_env_and_loads_nothing(r
     ref = f"{name}:{tag_of(root)}"
     err = capsys.readouterr().err
     assert f"$ DOCKER_HOST=unix:///var/run/docker.sock docker build --tag {ref}" in err  # minikube's daemon, shown
-    assert f"$ docker image inspect --format '{{{{.Id}}}}' {ref}    # asked over unix:///var/run/docker.sock: no such image" \
-        in err  # the existence check, without spawning the CLI
+    assert f"· docker API: image inspect {ref} (unix:///var/run/docker.sock): no such image" \
+        in err.splitlines()  # the existence check, without spawning the CLI
+    assert not any(line.startswith("$ ") and "image inspect" in line for line in err.splitlines())  # no CLI was run
     assert f"image {ref}: nothing to move — built directly in minikube's Docker daemon" in err
     assert local_id(ref).startswith("sha256:")
     assert calls(tmp_path / "minikube.log") == [["-p", "minikube", "docker-env", "--shell", "none"]]

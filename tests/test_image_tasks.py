@@ -16,7 +16,7 @@ from conftest import inv, make_app
 from invoke import Exit
 from strict import StrictContext, fail, ok
 
-from devloop import image
+from devloop import docker_api, image
 from devloop.core import images as core
 from devloop.core.errors import KitError
 
@@ -25,6 +25,12 @@ LS_LABEL = "docker image ls --filter label=devloop.app=shop --format '{{json .}}
 LS_NAMES = "docker image ls --filter=reference=shop --format '{{json .}}'"
 READ_WORKLOADS = "kubectl --context k8s-local get deployments,statefulsets,daemonsets -o json"
 WAIT = "kubectl --context k8s-local get deployments,statefulsets,daemonsets,jobs,replicasets,pods -o json"
+
+
+@pytest.fixture(autouse=True)
+def docker_cli_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mock context scripts `docker image inspect`: the daemon's API is not asked."""
+    monkeypatch.setattr(docker_api, "daemon_url", lambda env: None)
 
 
 def make_shop(root: Path) -> Path:
@@ -498,71 +504,6 @@ def test_dry_plans_write_nothing_into_the_app_folder(shop: Path) -> None:
     assert not (shop / ".kit").exists()
     image.build(StrictContext({INSPECT.format(ref=f"shop:{tag}"): ok("sha256:1")}, app=config(shop)))
     assert (shop / ".kit").is_dir()  # a real run keeps its digest cache there
-
-
-# -- the existence check over the daemon's socket ---------------------------------------------------
-
-
-@pytest.mark.parametrize(("environ", "config_json", "expected"), [
-    ({}, None, "/var/run/docker.sock"),
-    ({"DOCKER_HOST": "unix:///run/user/1000/docker.sock"}, None, "/run/user/1000/docker.sock"),
-    ({"DOCKER_HOST": "tcp://192.168.49.2:2376"}, None, None),
-    ({"DOCKER_CONTEXT": "rootless"}, None, None),
-    ({}, {"currentContext": "desktop-linux"}, None),
-    ({}, {"currentContext": "default"}, "/var/run/docker.sock"),
-])
-def test_the_socket_is_used_only_when_it_is_certainly_the_clis(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                                                environ: dict[str, str], config_json: Any,
-                                                                expected: str | None) -> None:
-    for name, value in environ.items():
-        monkeypatch.setenv(name, value)
-    if config_json is not None:
-        monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
-        (tmp_path / "config.json").write_text(json.dumps(config_json))
-    assert image.daemon_socket({}) == expected
-    assert image.daemon_socket({"DOCKER_HOST": "tcp://192.168.49.2:2376"}) is None  # minikube's daemon: ask the CLI
-
-
-def test_ask_daemon_reads_the_image_id_or_its_absence(tmp_path: Path) -> None:
-    import socketserver
-    import threading
-    from http.server import BaseHTTPRequestHandler
-
-    asked: list[str] = []
-
-    class Daemon(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server hook's name
-            asked.append(self.path)
-            status, body = {"/images/shop:t1/json": (200, b'{"Id": "sha256:abc"}'),
-                            "/images/registry.local:5000/team/shop:t2/json": (200, b'{"Id": "sha256:def"}'),
-                            "/images/shop:broken/json": (500, b'{"message": "boom"}')}.get(self.path, (404, b"{}"))
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    class UnixHTTPServer(socketserver.UnixStreamServer):
-        def get_request(self):  # type: ignore[no-untyped-def]
-            request, _ = super().get_request()
-            return request, ("local", 0)  # BaseHTTPRequestHandler wants a (host, port)
-
-    path = str(tmp_path / "docker.sock")
-    server = UnixHTTPServer(path, Daemon)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        assert image.ask_daemon(path, "shop:t1") == (True, "sha256:abc")
-        assert image.ask_daemon(path, "registry.local:5000/team/shop:t2") == (True, "sha256:def")
-        assert image.ask_daemon(path, "shop:missing") == (True, None)
-        assert image.ask_daemon(path, "shop:broken") == (False, None)  # anything odd: ask the CLI instead
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert image.ask_daemon(str(tmp_path / "gone.sock"), "shop:t1") == (False, None)
-    assert asked[1] == "/images/registry.local:5000/team/shop:t2/json"
 
 
 def test_a_context_that_would_send_the_kits_files_is_warned_about(shop: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -109,6 +109,12 @@ def test_progress_deadline_exceeded_is_hopeless() -> None:
     assert [p.reason for p in verdict.hopeless] == ["ProgressDeadlineExceeded"]
 
 
+def test_a_ready_deployment_is_ready_despite_an_old_progress_deadline() -> None:
+    cond = [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "old"}]
+    verdict = kube.assess([deployment("web", 1, 1, conditions=cond)], ["deploy/web"], [])
+    assert (verdict.ready, verdict.problems, verdict.done) == (["deployment/web"], [], True)
+
+
 def test_only_the_newest_replicasets_pods_count() -> None:
     old_crashing = container_status(ready=False, state=waiting("CrashLoopBackOff"), last=crashed())
     items = [deployment("web", 1, 0, updated=1, total=2), replicaset("web-1", "web", 1), replicaset("web-2", "web", 2),

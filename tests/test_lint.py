@@ -107,3 +107,57 @@ def test_objects_without_api_version_or_name_are_errors() -> None:
     objects, origins = docs("kind: ConfigMap\nmetadata: {}\n")
     [finding] = lint.lint(objects, origins)
     assert finding.error and "ConfigMap has no apiVersion and metadata.name" in finding.message
+
+
+# -- each rule on its own: a finding on a bad object, none on a good one ---------------------------
+
+GOOD_DEPLOY = DEPLOY.format(strategy="{type: Recreate}", label="redis")
+SERVICE = "---\napiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {{selector: {{app: {app}}}}}\n"
+POD = "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec: {{containers: [{{name: c, image: '{image}'}}]}}\n"
+JOB = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec: {template: {spec: {containers: [{name: c, image: 'a:1'}]}}}\n"
+LIVE_JOB = {"Job//j": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "a:0"}]}}}}}
+LIVE_ROLLING = {"Deployment//redis": {"spec": {"strategy": {"rollingUpdate": {"maxSurge": 1}}}}}
+
+RULE_CASES = [  # rule, bad manifests, good manifests, live objects
+    (lint.missing_fields, "kind: ConfigMap\nmetadata: {name: c}\n", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", {}),
+    (lint.duplicate, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: v1\nkind: ConfigMap\n"
+                     "metadata: {name: c}\n",
+     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: v1\nkind: ConfigMap\n"
+     "metadata: {name: c, namespace: other}\n", {}),
+    (lint.removed_api, "apiVersion: extensions/v1beta1\nkind: Ingress\nmetadata: {name: i}\n",
+     "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\n", {}),
+    (lint.recreate_strategy, DEPLOY.format(strategy="{type: Recreate, rollingUpdate: {}}", label="redis"), GOOD_DEPLOY, {}),
+    (lint.recreate_strategy, GOOD_DEPLOY, DEPLOY.format(strategy="{type: Recreate, rollingUpdate: null}", label="redis"),
+     LIVE_ROLLING),
+    (lint.selector_mismatch, DEPLOY.format(strategy="{}", label="other"), GOOD_DEPLOY, {}),
+    (lint.service_selects_nothing, GOOD_DEPLOY + SERVICE.format(app="web"), GOOD_DEPLOY + SERVICE.format(app="redis"), {}),
+    (lint.foreign_image, POD.format(image="quay.io/me/demoapp:1"), POD.format(image="demoapp:abc"), {}),
+    (lint.job_changed, JOB, JOB.replace("a:1", "a:0"), LIVE_JOB),
+]
+
+
+def run_rule(rule: lint.Rule, text: str, live: dict[str, Any]) -> list[lint.Finding]:
+    objects, origins = docs(text)
+    ctx = lint.context(objects, ["demoapp"], {"demoapp": "demoapp:abc"}, live)
+    return [finding for doc in objects for finding in rule(lint.subject(doc, origins), ctx)]
+
+
+@pytest.mark.parametrize("rule,bad,good,live", RULE_CASES, ids=[f"{c[0].__name__}-{i}" for i, c in enumerate(RULE_CASES)])
+def test_each_rule_finds_the_bad_object_and_passes_the_good_one(rule: lint.Rule, bad: str, good: str,
+                                                                 live: dict[str, Any]) -> None:
+    [finding] = run_rule(rule, bad, live)
+    assert finding.where.startswith("k8s/app.yaml ") and finding.message and finding.fix
+    assert run_rule(rule, good, live) == []
+
+
+def test_every_rule_is_in_the_list_once_and_tested() -> None:
+    assert len(set(lint.RULES)) == len(lint.RULES)
+    assert {case[0] for case in RULE_CASES} == set(lint.RULES)
+
+
+def test_findings_come_per_object_in_rule_order() -> None:
+    text = ("apiVersion: extensions/v1beta1\nkind: Deployment\nmetadata: {}\n"
+            "spec: {selector: {matchLabels: {a: b}}, template: {metadata: {labels: {a: c}}}}\n")
+    findings = lint.lint(*docs(text))
+    assert [f.message.split(" ")[:2] for f in findings] == [["Deployment", "has"], ["apiVersion", "extensions/v1beta1"],
+                                                             ["spec.selector.matchLabels", "{'a':"]]

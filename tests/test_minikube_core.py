@@ -214,3 +214,34 @@ def test_not_running_and_docker_env_runtime_mismatch() -> None:
         '❌  Exiting due to MK_USAGE: The docker-env command is only compatible with the "docker" runtime, but this '
         'cluster was configured to use the "containerd" runtime.', 14, "minikube")
     assert "runs the containerd runtime" in mismatch.message and "inv image.load" in mismatch.hint
+
+
+# One sample output per entry of the known-failures table, in the table's order.
+TABLE_SAMPLES = ["Could not find an IP address for 6a:c7:25:8a:7f:2b", "Exiting due to DRV_NOT_DETECTED: none",
+                 "Exiting due to PROVIDER_DOCKER_NOT_RUNNING: x", "Exiting due to RSRC_INSUFFICIENT_REQ_MEMORY: x",
+                 "Exiting due to RSRC_INSUFFICIENT_CORES: x", "Exiting due to GUEST_DRV_MISMATCH: x"]
+
+
+def test_each_known_failure_in_the_table_has_a_sample_that_only_it_explains() -> None:
+    assert len(core.KNOWN_START_FAILURES) == len(TABLE_SAMPLES)
+    for sample, (pattern, _) in zip(TABLE_SAMPLES, core.KNOWN_START_FAILURES, strict=True):
+        assert [p for p, _ in core.KNOWN_START_FAILURES if p.search(sample)] == [pattern], sample
+
+
+@pytest.mark.parametrize("index", range(len(TABLE_SAMPLES)))
+def test_each_table_entry_builds_a_message_and_a_fix(index: int) -> None:
+    pattern, explain = core.KNOWN_START_FAILURES[index]
+    failed = core.FailedStart(TABLE_SAMPLES[index], 30, core.start_options(CONFIG))
+    match = pattern.search(failed.output)
+    assert match is not None
+    message, fix = explain(match, failed)
+    assert message.startswith("minikube start failed: ") and fix
+    error = core.explain_start_failure(failed.output, 30, failed.opts)
+    assert (error.message, error.hint, error.code) == (message, fix, 30)
+
+
+def test_the_first_matching_entry_wins_and_an_unknown_failure_keeps_minikubes_suggestion() -> None:
+    both = "Exiting due to PROVIDER_DOCKER_NOT_RUNNING: x\nRSRC_INSUFFICIENT_CORES"
+    assert "installed but not running" in core.explain_start_failure(both, 1, core.start_options(CONFIG)).message
+    unknown = core.explain_start_failure("Exiting due to X_Y: z\nSuggestion: do this", 300, core.start_options(CONFIG))
+    assert (unknown.message, unknown.hint, unknown.code) == ("minikube start failed (exit 300): X_Y: z", "do this", 1)

@@ -11,8 +11,8 @@ from invoke import Exit
 from kube_objects import container_status, crashed, deployment, job, pod, replicaset, waiting
 from strict import StrictContext, ok
 
-from devloop import image as images
 from devloop import k8s, rollout
+from devloop.build import built_refs
 from devloop.core.errors import KitError
 from devloop.kit import App
 
@@ -128,7 +128,7 @@ def test_a_crash_loop_fails_at_once_with_the_previous_containers_last_lines(tmp_
 def test_our_image_missing_on_the_node_names_inv_image_load(tmp_path: Path, fake_time: FakeTime) -> None:
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n")}, images={"demoapp": {}})
-    ref = images.built_refs(app)["demoapp"]
+    ref = built_refs(app)["demoapp"]
     missing = [deployment("web", 1, 0), replicaset("web-1", "web"),
                pod("web-1-a", "web-1", ready=False, image=ref, statuses=[container_status(
                    ready=False, image=ref, state=waiting("ErrImagePull", "proxyconnect tcp: dial tcp 127.0.0.1:9"))])]

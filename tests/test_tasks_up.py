@@ -13,8 +13,14 @@ from conftest import HELLO, make_app
 from invoke import Exit
 from strict import StrictContext, fail, ok
 
-from devloop import image, k8s, workflow
+from devloop import docker_api, image, k8s, workflow
 from devloop.core import images as core_images
+
+
+@pytest.fixture(autouse=True)
+def docker_cli_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mock context scripts `docker image inspect`: the daemon's API is not asked."""
+    monkeypatch.setattr(docker_api, "daemon_url", lambda env: None)
 
 
 def hello_config(app_dir: Path, **overrides: Any) -> dict[str, Any]:

@@ -1,13 +1,17 @@
-"""The cycle lock: taken, refused with the holder's name, taken over when stale, nested, released."""
+"""The cycle lock: taken, refused with the holder's name, taken over when stale, nested, released; the
+holder's liveness from real processes (psutil)."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from devloop.core import lock
@@ -86,27 +90,29 @@ def test_hold_says_when_it_takes_over(path: Path) -> None:
 def test_liveness_checks_pid_reuse_and_hosts() -> None:
     me = os.getpid()
     start = lock.process_start(me)
-    assert start  # /proc is there on Linux
+    assert start
     assert lock.holder_alive(holder(me, start=start))
-    assert not lock.holder_alive(holder(me, start=str(int(start) + 1)))  # same pid, another process
+    assert not lock.holder_alive(holder(me, start=f"{float(start) + 1:.2f}"))  # same pid, another process
     gone = subprocess.Popen(["true"])
     gone.wait()
     assert not lock.holder_alive(holder(gone.pid))
+    assert lock.process_start(gone.pid) == ""
     assert lock.holder_alive(holder(gone.pid, host="another-machine"))  # cannot tell: respected
+    assert not lock.pid_alive(-1)  # a corrupt lock file
 
 
-def test_descendants_walks_the_tree() -> None:
-    table = {10: 1, 11: 10, 12: 11, 13: 10, 20: 1, 21: 20}
-    assert lock.descendants(10, table) == [11, 13, 12]
-    assert lock.descendants(99, table) == []
-
-
-def test_the_process_table_knows_our_children() -> None:
-    child = subprocess.Popen(["sleep", "5"])
+def test_a_child_that_exited_is_not_alive_even_before_it_is_reaped() -> None:
+    child = subprocess.Popen(["sleep", "30"])
     try:
-        table = lock.process_table()
-        assert table[child.pid] == os.getpid()
-        assert child.pid in lock.descendants(os.getpid(), table)
+        start = lock.process_start(child.pid)
+        assert lock.holder_alive(holder(child.pid, start=start))
+        assert start == f"{psutil.Process(child.pid).create_time():.2f}"
+        os.kill(child.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while lock.pid_alive(child.pid):  # a zombie until reaped below: it has exited all the same
+            assert time.monotonic() < deadline, "the killed child still counts as alive"
+            time.sleep(0.01)
+        assert psutil.pid_exists(child.pid)  # not reaped yet
     finally:
         child.kill()
         child.wait()

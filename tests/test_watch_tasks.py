@@ -19,7 +19,7 @@ from invoke import Exit
 from strict import StrictContext, fail, ok, rx
 from watchdog.events import FileModifiedEvent
 
-from devloop import shell, watch, workflow
+from devloop import children, docker_api, shell, watch, watcher, workflow
 from devloop.core import images as core_images
 from devloop.core import lock
 from devloop.core.errors import KitError
@@ -43,7 +43,8 @@ def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     target = make_app(tmp_path)
     monkeypatch.chdir(target)
     monkeypatch.setattr(shell, "spawn", lambda *a, **kw: None)  # no kubectl --watch children in these tests
-    monkeypatch.setattr(watch, "stop_descendants", lambda *a, **kw: [])  # never signal pytest's own children
+    monkeypatch.setattr(children, "stop_descendants", lambda *a, **kw: [])  # never signal pytest's own children
+    monkeypatch.setattr(docker_api, "daemon_url", lambda env: None)  # the mock context scripts `docker image inspect`
     return target
 
 
@@ -63,25 +64,25 @@ def inspect(t: str) -> str:
     return f"docker image inspect --format '{{{{.Id}}}}' hello:{t}"
 
 
-def edits(monkeypatch: pytest.MonkeyPatch, *paths: Path) -> list[watch.Watcher]:
+def edits(monkeypatch: pytest.MonkeyPatch, *paths: Path) -> list[watcher.Watcher]:
     """Instead of starting an observer, report these paths as modified (as watchdog would)."""
-    started: list[watch.Watcher] = []
+    started: list[watcher.Watcher] = []
 
-    def start(self: watch.Watcher) -> None:
+    def start(self: watcher.Watcher) -> None:
         started.append(self)
         self.watches = [lock_free_watch(self)]
         for path in paths:
             self.handler.dispatch(FileModifiedEvent(str(path)))
 
-    monkeypatch.setattr(watch.Watcher, "start", start)
-    monkeypatch.setattr(watch.Watcher, "stop", lambda self: None)
+    monkeypatch.setattr(watcher.Watcher, "start", start)
+    monkeypatch.setattr(watcher.Watcher, "stop", lambda self: None)
     return started
 
 
-def lock_free_watch(watcher: watch.Watcher) -> Any:
+def lock_free_watch(w: watcher.Watcher) -> Any:
     from devloop.core.watchfilter import Watch
 
-    return Watch(watcher.filter.root, True)
+    return Watch(w.filter.root, True)
 
 
 def shapes(commands: list[str]) -> list[str]:
@@ -249,7 +250,8 @@ def test_numeric_flags_are_checked(app_dir: Path, flag: str, value: str) -> None
     c = StrictContext({CONTEXT: ok("k8s-local\n")}, app=config(app_dir))
     with pytest.raises(Exit) as raised:
         watch.watch(c, **{flag: value})
-    assert raised.value.code == 2 and f"--{flag.replace('_', '-')} must be a whole number" in str(raised.value.message)
+    assert raised.value.code == 2 and f"--{flag.replace('_', '-')} {value!r} " in str(raised.value.message)
+    assert c.commands == []  # checked before the context is read
 
 
 def test_nothing_to_watch_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -264,7 +266,7 @@ def test_nothing_to_watch_is_an_error(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_sigterm_ends_with_143_and_sigint_with_130() -> None:
-    stopper = watch.Stopper()
+    stopper = children.Stopper()
     stopper.signal = signal.SIGTERM
     error = stopper.exit_error()
     assert error is not None and error.code == 143 and "SIGTERM" in error.message

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 from conftest import INV
 
 from devloop.core import lock
@@ -73,11 +74,15 @@ class Running:
 
 def tree(pid: int) -> dict[int, str]:
     """pid -> command line of every process below ``pid``."""
+    try:
+        below = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return {}
     found = {}
-    for child in lock.descendants(pid, lock.process_table()):
+    for child in below:
         try:
-            found[child] = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-        except OSError:
+            found[child.pid] = " ".join(child.cmdline())
+        except psutil.Error:
             continue
     return found
 
@@ -89,15 +94,13 @@ def alive(pid: int, start: str) -> bool:
 def processes_mentioning(word: str) -> dict[int, str]:
     """Live (non-zombie) processes whose command line contains ``word``."""
     found = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
+    for proc in psutil.process_iter():
         try:
-            cmdline = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
+            cmdline = " ".join(proc.cmdline())
+        except psutil.Error:
             continue
-        if word in cmdline and lock.pid_alive(int(name)):
-            found[int(name)] = cmdline.strip()
+        if proc.pid != os.getpid() and word in cmdline and lock.pid_alive(proc.pid):
+            found[proc.pid] = cmdline
     return found
 
 

@@ -170,19 +170,6 @@ def print_endpoints(app: App, t: Target, published: list[core.Published]) -> Non
         print(f"open: {url}")
 
 
-def positive(value: Any, flag: str, example: str) -> int | None:
-    """A task flag that must be a whole number above 0 (invoke hands it over as a string)."""
-    if value in (None, ""):
-        return None
-    try:
-        number = int(str(value))
-    except ValueError:
-        raise KitError(f"{flag} {value!r} is not a whole number", hint=f"e.g. {flag} {example}", code=2) from None
-    if number <= 0:
-        raise KitError(f"{flag} {value!r} must be greater than 0", hint=f"e.g. {flag} {example}", code=2)
-    return number
-
-
 # -- tasks --------------------------------------------------------------------------------------
 
 PREVIEW_HELP = "the preview compose (the whole app, app.compose.preview) instead of the dev one (app.compose.dev)"
@@ -196,7 +183,6 @@ def up(c: Context, preview: bool = False, detach: bool = False, wait: bool = Fal
        timeout: int | None = None) -> None:
     """Start the compose services, ports checked first."""
     app = App.load(c)
-    positive(timeout, "--timeout", "120")
     t = target(app, preview)
     published = core.published_ports(read_file(t), str(t.file))
     check_ports(app, t, published)
@@ -205,7 +191,7 @@ def up(c: Context, preview: bool = False, detach: bool = False, wait: bool = Fal
     if result.exited != 0:
         raise explain_up_failure(app, t, (result.stdout or "") + (result.stderr or ""), result.exited)
     if wait:
-        wait_healthy(app, t, positive(timeout, "--timeout", "120"))
+        wait_healthy(app, t, timeout)
     if detach or wait:
         print_endpoints(app, t, published)
 
@@ -221,12 +207,11 @@ def down(c: Context, preview: bool = False, volumes: bool = False) -> None:
 @kit_task(help={"preview": PREVIEW_HELP, "follow": "keep following new output (Ctrl-C ends)",
                 "service": "only this service", "tail": "only the last N lines of each service"})
 def logs(c: Context, preview: bool = False, follow: bool = False, service: str | None = None,
-         tail: str | None = None) -> None:
+         tail: int | None = None) -> None:
     """Show the compose services' output."""
     app = App.load(c)
-    lines = positive(tail, "--tail", "50")
     t = target(app, preview)
-    argv = [*base_argv(app, t), "logs", *(["--follow"] if follow else []), *(["--tail", str(lines)] if lines else [])]
+    argv = [*base_argv(app, t), "logs", *(["--follow"] if follow else []), *(["--tail", str(tail)] if tail else [])]
     app.run(argv + ([service] if service else []))
 
 

@@ -16,6 +16,7 @@ from devloop import tls as tls_tasks
 from devloop.core import config, render
 from devloop.core import helm as core
 from devloop.core.errors import KitError
+from devloop.environment import apply_secrets, builtin_var, secret_documents
 from devloop.kit import STATE_DIR, App, kit_task, print_table
 
 
@@ -60,17 +61,15 @@ class Plan:
         return self._facts[name]
 
     def _compute(self, name: str) -> str:
-        from devloop import k8s
-
         app, rel = self.app, self.release
         if name in ("IMAGE_REPOSITORY", "IMAGE_TAG"):
             planned = images.plan(app, chart_image(app))
             return render.image_repository(images.deliver_ref(app, planned)) if name == "IMAGE_REPOSITORY" else planned.tag
         if name == "INGRESS_HOST":
-            env_host = str(k8s.builtin_var(app, "INGRESS_HOST")) if rel.is_default else ""
+            env_host = str(builtin_var(app, "INGRESS_HOST")) if rel.is_default else ""
             return core.release_host(rel, env_host, "" if rel.is_default else app.minikube_ip())
         if name == "TLS_SECRET":
-            return core.release_tls_secret(rel, str(k8s.builtin_var(app, "TLS_SECRET")))
+            return core.release_tls_secret(rel, str(builtin_var(app, "TLS_SECRET")))
         if name == "MINIKUBE_IP":
             return app.minikube_ip()
         return {"RELEASE": rel.name, "NAMESPACE": self.namespace, "ENV": app.settings.env}[name]
@@ -98,9 +97,7 @@ def plan(app: App, release: str | None) -> Plan:
 def apply_release_secrets(app: App, p: Plan, host: str, tls: bool = True) -> None:
     """The Secrets the release needs, applied before Helm runs: app.secrets (from .env files, shared by the
     environment's releases) and the release's own TLS Secret (a self-signed certificate for its host)."""
-    from devloop import k8s
-
-    documents = k8s.secret_documents(app)
+    documents = secret_documents(app)
     if tls:
         secret = p.fact("TLS_SECRET")
         files = tls_tasks.ensure_certificate(app, host, secret)
@@ -108,22 +105,20 @@ def apply_release_secrets(app: App, p: Plan, host: str, tls: bool = True) -> Non
             documents.append(tls_tasks.secret_document(app, files, secret))
     if documents or (tls and shell.is_dry(app.c)):
         path = app.settings.root / STATE_DIR / "helm" / app.settings.env / f"{p.release.name}-secrets.yaml"
-        tls_tasks.apply_secrets(app, documents, path)
+        apply_secrets(app, documents, path)
 
 
 # -- tasks --------------------------------------------------------------------------------------
 
 RELEASE_HELP = "release name (default app.helm.release or the app's name, + -<env> outside dev)"
 SET_HELP = "extra chart value KEY=VALUE, Helm's --set syntax (repeatable)"
-CONTEXT_HELP = "act even if the kube context is not in app.cluster.allowed_contexts"
 
 
 @kit_task(iterable=["set"], help={
-    "release": RELEASE_HELP, "env": "environment (dev, staging, qa…); default app.env", "set": SET_HELP,
+    "release": RELEASE_HELP, "set": SET_HELP,
     "build": "build and deliver the chart's image first (like `inv image.build image.load`)",
     "wait": "wait until the release's resources are ready (helm --wait, app.timeout)",
     "no_tls": "skip the self-signed certificate and its Secret",
-    "allow_context": CONTEXT_HELP,
 })
 def upgrade(c: Context, release: str | None = None, env: str | None = None, set: list[str] | None = None,
             build: bool = False, wait: bool = False, no_tls: bool = False, allow_context: bool = False) -> None:
@@ -144,9 +139,7 @@ def upgrade(c: Context, release: str | None = None, env: str | None = None, set:
     app.say(f"helm: release {p.release.name} ({app.settings.env}) serves https://{host}/")
 
 
-@kit_task(iterable=["set"], help={
-    "release": RELEASE_HELP, "env": "environment (dev, staging, qa…); default app.env", "set": SET_HELP,
-})
+@kit_task(iterable=["set"], help={"release": RELEASE_HELP, "set": SET_HELP})
 def template(c: Context, release: str | None = None, env: str | None = None, set: list[str] | None = None) -> None:
     """Print the chart's YAML for a release (helm template)."""
     app = App.load(c, env)
@@ -155,8 +148,7 @@ def template(c: Context, release: str | None = None, env: str | None = None, set
     app.run(core.template_argv(p.release.name, p.chart(), p.namespace, p.values(), p.sets(set)), query=True)
 
 
-@kit_task(help={"release": RELEASE_HELP, "env": "environment (dev, staging, qa…); default app.env",
-                "allow_context": CONTEXT_HELP})
+@kit_task(help={"release": RELEASE_HELP})
 def delete(c: Context, release: str | None = None, env: str | None = None, allow_context: bool = False) -> None:
     """Uninstall a release and its TLS Secret; absent is ok."""
     app = App.load(c, env, allow_context)
@@ -172,7 +164,7 @@ def delete(c: Context, release: str | None = None, env: str | None = None, allow
     app.run(app.kubectl("delete", "secret", p.fact("TLS_SECRET"), "--ignore-not-found"))
 
 
-@kit_task(name="list", help={"env": "environment (dev, staging, qa…); default app.env", "allow_context": CONTEXT_HELP})
+@kit_task(name="list")
 def list_(c: Context, env: str | None = None, allow_context: bool = False) -> None:
     """List the Helm releases in the env's namespace."""
     app = App.load(c, env, allow_context)

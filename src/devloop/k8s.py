@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from invoke import Collection, Context
 
 from devloop import image as images
-from devloop import rollout, shell
+from devloop import rollout, shell, tls
 from devloop.core import lint, render
 from devloop.core.errors import KitError
+from devloop.environment import builtin_var, ensure_namespace, secret_documents
 from devloop.kit import STATE_DIR, App, kit_task, shown_path
 
 DELETE_KINDS = ("ingresses,services,deployments,statefulsets,daemonsets,jobs,cronjobs,pods,replicasets,configmaps,secrets,"
@@ -82,8 +83,6 @@ def tag_vars(refs: dict[str, str]) -> dict[str, str]:
 def rendered(app: App, sets: dict[str, str] | None = None, path: str | None = None,
              strict: bool = True) -> list[dict[str, Any]]:
     """The objects `apply` sends: placeholders filled, our images tagged, labelled, namespaced."""
-    from devloop import tls
-
     srcs = sources(app, path)
     refs = image_refs(app, strict)
     tags = tag_vars(refs)
@@ -113,46 +112,6 @@ def rendered(app: App, sets: dict[str, str] | None = None, path: str | None = No
     return documents
 
 
-def secret_documents(app: App) -> list[dict[str, Any]]:
-    """Secrets generated from .env-style files (app.secrets: NAME -> file, {env} allowed)."""
-    from devloop import shell
-    from devloop.core.config import read_dotenv
-
-    documents = []
-    for name, pattern in sorted(app.settings.secrets.items()):
-        path = app.settings.root / pattern.replace("{env}", app.settings.env)
-        if not path.is_file():
-            example = path.with_name(path.name + ".example")
-            copy = f"cp {os.path.relpath(example, app.settings.root)} {os.path.relpath(path, app.settings.root)} and edit it" \
-                if example.is_file() else f"create {path.name} with KEY=value lines"
-            raise KitError(f"secret {name}: file {path} not found (environment {app.settings.env})", hint=copy, code=2)
-        parsed = read_dotenv(path)
-        if parsed.errors:
-            raise KitError(f"secret {name}: {path} has lines that cannot be read:\n" +
-                           "\n".join(f"  - {e}" for e in parsed.errors), hint="write each line as KEY=value", code=2)
-        for value in parsed.values.values():
-            shell.register_secret(value)
-        document = render.secret_document(name, parsed.values)
-        app.origins[id(document)] = path
-        documents.append(document)
-    return documents
-
-
-def builtin_var(app: App, name: str, minikube_ip: Callable[[], str] | None = None) -> str | None:
-    """MINIKUBE_IP (from the cluster, once), INGRESS_HOST and TLS_SECRET (per environment)."""
-    s = app.settings
-    ip_of = minikube_ip or app.minikube_ip
-    if name == "MINIKUBE_IP":
-        return ip_of()
-    if name == "INGRESS_HOST":
-        configured = str(s.tls.get("host") or "")
-        ip = ip_of() if not configured or "${MINIKUBE_IP}" in configured else ""
-        return render.ingress_host(s.name, s.env, ip, configured)
-    if name == "TLS_SECRET":
-        return render.tls_secret(s.name, s.env, str(s.tls.get("secret") or ""))
-    return None
-
-
 def write_rendered(app: App, documents: list[dict[str, Any]], even_dry: bool = False) -> Path:
     """Keep the rendered set in .kit/ (owner-only: it may hold Secrets); under --dry, write nothing
     unless a read-only command needs the file (``even_dry``: `k8s.diff`)."""
@@ -164,17 +123,6 @@ def write_rendered(app: App, documents: list[dict[str, Any]], even_dry: bool = F
         os.fchmod(handle.fileno(), 0o600)  # also when an older file had a wider mode
         handle.write(render.dump(documents))
     return target
-
-
-def ensure_namespace(app: App) -> None:
-    """Create the environment's namespace on first use (each environment has its own)."""
-    namespace = app.settings.namespace
-    if not namespace:
-        return
-    found = app.run(app.kubectl("get", "namespace", namespace, "-o", "name", namespaced=False), query=True,
-                    capture=True, check=False)
-    if found.exited != 0:
-        app.run(app.kubectl("create", "namespace", namespace, namespaced=False))
 
 
 def apply_documents(app: App, documents: list[dict[str, Any]]) -> None:
@@ -197,8 +145,6 @@ def live_objects(app: App, documents: list[dict[str, Any]]) -> dict[str, Any] | 
     result = app.run(argv, query=True, capture=True, check=False)
     if result.exited != 0:
         return None
-    import json
-
     return {f"{o['kind']}/{app.settings.namespace}/{o['metadata']['name']}": o
             for o in json.loads(result.stdout).get("items", [])}
 
@@ -230,11 +176,8 @@ def delete_applied(app: App, volumes: bool = False) -> None:
 # -- tasks --------------------------------------------------------------------------------------
 
 
-SET_HELP = "NAME=VALUE for a ${NAME} placeholder (repeatable); wins over .env and config"
-
-
-@kit_task(iterable=["set"], help={"env": "environment (dev, staging, qa…)", "path": "render this folder instead",
-                                  "set": SET_HELP, "show_secrets": "print Secret values instead of ****"})
+@kit_task(iterable=["set"], help={"path": "render this folder instead",
+                                  "show_secrets": "print Secret values instead of ****"})
 def render_(c: Context, env: str | None = None, path: str | None = None, set: list[str] | None = None,
             show_secrets: bool = False) -> None:
     """Print the rendered YAML, exactly what apply sends."""
@@ -244,16 +187,14 @@ def render_(c: Context, env: str | None = None, path: str | None = None, set: li
     print(text if show_secrets else shell.mask(text), end="")  # values from .env can sit in any object
 
 
-@kit_task(iterable=["set"], help={"env": "environment (dev, staging, qa…)", "set": SET_HELP,
-                                  "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts"})
+@kit_task(iterable=["set"])
 def apply(c: Context, env: str | None = None, set: list[str] | None = None, allow_context: bool = False) -> None:
     """Render and kubectl apply the manifests."""
     app = App.load(c, env, allow_context)
     apply_documents(app, rendered(app, parse_sets(set)))
 
 
-@kit_task(help={"env": "environment (dev, staging, qa…)", "timeout": "seconds to wait in all (default app.timeout)",
-                "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts"})
+@kit_task(help={"timeout": "seconds to wait in all (default app.timeout)"})
 def wait(c: Context, env: str | None = None, timeout: int | None = None, allow_context: bool = False) -> None:
     """Wait until every workload is ready; fail fast with why."""
     app = App.load(c, env, allow_context)
@@ -261,16 +202,14 @@ def wait(c: Context, env: str | None = None, timeout: int | None = None, allow_c
     rollout.wait_ready(app, rollout.wanted_workloads(app, documents), timeout)
 
 
-@kit_task(help={"env": "environment (dev, staging, qa…)", "volumes": "also delete PersistentVolumeClaims (data!)",
-                "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts"})
+@kit_task(help={"volumes": "also delete PersistentVolumeClaims (data!)"})
 def delete(c: Context, env: str | None = None, volumes: bool = False, allow_context: bool = False) -> None:
     """Delete what the kit applied, found by its label."""
     app = App.load(c, env, allow_context)
     delete_applied(app, volumes)
 
 
-@kit_task(iterable=["set"], help={"env": "environment (dev, staging, qa…)", "set": SET_HELP,
-                                  "live": "also compare with the live objects in the cluster (default on)"})
+@kit_task(iterable=["set"], help={"live": "also compare with the live objects in the cluster (default on)"})
 def lint_(c: Context, env: str | None = None, set: list[str] | None = None, live: bool = True) -> None:
     """Check the rendered manifests before apply."""
     app = App.load(c, env)
@@ -279,8 +218,7 @@ def lint_(c: Context, env: str | None = None, set: list[str] | None = None, live
     app.say(f"lint: {len(documents)} object(s) checked, {len(findings)} warning(s), no errors")
 
 
-@kit_task(iterable=["set"], help={"env": "environment (dev, staging, qa…)", "set": SET_HELP,
-                                  "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts"})
+@kit_task(iterable=["set"])
 def diff(c: Context, env: str | None = None, set: list[str] | None = None, allow_context: bool = False) -> None:
     """Show what apply would change in the cluster."""
     app = App.load(c, env, allow_context)

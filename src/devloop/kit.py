@@ -1,25 +1,26 @@
 """The task boundary and one run's state: settings, cluster facts computed lazily and once, kubectl argv.
 
 Every task is declared with ``@kit_task``: a KitError becomes one clear message and an exit code,
-never a traceback.
+never a traceback; its flags follow ``devloop.flags`` (one short-flag table, shared help, checked numbers).
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import os
 import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_type_hints
 
-from invoke import Context, Exit, task
+from invoke import Argument, Context, Exit, task
 from invoke.config import merge_dicts
 from invoke.tasks import Task
 
-from devloop import invoke_guard, shell
+from devloop import flags, invoke_guard, shell
 from devloop.core import config
 from devloop.core.errors import KitError
 from devloop.core.schema import DEFAULTS, check_yaml_file, env_override_problems, project_problems, read_dotenv, with_env_overrides
@@ -29,24 +30,95 @@ STATE_DIR = ".kit"  # the kit's own output in the app folder (git-ignored, never
 
 
 def kit_task(*args: Any, **kwargs: Any) -> Any:
-    """``@task`` whose body's KitErrors end the run with their message and code."""
+    """``@task`` whose body's KitErrors end the run with their message and code.
+
+    Flags follow ``devloop.flags``: short flags only from its table (no automatic ones, never ``-h``),
+    parameters annotated ``int | None`` are INT flags checked before the body runs, and a parameter without
+    its own ``help=`` entry gets the shared one.
+    """
 
     def decorate(body: F) -> Task[Any]:
+        checked = int_params(body)
+        signature = inspect.signature(body)
+
         @functools.wraps(body)
         def guarded(c: Context, *a: Any, **kw: Any) -> Any:
             try:
-                return body(c, *a, **kw)
+                bound = signature.bind_partial(c, *a, **kw)
+                for name in checked & bound.arguments.keys():  # also when called from Python with text
+                    bound.arguments[name] = flags.int_flag(bound.arguments[name], name)
+                return body(*bound.args, **bound.kwargs)
             except KitError as exc:
                 raise Exit(shell.mask(exc.render()), code=exc.code) from None
             except KeyboardInterrupt:
                 raise Exit("interrupted", code=130) from None
 
-        return task(*args, **kwargs)(guarded)
+        options = {"klass": KitTask, "auto_shortflags": False, **kwargs}
+        return task(*args, **options)(guarded)
 
     if len(args) == 1 and callable(args[0]) and not kwargs:  # bare @kit_task: no options for task()
         body, args = args[0], ()
         return decorate(body)
     return decorate
+
+
+def int_params(body: Callable[..., Any]) -> set[str]:
+    """The parameters annotated ``int`` or ``int | None``: the task's whole-number flags."""
+    function = inspect.unwrap(body)
+    try:
+        hints = get_type_hints(function)
+    except Exception:  # an annotation that cannot be evaluated here: read the text instead
+        hints = {name: p.annotation for name, p in inspect.signature(function).parameters.items()}
+    spelled = {"int", "int|None", "None|int", "Optional[int]"}
+    return {name for name, hint in hints.items()
+            if name != "return" and (flags.is_int(hint) or (isinstance(hint, str) and hint.replace(" ", "") in spelled))}
+
+
+class IntArgument(Argument):
+    """A whole-number flag: a bad value ends the run with the kit's message while invoke parses the command
+    line, before any task runs (invoke itself would stop with a traceback)."""
+
+    def set_value(self, value: Any, cast: bool = True) -> None:
+        if cast and value is not None:
+            try:
+                value = flags.int_flag(value, str(self.name))
+            except KitError as exc:
+                raise Exit(shell.mask(exc.render()), code=exc.code) from None
+        super().set_value(value, cast=False)
+
+
+class KitTask(Task[Any]):
+    """invoke's Task with the kit's flag rules (see ``kit_task``)."""
+
+    def __init__(self, body: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        super().__init__(body, *args, **kwargs)
+        self.int_flags = int_params(body)
+        params = list(inspect.signature(body).parameters)[1:]
+        shared = {p: flags.COMMON_HELP[p] for p in params
+                  if p in flags.COMMON_HELP and p not in self.help and flags.flag_name(p) not in self.help}
+        self.help = {name: flags.with_defaults(text) for name, text in {**shared, **self.help}.items()}
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        opts = super().arg_opts(name, default, taken_names)
+        short = flags.short_flag(name)
+        if short and short not in taken_names:
+            opts["names"] = [*opts["names"], short]
+        if name in self.int_flags:
+            opts["kind"] = int
+        return opts
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
+        kept = dict(self.help)  # invoke consumes help entries while it builds arguments: keep them for next time
+        try:
+            arguments = super().get_arguments(ignore_unknown_help)
+        finally:
+            self.help = kept
+        return [_int_argument(a) if a.kind is int else a for a in arguments]
+
+
+def _int_argument(arg: Argument) -> Argument:
+    return IntArgument(names=arg.names, kind=int, default=arg.default, help=arg.help, positional=arg.positional,
+                       optional=arg.optional, incrementable=arg.incrementable, attr_name=arg.attr_name)
 
 
 def shown_path(path: Path) -> str:

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 from invoke import Collection, Context
 
@@ -14,8 +13,6 @@ from devloop.core import minikube as core
 from devloop.core.errors import KitError, tail
 from devloop.kit import App, kit_task, print_table
 from devloop.shell import INSTALL_HINTS, failure, is_dry
-
-PROFILE_HELP = "minikube profile (default app.cluster.minikube.profile)"
 
 
 def require_minikube() -> None:
@@ -101,7 +98,6 @@ def enable_addons(app: App, opts: core.StartOptions) -> None:
 
 
 @kit_task(help={
-    "profile": PROFILE_HELP,
     "cpus": "CPUs for a new cluster (default app.cluster.minikube.cpus)",
     "memory": "memory for a new cluster, e.g. 4096 or 4g (default app.cluster.minikube.memory)",
     "driver": "docker, hyperkit, kvm2, virtualbox… (default app.cluster.minikube.driver; empty = minikube picks)",
@@ -109,7 +105,7 @@ def enable_addons(app: App, opts: core.StartOptions) -> None:
     "kubernetes_version": "e.g. v1.28.3 (default app.cluster.minikube.kubernetes_version)",
     "recreate": "if the VM never gets an IP address, delete the profile and start once more (data is lost)",
 })
-def start(c: Context, profile: str | None = None, cpus: Any = None, memory: str | None = None,
+def start(c: Context, profile: str | None = None, cpus: int | None = None, memory: str | None = None,
           driver: str | None = None, disk_size: str | None = None, kubernetes_version: str | None = None,
           recreate: bool = False) -> None:
     """Start minikube (no-op when running), then addons."""
@@ -132,7 +128,7 @@ def start(c: Context, profile: str | None = None, cpus: Any = None, memory: str 
         print_table(read_status(app, opts.profile).rows())
 
 
-@kit_task(help={"profile": PROFILE_HELP})
+@kit_task
 def stop(c: Context, profile: str | None = None) -> None:
     """Stop minikube, keeping its state (stopped is fine)."""
     app = App.load(c)
@@ -148,7 +144,7 @@ def stop(c: Context, profile: str | None = None) -> None:
     app.run(argv(name, "stop"))
 
 
-@kit_task(help={"profile": PROFILE_HELP})
+@kit_task
 def delete(c: Context, profile: str | None = None) -> None:
     """Delete the cluster and its data (absent is fine)."""
     app = App.load(c)
@@ -156,7 +152,7 @@ def delete(c: Context, profile: str | None = None) -> None:
     app.run(argv(profile_of(app, profile), "delete"))
 
 
-@kit_task(help={"profile": PROFILE_HELP, "json": "print the status as JSON"})
+@kit_task(help={"json": "print the status as JSON"})
 def status(c: Context, profile: str | None = None, json_: bool = False) -> None:
     """Show host, kubelet, apiserver, IP and runtime."""
     app = App.load(c)
@@ -170,7 +166,7 @@ def status(c: Context, profile: str | None = None, json_: bool = False) -> None:
         raise core.explain_not_running("status", state)
 
 
-@kit_task(help={"profile": PROFILE_HELP})
+@kit_task
 def ip(c: Context, profile: str | None = None) -> None:
     """Print the cluster's IP (what ${MINIKUBE_IP} becomes)."""
     app = App.load(c)
@@ -187,7 +183,7 @@ def ip(c: Context, profile: str | None = None) -> None:
     print(address)
 
 
-@kit_task(help={"profile": PROFILE_HELP, "url": "print the dashboard URL instead of opening a browser"})
+@kit_task(help={"url": "print the dashboard URL instead of opening a browser"})
 def dashboard(c: Context, profile: str | None = None, url: bool = False) -> None:
     """Open the Kubernetes dashboard (Ctrl-C ends it)."""
     app = App.load(c)
@@ -200,7 +196,7 @@ def dashboard(c: Context, profile: str | None = None, url: bool = False) -> None
     app.run(argv(name, "dashboard", *(["--url"] if url else [])))
 
 
-@kit_task(help={"profile": PROFILE_HELP, "shell": "bash, zsh, fish, powershell, cmd or none (default: minikube detects)",
+@kit_task(help={"shell": "bash, zsh, fish, powershell, cmd or none (default: minikube detects)",
                 "unset": "print the commands that undo it"})
 def docker_env(c: Context, profile: str | None = None, shell: str | None = None, unset: bool = False) -> None:
     """Print minikube's DOCKER_* settings for eval."""

@@ -19,13 +19,11 @@ from typing import Any
 
 from invoke import Context
 
-from devloop import rollout, shell
+from devloop import livesync, rollout, shell
 from devloop.core import kube, logmux, ports, render, status, supervise
 from devloop.core.errors import KitError
 from devloop.kit import App, kit_task, print_table
 
-ALLOW_HELP = "act even if the kube context is not in app.cluster.allowed_contexts"
-ENV_HELP = "environment (dev, staging, qa…); default app.env"
 TICK = 0.25  # seconds between supervisor checks while something is starting
 CLEAR = "\x1b[H\x1b[2J"
 
@@ -59,7 +57,7 @@ def status_table(app: App, only: list[str] | None = None, everything: bool = Fal
         if result.exited == 0:
             events = kube.warning_events(json.loads(result.stdout or "{}").get("items", []), unready)
             probes = {pod: msg for pod, lines in events.items() if (msg := kube.probe_failure(lines))}
-    return status.rows(items, time.time(), scope, probes)
+    return status.rows(items, time.time(), scope, probes, livesync.live_marks(app))
 
 
 def show_table(table: list[list[str]]) -> None:
@@ -68,10 +66,8 @@ def show_table(table: list[list[str]]) -> None:
 
 
 @kit_task(name="status", help={
-    "env": ENV_HELP,
     "watch": "keep refreshing (in place on a terminal, a new table per change otherwise) until Ctrl-C",
-    "all": "every workload in the namespace, not only this app's",
-    "allow_context": ALLOW_HELP})
+    "all": "every workload in the namespace, not only this app's"})
 def status_(c: Context, env: str | None = None, watch: bool = False, all: bool = False, allow_context: bool = False) -> None:
     """Show workloads, replicasets and pods in one table."""
     app = load(c, env, allow_context)
@@ -189,10 +185,9 @@ def _print_line(line: str) -> None:
     print(shell.mask(line), flush=True)
 
 
-@kit_task(help={"env": ENV_HELP, "selector": "pod label selector (default app.logs.selector, else app=<name>)",
-                "since": "show lines this recent from pods already running (default app.logs.since, e.g. 10s, 5m)",
-                "container": "only this container of each pod", "timestamps": "print each line's timestamp",
-                "allow_context": ALLOW_HELP})
+@kit_task(help={"selector": "pod label selector (default app.logs.selector, else app=<name>)",
+                "since": "show lines this recent from pods already running, e.g. 10s, 5m (default app.logs.since)",
+                "container": "only this container of each pod", "timestamps": "print each line's timestamp"})
 def logs(c: Context, env: str | None = None, selector: str | None = None, since: str | None = None,
          container: str | None = None, timestamps: bool = False, allow_context: bool = False) -> None:
     """Follow logs of every matching pod, across rollouts."""
@@ -292,7 +287,7 @@ def supervise_forwards(app: App, forwards: list[ports.Forward], stop_when: Calla
     "target": "forward to this instead of app.forwards: deploy/NAME, sts/NAME, svc/NAME or pod/NAME "
               "(may carry its ports: 'deploy/web 3000:8080')",
     "ports": "LOCAL[:REMOTE] port(s) for --target, e.g. 3000:8080 (comma-separated for several)",
-    "env": ENV_HELP, "allow_context": ALLOW_HELP})
+})
 def forward(c: Context, target: str | None = None, ports: str | None = None, env: str | None = None,
             allow_context: bool = False) -> None:
     """Port-forward app.forwards; restart when pods change."""
@@ -323,7 +318,7 @@ def app_url(app: App, objects: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
     raise KitError(value, code=1)
 
 
-@kit_task(name="open", help={"env": ENV_HELP, "browser": "also open it in the default browser", "allow_context": ALLOW_HELP})
+@kit_task(name="open", help={"browser": "also open it in the default browser"})
 def open_(c: Context, env: str | None = None, browser: bool = False, allow_context: bool = False) -> None:
     """Print the app's URL (--browser opens it)."""
     app = load(c, env, allow_context)
@@ -352,7 +347,7 @@ def remainder_args(c: Context) -> list[str]:
     return shlex.split(remainder)
 
 
-@kit_task(name="kubectl", help={"env": ENV_HELP, "allow_context": ALLOW_HELP})
+@kit_task(name="kubectl")
 def kubectl_(c: Context, env: str | None = None, allow_context: bool = False) -> None:
     """Run kubectl -- ARGS with the kit's context, namespace."""
     args = remainder_args(c)

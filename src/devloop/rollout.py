@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from devloop import shell
+from devloop import flags, shell
 from devloop.core import kube, render, supervise
 from devloop.core.errors import KitError
 from devloop.kit import App
@@ -97,25 +97,12 @@ def list_json(app: App, argv: list[str], what: str) -> list[dict[str, Any]]:
 # -- waiting ----------------------------------------------------------------------------------------
 
 
-def seconds(value: int | str | None) -> int | None:
-    """A --timeout value: invoke passes flags whose default is None as text."""
-    if value is None or value == "":
-        return None
-    try:
-        number = int(str(value).strip().removesuffix("s"))
-    except ValueError:
-        raise KitError(f"--timeout {value!r} is not a number of seconds", hint="write e.g. --timeout 120", code=2) from None
-    if number <= 0:
-        raise KitError(f"--timeout {value!r} must be more than 0 seconds", hint="write e.g. --timeout 120", code=2)
-    return number
-
-
 def wait_ready(app: App, workloads: list[str], timeout: int | None = None) -> kube.Verdict:
     """Wait until every workload is ready; stop at once on a hopeless state; one deadline for all."""
     if app.c.config.run.dry:
         app.say(f"would wait for {', '.join(workloads) or 'nothing'} (--dry)")
         return kube.Verdict()
-    limit = seconds(timeout) or app.settings.timeout
+    limit = flags.int_flag(timeout, "timeout") or app.settings.timeout
     deadline = clock() + limit
     registry = app.settings.cluster.registry if app.settings.cluster.provider == "registry" else ""
     ours = [f"{registry}/{i.name}" if registry else i.name for i in app.settings.images]  # names: no hashing here

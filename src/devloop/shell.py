@@ -185,3 +185,28 @@ def spawn(c: Context, argv: Sequence[str], *, env: Mapping[str, str] | None = No
     except FileNotFoundError:
         tool = os.path.basename(argv[0])
         raise KitError(f"{tool} not found", hint=INSTALL_HINTS.get(tool, f"install {tool}"), code=127) from None
+
+
+def feed(c: Context, argv: Sequence[str], data: bytes, *, quiet: bool = False, timeout: float = 60) -> Result:
+    """Run ``argv`` with ``data`` on its stdin (a tar stream into ``kubectl exec``), its output captured.
+
+    Echoed and ``--dry``-aware like ``run``; a non-zero exit is returned, not raised: the caller names it.
+    """
+    if STOPPING.is_set():
+        stopping()
+    command = shlex.join(argv)
+    shown = mask(command)
+    if is_dry(c):
+        say(f"$ {shown} < (tar stream)    # --dry: not run")
+        return Result(command=command, exited=0, stdout="", stderr="")
+    if not quiet:
+        say(f"$ {shown} < (tar stream)")
+    try:
+        done = subprocess.run(list(argv), input=data, capture_output=True, timeout=timeout, start_new_session=True)
+    except FileNotFoundError:
+        tool = os.path.basename(argv[0])
+        raise KitError(f"{tool} not found", hint=INSTALL_HINTS.get(tool, f"install {tool}"), code=127) from None
+    except subprocess.TimeoutExpired:
+        return Result(command=command, exited=124, stdout="", stderr=f"no answer within {timeout:.0f}s")
+    return Result(command=command, exited=done.returncode, stdout=done.stdout.decode("utf-8", "replace"),
+                  stderr=done.stderr.decode("utf-8", "replace"))

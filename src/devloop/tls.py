@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 from invoke import Collection, Context
@@ -16,6 +15,7 @@ from invoke import Collection, Context
 from devloop import shell
 from devloop.core import render
 from devloop.core import tls as core
+from devloop.environment import apply_secrets, builtin_var
 from devloop.kit import STATE_DIR, App, kit_task, shown_path
 
 
@@ -26,9 +26,7 @@ def now() -> float:
 
 def env_host_and_secret(app: App) -> tuple[str, str]:
     """${INGRESS_HOST} and ${TLS_SECRET} of the app's environment, exactly as manifests get them."""
-    from devloop import k8s  # here, not at the top: the manifest renderer asks this module for tls_documents
-
-    return str(k8s.builtin_var(app, "INGRESS_HOST")), str(k8s.builtin_var(app, "TLS_SECRET"))
+    return str(builtin_var(app, "INGRESS_HOST")), str(builtin_var(app, "TLS_SECRET"))
 
 
 def files_for(app: App, secret: str) -> core.CertFiles:
@@ -77,28 +75,6 @@ def secret_document(app: App, files: core.CertFiles, secret: str) -> dict[str, A
     return doc
 
 
-def write_private(path: Path, documents: list[dict[str, Any]]) -> None:
-    """Write Secrets to a file only the user can read (mode 0600, also when it already existed)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(render.dump(documents))
-
-
-def apply_secrets(app: App, documents: list[dict[str, Any]], path: Path) -> None:
-    """`kubectl apply` Secrets from a 0600 file in the environment's namespace: no value is ever echoed."""
-    from devloop import k8s  # here, not at the top: the manifest renderer asks this module for tls_documents
-
-    if not shell.is_dry(app.c):  # nothing is written under --dry; the commands are shown
-        app.state_dir.mkdir(exist_ok=True)  # .kit/ with its .gitignore, before anything goes in it
-        render.label(documents, app.settings.name, app.settings.env, app.settings.namespace)
-        write_private(path, documents)
-    k8s.ensure_namespace(app)
-    app.run(app.kubectl("apply", "-f", shown_path(path)),
-            hint=f"the file {shown_path(path)} is kept (mode 0600); `kubectl apply -f` it by hand to retry")
-
-
 def apply_certificate(app: App, files: core.CertFiles, secret: str) -> None:
     """Store the certificate as a kubernetes.io/tls Secret in the environment's namespace."""
     apply_secrets(app, [] if shell.is_dry(app.c) else [secret_document(app, files, secret)], files.secret)
@@ -109,14 +85,12 @@ def tls_documents(app: App) -> list[dict[str, Any]]:
 
     A certificate made for another host (the minikube IP changed) is left out with a warning, never served.
     """
-    from devloop import k8s
-
-    secret = str(k8s.builtin_var(app, "TLS_SECRET"))
+    secret = str(builtin_var(app, "TLS_SECRET"))
     files = files_for(app, secret)
     info = recorded(files)
     if info is None:
         return []
-    host = str(k8s.builtin_var(app, "INGRESS_HOST"))
+    host = str(builtin_var(app, "INGRESS_HOST"))
     reason = core.renewal_reason(info, host, now())
     if reason is not None and (info.host != host or info.not_after <= now()):
         app.say(f"warning: TLS secret {secret} left out: {reason}; make a new one: inv tls.cert --env {app.settings.env}")
@@ -127,11 +101,7 @@ def tls_documents(app: App) -> list[dict[str, Any]]:
 # -- tasks --------------------------------------------------------------------------------------
 
 
-@kit_task(default=True, help={
-    "env": "environment (dev, staging, qa…); default app.env",
-    "force": "make a new certificate even if the current one fits the host",
-    "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts",
-})
+@kit_task(default=True, help={"force": "make a new certificate even if the current one fits the host"})
 def cert(c: Context, env: str | None = None, force: bool = False, allow_context: bool = False) -> None:
     """Make the Ingress host's TLS cert; store as a Secret."""
     app = App.load(c, env, allow_context)

@@ -8,10 +8,12 @@ from typing import Any
 
 from invoke import Context
 
-from devloop import image as images
-from devloop import k8s, observe, rollout, shell
+from devloop import compose, docker_api, k8s, observe, rollout, shell
+from devloop.build import build_one, plan
+from devloop.core import compose as compose_core
 from devloop.core import lock, ports
 from devloop.core.errors import KitError
+from devloop.delivery import deliver_one
 from devloop.kit import App, kit_task, print_table
 
 
@@ -23,11 +25,11 @@ def cycle(app: App, sets: dict[str, str] | None = None, timeout: int | None = No
     manifest-only change in `inv watch`: the node already has these images).
     """
     with app.phase("build"):
-        planned = [images.build_one(app, i) if build else images.plan(app, i) for i in app.settings.images]
+        planned = [build_one(app, i) if build else plan(app, i) for i in app.settings.images]
     if deliver:
         with app.phase("deliver"):
             for p in planned:
-                images.deliver_one(app, p)
+                deliver_one(app, p)
     with app.phase("render"):
         documents = k8s.rendered(app, sets)
         k8s.lint_documents(app, documents, strict=strict)
@@ -46,12 +48,8 @@ def cycle_lock(app: App) -> contextlib.AbstractContextManager[Any]:
 
 
 @kit_task(iterable=["set"], help={
-    "env": "environment (dev, staging, qa…); default app.env",
-    "set": k8s.SET_HELP,
-    "timeout": "seconds to wait for readiness in all (default app.timeout)",
     "no_build": "skip building; deliver and deploy what the current tags name",
     "ci": "CI gate: lint warnings fail too; exit 0 only when every workload is ready",
-    "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts",
 })
 def up(c: Context, env: str | None = None, set: list[str] | None = None, timeout: int | None = None,
        no_build: bool = False, ci: bool = False, allow_context: bool = False) -> None:
@@ -67,9 +65,7 @@ def up(c: Context, env: str | None = None, set: list[str] | None = None, timeout
         app.say("ci: every workload is ready")
 
 
-@kit_task(help={"env": "environment (dev, staging, qa…); default app.env",
-                "volumes": "also delete PersistentVolumeClaims (their data is lost)",
-                "allow_context": "act even if the kube context is not in app.cluster.allowed_contexts"})
+@kit_task(help={"volumes": "also delete PersistentVolumeClaims (their data is lost)"})
 def down(c: Context, env: str | None = None, volumes: bool = False, allow_context: bool = False) -> None:
     """Delete everything `up` applied (by the kit's label)."""
     app = App.load(c, env, allow_context)
@@ -77,18 +73,8 @@ def down(c: Context, env: str | None = None, volumes: bool = False, allow_contex
 
 
 def docker_daemon_version() -> str:
-    """The daemon's version through the Docker SDK (a ping, no process; DOCKER_HOST is honoured), or ""."""
-    import docker
-
-    shell.say("$ docker version --format '{{.Server.Version}}'    # asked through the Docker SDK")
-    try:
-        client = docker.from_env(timeout=5)
-        try:
-            return str(client.version().get("Version") or "")
-        finally:
-            client.close()
-    except Exception:  # noqa: BLE001 - any failure to reach the daemon is the answer "not reachable"
-        return ""
+    """The daemon's version through its API (a ping, no process; DOCKER_HOST is honoured), or ""."""
+    return docker_api.server_version()
 
 
 def _checks(app: App) -> list[tuple[str, bool, str]]:
@@ -99,8 +85,7 @@ def _checks(app: App) -> list[tuple[str, bool, str]]:
         + (["kind"] if s.cluster.provider == "kind" else [])
     for tool in tools:
         path = shutil.which(tool)
-        from devloop.shell import INSTALL_HINTS
-        rows.append((f"{tool} on PATH", bool(path), path or f"{tool} not found: {INSTALL_HINTS.get(tool, 'install it')}"))
+        rows.append((f"{tool} on PATH", bool(path), path or f"{tool} not found: {shell.INSTALL_HINTS.get(tool, 'install it')}"))
     version = docker_daemon_version()
     rows.append(("docker daemon reachable", bool(version), f"server {version}" if version else
                  "start Docker (sudo systemctl start docker / Docker Desktop) or fix DOCKER_HOST"))
@@ -133,9 +118,6 @@ def _checks(app: App) -> list[tuple[str, bool, str]]:
 
 def _compose_port_checks(app: App) -> list[tuple[str, bool, str]]:
     """The host ports the compose files publish (the seed's "port is already allocated", found first)."""
-    from devloop import compose
-    from devloop.core import compose as compose_core
-
     rows: list[tuple[str, bool, str]] = []
     for preview in (False, True):
         try:
@@ -154,7 +136,7 @@ def _compose_port_checks(app: App) -> list[tuple[str, bool, str]]:
     return rows
 
 
-@kit_task(help={"env": "environment whose settings to check"})
+@kit_task
 def doctor(c: Context, env: str | None = None) -> None:
     """Check every prerequisite and say how to fix what fails."""
     app = App.load(c, env)

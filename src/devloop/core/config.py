@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import liveupdate
 from .errors import KitError
+from .liveupdate import LiveUpdate
 from .schema import (  # noqa: F401  (re-exported: the configuration's public names live here too)
     DEFAULTS,
     DRIVERS,
@@ -39,6 +41,7 @@ class Image:
     dockerfile: Path
     build_args: dict[str, str]
     target: str = ""
+    live_update: LiveUpdate | None = None  # sync rules for inv watch/dev (core/liveupdate.py)
 
 
 @dataclass(frozen=True)
@@ -134,111 +137,143 @@ def _list(value: Any, key: str, problems: list[str]) -> list[str]:
 MEMORY_RE = re.compile(r"^\d+([bkmg]b?)?$", re.IGNORECASE)
 
 
-def settings_from(app: Mapping[str, Any], root: Path, config_file: Path | None = None, env: str | None = None) -> Settings:
-    """Check the merged ``app`` config and type it. Every problem is reported in one error."""
-    problems: list[str] = []
+@dataclass
+class _Reader:
+    """The merged ``app`` mapping with its defaults; every problem found while reading is kept in ``problems``."""
+
+    app: Mapping[str, Any]
+    problems: list[str] = field(default_factory=list)
+
+    def get(self, key: str) -> Any:
+        value = self.app.get(key, DEFAULTS[key])
+        return DEFAULTS[key] if value is None else value
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        return _mapping(self.get(key), f"app.{key}", self.problems)
+
+    def section(self, key: str) -> dict[str, Any]:
+        """A section's keys over their defaults (app.cluster, app.watch, app.logs…)."""
+        return dict(DEFAULTS[key], **self.mapping(key))
+
+    def number(self, value: Any, key: str) -> int:
+        return _int(value, key, self.problems)
+
+    def items(self, value: Any, key: str) -> list[str]:
+        return _list(value, key, self.problems)
+
+
+def _unknown_key_problems(app: Mapping[str, Any], config_file: Path | None) -> list[str]:
+    problems = []
     for dotted, suggestion in unknown_keys(app):
         line = key_line(config_file, dotted) if config_file else None
         where = f"{config_file}:{line}: " if line else ""
         problems.append(f"{where}unknown config key {dotted}{suggestion}")
+    return problems
 
-    def get(key: str) -> Any:
-        value = app.get(key, DEFAULTS[key])
-        return DEFAULTS[key] if value is None else value
 
-    configured_root = str(get("root") or "")
-    root = (root / configured_root).resolve() if configured_root else root  # relative to the tasks.py folder
-
-    def mapping(key: str) -> dict[str, Any]:
-        return _mapping(get(key), f"app.{key}", problems)
-
-    environments = mapping("environments")
+def _environment(r: _Reader, env: str | None) -> tuple[str, Mapping[str, Any], tuple[str, ...]]:
+    """The chosen environment's name and its own keys, and every configured environment (dev always)."""
+    environments = r.mapping("environments")
     environments.setdefault("dev", {})
-    env_name = env or str(get("env"))
-    if env_name not in environments:
-        problems.append(
-            f"unknown environment {env_name!r}{_suggest(env_name, list(environments))} "
+    name = env or str(r.get("env"))
+    if name not in environments:
+        r.problems.append(
+            f"unknown environment {name!r}{_suggest(name, list(environments))} "
             f"(configured: {', '.join(sorted(environments))}); add it under app.environments in invoke.yaml"
         )
-        env_conf: Mapping[str, Any] = {}
-    else:
-        env_conf = _mapping(environments[env_name], f"app.environments.{env_name}", problems)
+        return name, {}, tuple(sorted(environments))
+    return name, _mapping(environments[name], f"app.environments.{name}", r.problems), tuple(sorted(environments))
 
-    images: list[Image] = []
-    for name, spec in mapping("images").items():
-        spec = dict(IMAGE_KEYS, **_mapping(spec, f"app.images.{name}", problems))
-        context = (root / str(spec["context"])).resolve()
-        dockerfile = Path(str(spec["dockerfile"]))
-        dockerfile = dockerfile if dockerfile.is_absolute() else context / dockerfile
-        args = spec["build_args"] or {}
-        if not isinstance(args, Mapping):
-            problems.append(f"app.images.{name}.build_args must be a mapping NAME: value, got {args!r}")
-            args = {}
-        images.append(Image(str(name), context, dockerfile, {str(k): "" if v is None else str(v) for k, v in args.items()},
-                            str(spec["target"] or "")))
 
-    manifests = _list(env_conf.get("manifests") or get("manifests"), "app.manifests", problems)
-    variables = mapping("vars")
-    variables.update(_mapping(env_conf.get("vars"), f"app.environments.{env_name}.vars", problems))
+def _image(name: str, given: Any, root: Path, problems: list[str]) -> Image:
+    spec = dict(IMAGE_KEYS, **_mapping(given, f"app.images.{name}", problems))
+    context = (root / str(spec["context"])).resolve()
+    dockerfile = Path(str(spec["dockerfile"]))
+    dockerfile = dockerfile if dockerfile.is_absolute() else context / dockerfile
+    args = spec["build_args"] or {}
+    if not isinstance(args, Mapping):
+        problems.append(f"app.images.{name}.build_args must be a mapping NAME: value, got {args!r}")
+        args = {}
+    return Image(name, context, dockerfile, {str(k): "" if v is None else str(v) for k, v in args.items()},
+                 str(spec["target"] or ""), liveupdate.parse(spec["live_update"], f"app.images.{name}.live_update", problems))
 
-    cluster = dict(DEFAULTS["cluster"], **mapping("cluster"))
-    mk = dict(DEFAULTS["cluster"]["minikube"], **_mapping(cluster.get("minikube"), "app.cluster.minikube", problems))
-    provider = str(cluster["provider"])
-    if provider not in PROVIDERS:
-        problems.append(f"app.cluster.provider is {provider!r}{_suggest(provider, list(PROVIDERS))}; use one of {', '.join(PROVIDERS)}")
+
+def _images(r: _Reader, root: Path) -> tuple[Image, ...]:
+    return tuple(_image(str(name), spec, root, r.problems) for name, spec in r.mapping("images").items())
+
+
+def _manifests_and_vars(r: _Reader, root: Path, env_name: str, env_conf: Mapping[str, Any]) -> dict[str, Any]:
+    """The environment's manifests (or app.manifests) and app.vars with the environment's vars over them."""
+    manifests = r.items(env_conf.get("manifests") or r.get("manifests"), "app.manifests")
+    variables = r.mapping("vars")
+    variables.update(_mapping(env_conf.get("vars"), f"app.environments.{env_name}.vars", r.problems))
+    return {"manifests": tuple(root / m for m in manifests), "vars": variables}
+
+
+def _minikube(r: _Reader, given: Any) -> Minikube:
+    mk = dict(DEFAULTS["cluster"]["minikube"], **_mapping(given, "app.cluster.minikube", r.problems))
     driver = str(mk["driver"] or "")
     if driver and driver not in DRIVERS:
-        problems.append(f"app.cluster.minikube.driver {driver!r} is not a minikube driver{_suggest(driver, list(DRIVERS))} "
-                        f"(known: {', '.join(DRIVERS)})")
+        r.problems.append(f"app.cluster.minikube.driver {driver!r} is not a minikube driver"
+                          f"{_suggest(driver, list(DRIVERS))} (known: {', '.join(DRIVERS)})")
     memory = str(mk["memory"]).strip()
     if not MEMORY_RE.match(memory):
-        problems.append(f"app.cluster.minikube.memory must be a size like 2048 or 4g, got {mk['memory']!r}")
-
-    watch = dict(DEFAULTS["watch"], **mapping("watch"))
-    logs = dict(DEFAULTS["logs"], **mapping("logs"))
-    name = str(get("name")) or root.name
-    selector = str(logs["selector"]) or f"app={name}"
-
-    settings = Settings(
-        root=root,
-        name=name,
-        env=env_name,
-        namespace=str(env_conf.get("namespace") or get("namespace") or ""),
-        images=tuple(images),
-        manifests=tuple(root / m for m in manifests),
-        vars=variables,
-        workloads=tuple(_list(get("workloads"), "app.workloads", problems)),
-        timeout=_int(get("timeout"), "app.timeout", problems),
-        selector=selector,
-        since=str(logs["since"]),
-        forwards=tuple(_list(get("forwards"), "app.forwards", problems)),
-        watch_paths=tuple(root / p for p in _list(watch["paths"], "app.watch.paths", problems)),
-        watch_ignore=tuple(_list(watch["ignore"], "app.watch.ignore", problems)),
-        debounce_ms=_int(watch["debounce_ms"], "app.watch.debounce_ms", problems),
-        max_delay_ms=_int(watch["max_delay_ms"], "app.watch.max_delay_ms", problems),
-        cluster=Cluster(
-            provider=provider,
-            context=str(cluster["context"] or ""),
-            allowed_contexts=tuple(_list(cluster["allowed_contexts"], "app.cluster.allowed_contexts", problems)),
-            ip=str(cluster["ip"] or ""),
-            registry=str(cluster["registry"] or "").rstrip("/"),
-            kind_name=str(cluster["kind_name"] or "kind"),
-            minikube=Minikube(
-                profile=str(mk["profile"] or "minikube"),
-                cpus=_int(mk["cpus"], "app.cluster.minikube.cpus", problems),
-                memory=memory,
-                driver=driver,
-                disk_size=str(mk["disk_size"] or ""),
-                kubernetes_version=str(mk["kubernetes_version"] or ""),
-                addons=tuple(_list(mk["addons"], "app.cluster.minikube.addons", problems)),
-            ),
-        ),
-        environments=tuple(sorted(environments)),
-        secrets={str(k): str(v) for k, v in mapping("secrets").items()},
-        compose=dict(DEFAULTS["compose"], **mapping("compose")),
-        tls=dict(DEFAULTS["tls"], **mapping("tls")),
-        helm=dict(DEFAULTS["helm"], **mapping("helm")),
+        r.problems.append(f"app.cluster.minikube.memory must be a size like 2048 or 4g, got {mk['memory']!r}")
+    return Minikube(
+        profile=str(mk["profile"] or "minikube"),
+        cpus=r.number(mk["cpus"], "app.cluster.minikube.cpus"),
+        memory=memory,
+        driver=driver,
+        disk_size=str(mk["disk_size"] or ""),
+        kubernetes_version=str(mk["kubernetes_version"] or ""),
+        addons=tuple(r.items(mk["addons"], "app.cluster.minikube.addons")),
     )
+
+
+def _cluster(r: _Reader) -> Cluster:
+    cluster = r.section("cluster")
+    provider = str(cluster["provider"])
+    if provider not in PROVIDERS:
+        r.problems.append(f"app.cluster.provider is {provider!r}{_suggest(provider, list(PROVIDERS))}; "
+                          f"use one of {', '.join(PROVIDERS)}")
+    return Cluster(
+        provider=provider,
+        context=str(cluster["context"] or ""),
+        allowed_contexts=tuple(r.items(cluster["allowed_contexts"], "app.cluster.allowed_contexts")),
+        ip=str(cluster["ip"] or ""),
+        registry=str(cluster["registry"] or "").rstrip("/"),
+        kind_name=str(cluster["kind_name"] or "kind"),
+        minikube=_minikube(r, cluster.get("minikube")),
+    )
+
+
+def _watch(r: _Reader, root: Path) -> dict[str, Any]:
+    watch = r.section("watch")
+    return {"watch_paths": tuple(root / p for p in r.items(watch["paths"], "app.watch.paths")),
+            "watch_ignore": tuple(r.items(watch["ignore"], "app.watch.ignore")),
+            "debounce_ms": r.number(watch["debounce_ms"], "app.watch.debounce_ms"),
+            "max_delay_ms": r.number(watch["max_delay_ms"], "app.watch.max_delay_ms")}
+
+
+def _logs(r: _Reader, name: str) -> dict[str, Any]:
+    logs = r.section("logs")
+    return {"selector": str(logs["selector"]) or f"app={name}", "since": str(logs["since"])}
+
+
+def _rollout(r: _Reader) -> dict[str, Any]:
+    """What `up` waits for and how long, and the ports it forwards."""
+    return {"workloads": tuple(r.items(r.get("workloads"), "app.workloads")),
+            "timeout": r.number(r.get("timeout"), "app.timeout"),
+            "forwards": tuple(r.items(r.get("forwards"), "app.forwards"))}
+
+
+def _extras(r: _Reader) -> dict[str, Any]:
+    """The sections read by their own task modules: secrets, compose, tls, helm."""
+    return {"secrets": {str(k): str(v) for k, v in r.mapping("secrets").items()},
+            "compose": r.section("compose"), "tls": r.section("tls"), "helm": r.section("helm")}
+
+
+def _check(problems: list[str], config_file: Path | None) -> None:
     if problems:
         where = f" ({config_file})" if config_file else ""
         raise KitError(
@@ -246,4 +281,28 @@ def settings_from(app: Mapping[str, Any], root: Path, config_file: Path | None =
             hint="edit invoke.yaml (or the INVOKE_APP_* variable / .env line that sets it); `.env.example` lists every key",
             code=2,
         )
+
+
+def settings_from(app: Mapping[str, Any], root: Path, config_file: Path | None = None, env: str | None = None) -> Settings:
+    """Check the merged ``app`` config and type it. Every problem is reported in one error."""
+    r = _Reader(app, _unknown_key_problems(app, config_file))
+    configured_root = str(r.get("root") or "")
+    root = (root / configured_root).resolve() if configured_root else root  # relative to the tasks.py folder
+    env_name, env_conf, environments = _environment(r, env)
+    name = str(r.get("name")) or root.name
+    settings = Settings(
+        root=root,
+        name=name,
+        env=env_name,
+        environments=environments,
+        namespace=str(env_conf.get("namespace") or r.get("namespace") or ""),
+        images=_images(r, root),
+        **_manifests_and_vars(r, root, env_name, env_conf),
+        cluster=_cluster(r),
+        **_watch(r, root),
+        **_logs(r, name),
+        **_rollout(r),
+        **_extras(r),
+    )
+    _check(r.problems, config_file)
     return settings

@@ -172,59 +172,69 @@ def _crash_sentence(cs: Mapping[str, Any]) -> str:
     return f"container {container} keeps crashing ({why}, {restarts} restart{'' if restarts == 1 else 's'}) — {advice}"
 
 
+def _unschedulable(pod: Mapping[str, Any], workload: str) -> list[Problem]:
+    name = pod["metadata"]["name"]
+    scheduled = condition(pod, "PodScheduled")
+    if (pod.get("status") or {}).get("phase") != "Pending" or not scheduled or scheduled.get("status") != "False" \
+            or scheduled.get("reason") != "Unschedulable":
+        return []
+    return [Problem(workload, name, "", "Unschedulable",
+                    f"no node can run pod {name}: {str(scheduled.get('message', '')).strip()} — "
+                    "lower the pod's resource requests, or give the cluster more (inv minikube.start with more "
+                    "cpus/memory)", hopeless=True)]
+
+
+def _image_sentence(reason: str, image: str, message: str, is_ours: bool) -> str | None:
+    """Why the node has no image to run, or None when the reason is not about the image."""
+    if reason == "ErrImageNeverPull" or (reason in ("ErrImagePull", "ImagePullBackOff") and is_ours):
+        return (f"the node has no {image}; it was built against another Docker daemon — run `inv image.load`"
+                if is_ours else
+                f"the node has no {image} and imagePullPolicy is Never — load it into the cluster "
+                "(minikube image load / kind load docker-image) or allow pulls")
+    if reason == "ImagePullBackOff":
+        return (f"the node cannot pull {image}: {message or 'pull failed'} — check the name and tag, "
+                "and that the node can reach its registry")
+    if reason == "InvalidImageName":
+        return f"{image!r} is not a valid image reference ({message}) — fix the image: line in the manifest"
+    return None
+
+
+def _container_problem(cs: Mapping[str, Any], workload: str, pod: str, namespace: str, ours: set[str],
+                       main: bool) -> Problem | None:
+    """One container's state in the user's words: hopeless (with the fix) or still waiting."""
+    state = cs.get("state") or {}
+    waiting = state.get("waiting") or {}
+    reason = waiting.get("reason", "")
+    message = (waiting.get("message") or "").strip()
+    container = cs.get("name", "")
+    image = cs.get("image", "")
+    about_image = _image_sentence(reason, image, message, image_repository(image) in ours)
+    if about_image:
+        return Problem(workload, pod, container, reason, about_image, hopeless=True)
+    if reason == "CreateContainerConfigError":
+        return Problem(workload, pod, container, reason, config_error_sentence(container, message, namespace), hopeless=True)
+    if reason in ("CreateContainerError", "RunContainerError"):
+        return Problem(workload, pod, container, reason, f"container {container} cannot start: {message} — fix its "
+                       "command, volumes or security settings in the manifest", hopeless=True)
+    if reason == "CrashLoopBackOff":
+        return Problem(workload, pod, container, reason, _crash_sentence(cs), hopeless=True, wants_previous_log=True)
+    if reason and reason not in ("ContainerCreating", "PodInitializing"):
+        return Problem(workload, pod, container, reason, f"container {container} is waiting: {reason} {message}".strip(),
+                       hopeless=False)
+    if state.get("running") and not cs.get("ready") and main:
+        return Problem(workload, pod, container, "NotReady",
+                       f"container {container} is running but not ready (readiness probe not passing yet)", hopeless=False)
+    return None
+
+
 def _pod_problems(pod: Mapping[str, Any], workload: str, ours: set[str]) -> list[Problem]:
     name = pod["metadata"]["name"]
     namespace = str(pod["metadata"].get("namespace") or "")
     status = pod.get("status") or {}
-    problems: list[Problem] = []
-    scheduled = condition(pod, "PodScheduled")
-    if status.get("phase") == "Pending" and scheduled and scheduled.get("status") == "False" \
-            and scheduled.get("reason") == "Unschedulable":
-        problems.append(Problem(workload, name, "", "Unschedulable",
-                                f"no node can run pod {name}: {str(scheduled.get('message', '')).strip()} — "
-                                "lower the pod's resource requests, or give the cluster more (inv minikube.start with more "
-                                "cpus/memory)", hopeless=True))
     main = status.get("containerStatuses") or []
-    for cs in (status.get("initContainerStatuses") or []) + main:
-        state = cs.get("state") or {}
-        waiting = state.get("waiting") or {}
-        reason = waiting.get("reason", "")
-        message = (waiting.get("message") or "").strip()
-        image = cs.get("image", "")
-        container = cs.get("name", "")
-        is_ours = image_repository(image) in ours
-        if reason == "ErrImageNeverPull" or (reason in ("ErrImagePull", "ImagePullBackOff") and is_ours):
-            sentence = (f"the node has no {image}; it was built against another Docker daemon — run `inv image.load`"
-                        if is_ours else
-                        f"the node has no {image} and imagePullPolicy is Never — load it into the cluster "
-                        "(minikube image load / kind load docker-image) or allow pulls")
-            problems.append(Problem(workload, name, container, reason, sentence, hopeless=True))
-        elif reason == "ImagePullBackOff":
-            problems.append(Problem(workload, name, container, reason,
-                                    f"the node cannot pull {image}: {message or 'pull failed'} — check the name and tag, "
-                                    "and that the node can reach its registry", hopeless=True))
-        elif reason == "InvalidImageName":
-            problems.append(Problem(workload, name, container, reason,
-                                    f"{image!r} is not a valid image reference ({message}) — fix the image: line in the manifest",
-                                    hopeless=True))
-        elif reason == "CreateContainerConfigError":
-            problems.append(Problem(workload, name, container, reason,
-                                    config_error_sentence(container, message, namespace), hopeless=True))
-        elif reason in ("CreateContainerError", "RunContainerError"):
-            problems.append(Problem(workload, name, container, reason,
-                                    f"container {container} cannot start: {message} — fix its command, volumes or "
-                                    "security settings in the manifest", hopeless=True))
-        elif reason == "CrashLoopBackOff":
-            problems.append(Problem(workload, name, container, reason, _crash_sentence(cs),
-                                    hopeless=True, wants_previous_log=True))
-        elif reason and reason not in ("ContainerCreating", "PodInitializing"):
-            problems.append(Problem(workload, name, container, reason,
-                                    f"container {container} is waiting: {reason} {message}".strip(), hopeless=False))
-        elif state.get("running") and not cs.get("ready") and cs in main:
-            problems.append(Problem(workload, name, container, "NotReady",
-                                    f"container {container} is running but not ready (readiness probe not passing yet)",
-                                    hopeless=False))
-    return problems
+    found = [_container_problem(cs, workload, name, namespace, ours, main=cs in main)
+             for cs in (status.get("initContainerStatuses") or []) + main]
+    return _unschedulable(pod, workload) + [problem for problem in found if problem is not None]
 
 
 def _last_crash(pod: Mapping[str, Any], container: str) -> str:
@@ -243,6 +253,66 @@ def _ready_since(obj: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> str:
     return max(times, default="")
 
 
+def _job_failed(key: str, obj: Mapping[str, Any]) -> Problem | None:
+    failed = condition(obj, "Failed") if obj.get("kind") == "Job" else None
+    if not failed or failed.get("status") != "True":
+        return None
+    return Problem(key, "", "", "JobFailed",
+                   f"job {obj['metadata']['name']} failed: {failed.get('reason', '')}: "
+                   f"{failed.get('message', '')} — its last log lines are below; fix it, then "
+                   "delete the job and apply again (jobs are immutable)", hopeless=True)
+
+
+def _deadline_exceeded(key: str, obj: Mapping[str, Any]) -> list[Problem]:
+    progressing = condition(obj, "Progressing") if obj.get("kind") == "Deployment" else None
+    if not progressing or progressing.get("reason") != "ProgressDeadlineExceeded":
+        return []
+    return [Problem(key, "", "", "ProgressDeadlineExceeded",
+                    f"{key} exceeded its progress deadline: {progressing.get('message', '')}", hopeless=True)]
+
+
+@dataclass
+class _Standing:
+    """Where the wanted workloads stand before crash loops are judged: the verdict so far, each
+    not-ready workload's problems, and when each ready workload became ready."""
+
+    verdict: Verdict = field(default_factory=Verdict)
+    problems_of: dict[str, list[Problem]] = field(default_factory=dict)
+    ready_at: dict[str, str] = field(default_factory=dict)
+
+    def add(self, key: str, obj: Mapping[str, Any], pods: list[Mapping[str, Any]], ours: set[str]) -> None:
+        self.verdict.pods[key] = [p["metadata"]["name"] for p in pods]
+        failed = _job_failed(key, obj)
+        progress = None if failed else workload_progress(obj)
+        if failed:
+            self.problems_of[key] = [failed]
+        elif progress is None:
+            self.verdict.ready.append(key)
+            self.ready_at[key] = _ready_since(obj, pods)
+        else:
+            self.verdict.waiting[key] = progress
+            self.problems_of[key] = _deadline_exceeded(key, obj) + \
+                [problem for pod in pods for problem in _pod_problems(pod, key, ours)]
+
+    def settled(self) -> set[str]:
+        """Ready, or stuck in a hopeless state (crash loops included), judged before any is excused."""
+        return set(self.ready_at) | {k for k, found in self.problems_of.items() if any(p.hopeless for p in found)}
+
+
+def _judge_crash_loop(problem: Problem, standing: _Standing, settled: set[str], pod: Mapping[str, Any]) -> None:
+    """Hopeless only once the others have settled and it crashed after they were ready (or too often)."""
+    others = [k for k in list(standing.problems_of) + list(standing.ready_at) + standing.verdict.missing
+              if k != problem.workload]
+    if not all(k in settled for k in others):
+        problem.hopeless = False
+    else:
+        became_ready = max((standing.ready_at[k] for k in others if k in standing.ready_at), default="")
+        crashed = _last_crash(pod, problem.container)
+        problem.hopeless = crashed > became_ready or _restarts(pod, problem.container) >= CRASH_RESTARTS
+    if not problem.hopeless:
+        problem.sentence += " (waiting: what it needs may still be starting)"
+
+
 def assess(items: Iterable[Mapping[str, Any]], wanted: Iterable[str], our_images: Iterable[str]) -> Verdict:
     """Decide where each wanted workload stands, from one `kubectl get … -o json` listing.
 
@@ -253,61 +323,22 @@ def assess(items: Iterable[Mapping[str, Any]], wanted: Iterable[str], our_images
     objects = [o for o in items if (o.get("metadata") or {}).get("name")]
     by_key = {key_of(o): o for o in objects}
     ours = set(our_images)
-    verdict = Verdict()
     pods_of = current_pods(objects)
-
-    problems_of: dict[str, list[Problem]] = {}
-    ready_at: dict[str, str] = {}
+    standing = _Standing()
     for ref in wanted:
         key = normalise_workload(ref)
-        obj = by_key.get(key)
-        if obj is None:
-            verdict.missing.append(key)
-            continue
-        verdict.pods[key] = [p["metadata"]["name"] for p in pods_of.get(key, [])]
-        if obj.get("kind") == "Job":
-            failed = condition(obj, "Failed")
-            if failed and failed.get("status") == "True":
-                problems_of[key] = [Problem(key, "", "", "JobFailed",
-                                            f"job {obj['metadata']['name']} failed: {failed.get('reason', '')}: "
-                                            f"{failed.get('message', '')} — its last log lines are below; fix it, then "
-                                            "delete the job and apply again (jobs are immutable)", hopeless=True)]
-                continue
-        found: list[Problem] = []
-        if obj.get("kind") == "Deployment":
-            progressing = condition(obj, "Progressing")
-            if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
-                found.append(Problem(key, "", "", "ProgressDeadlineExceeded",
-                                     f"{key} exceeded its progress deadline: {progressing.get('message', '')}",
-                                     hopeless=True))
-        progress = workload_progress(obj)
-        if progress is None:
-            verdict.ready.append(key)
-            ready_at[key] = _ready_since(obj, pods_of.get(key, []))
-            continue
-        verdict.waiting[key] = progress
-        for pod in pods_of.get(key, []):
-            found.extend(_pod_problems(pod, key, ours))
-        problems_of[key] = found
-
-    # Settled: ready, or stuck in a hopeless state (crash loops included), judged before any is excused.
-    settled = set(ready_at) | {k for k, found in problems_of.items() if any(p.hopeless for p in found)}
+        if key in by_key:
+            standing.add(key, by_key[key], pods_of.get(key, []), ours)
+        else:
+            standing.verdict.missing.append(key)
+    settled = standing.settled()
     pod_by_name = {o["metadata"]["name"]: o for o in objects if o.get("kind") == "Pod"}
-    for key, found in problems_of.items():
+    for found in standing.problems_of.values():
         for problem in found:
             if problem.reason == "CrashLoopBackOff":
-                others = [k for k in list(problems_of) + list(ready_at) + verdict.missing if k != key]
-                if not all(k in settled for k in others):
-                    problem.hopeless = False
-                else:
-                    became_ready = max((ready_at[k] for k in others if k in ready_at), default="")
-                    crashed = _last_crash(pod_by_name.get(problem.pod, {}), problem.container)
-                    restarts = _restarts(pod_by_name.get(problem.pod, {}), problem.container)
-                    problem.hopeless = crashed > became_ready or restarts >= CRASH_RESTARTS
-                if not problem.hopeless:
-                    problem.sentence += " (waiting: what it needs may still be starting)"
-            verdict.problems.append(problem)
-    return verdict
+                _judge_crash_loop(problem, standing, settled, pod_by_name.get(problem.pod, {}))
+            standing.verdict.problems.append(problem)
+    return standing.verdict
 
 
 def _restarts(pod: Mapping[str, Any], container: str) -> int:

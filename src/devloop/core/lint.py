@@ -1,12 +1,13 @@
 """Checks on the rendered objects before apply, each with the file, the object and the fix.
 
-Pure: ``lint`` takes the rendered objects (and, optionally, the live ones) and returns findings.
+Pure: ``lint`` takes the rendered objects (and, optionally, the live ones) and returns findings. Each
+check is a small rule function in ``RULES``: it gets one object and the context, and yields findings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,160 @@ def _template_labels(doc: Mapping[str, Any]) -> dict[str, Any]:
     return dict(((spec.get("template") or {}).get("metadata") or {}).get("labels") or {})
 
 
+@dataclass(frozen=True)
+class Subject:
+    """One rendered object and the fields every rule reads."""
+
+    doc: Mapping[str, Any]
+    origin: str  # the file it came from, or <rendered>
+    kind: str
+    name: Any  # metadata.name as written (None when missing)
+    namespace: str
+    spec: Mapping[str, Any]
+
+    @property
+    def where(self) -> str:
+        return f"{self.origin} {_name(self.doc)}"
+
+
+def subject(doc: Mapping[str, Any], origins: Mapping[int, Path]) -> Subject:
+    meta = doc.get("metadata") or {}
+    return Subject(doc, str(origins.get(id(doc), "<rendered>")), str(doc.get("kind")), meta.get("name"),
+                   str(meta.get("namespace") or ""), doc.get("spec") or {})
+
+
+@dataclass
+class Context:
+    """What the rules compare an object with: our images, the built tags, the live objects, the whole set."""
+
+    ours: set[str] = field(default_factory=set)
+    built: Mapping[str, str] = field(default_factory=dict)
+    live: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    templates: list[tuple[Mapping[str, Any], dict[str, Any]]] = field(default_factory=list)  # pod owners, their labels
+    seen: dict[tuple[str, str, str], str] = field(default_factory=dict)  # filled as objects go by: duplicates
+
+    @property
+    def our_names(self) -> set[str]:
+        return {image_repository(o).rsplit("/", 1)[-1] for o in self.ours}
+
+
+def context(documents: list[dict[str, Any]], our_images: Iterable[str] = (), built: Mapping[str, str] | None = None,
+            live: Mapping[str, Mapping[str, Any]] | None = None) -> Context:
+    """The rules' context for one rendered set (``live``: "Kind/namespace/name" -> the object in the cluster)."""
+    return Context(set(our_images), built or {}, live or {},
+                   [(d, _template_labels(d)) for d in documents if d.get("kind") in POD_OWNERS])
+
+
+Rule = Callable[[Subject, Context], Iterator[Finding]]
+
+
+def missing_fields(obj: Subject, ctx: Context) -> Iterator[Finding]:
+    """An object without apiVersion or metadata.name."""
+    api = obj.doc.get("apiVersion")
+    if not api or not obj.name:
+        missing = " and ".join(m for m, ok in (("apiVersion", api), ("metadata.name", obj.name)) if not ok)
+        yield Finding(obj.where, f"{obj.kind} has no {missing}", f"add {missing} to the object")
+
+
+def duplicate(obj: Subject, ctx: Context) -> Iterator[Finding]:
+    """The same kind, namespace and name twice: the later one is reported, naming the first's file."""
+    key = (obj.kind, obj.namespace, str(obj.name))
+    if key in ctx.seen:
+        yield Finding(obj.where, f"duplicate object: {_name(obj.doc)} is also defined in {ctx.seen[key]}",
+                      "rename one of them or delete the copy")
+    else:
+        ctx.seen[key] = obj.origin
+
+
+def removed_api(obj: Subject, ctx: Context) -> Iterator[Finding]:
+    """An apiVersion that newer Kubernetes no longer serves (REMOVED_APIS)."""
+    api = str(obj.doc.get("apiVersion"))
+    removed = REMOVED_APIS.get((api, obj.kind)) or REMOVED_APIS.get((api, "*"))
+    if removed:
+        replacement, version, error = removed
+        yield Finding(obj.where, f"apiVersion {api} for {obj.kind} is removed in Kubernetes {version}",
+                      f"use apiVersion: {replacement} (check the fields that changed)", error)
+
+
+def recreate_strategy(obj: Subject, ctx: Context) -> Iterator[Finding]:
+    """A Recreate Deployment with a rollingUpdate block, in the manifest or left over in the live object."""
+    strategy = obj.spec.get("strategy") or {}
+    if obj.kind != "Deployment" or strategy.get("type") != "Recreate":
+        return
+    if strategy.get("rollingUpdate") is not None:
+        yield Finding(obj.where, "spec.strategy.rollingUpdate may not be set when strategy type is Recreate",
+                      "delete the rollingUpdate block (or set rollingUpdate: null)")
+    current = ctx.live.get(f"Deployment/{obj.namespace}/{obj.name}")
+    live_strategy = ((current or {}).get("spec") or {}).get("strategy") or {}
+    if current and live_strategy.get("rollingUpdate") and "rollingUpdate" not in strategy:
+        yield Finding(
+            obj.where, "the live Deployment still has spec.strategy.rollingUpdate from an earlier RollingUpdate "
+                       "apply, so applying type Recreate is rejected (Forbidden)",
+            "add `rollingUpdate: null` under spec.strategy in the manifest, or "
+            f"`kubectl delete deployment {obj.name}` and apply again")
+
+
+def selector_mismatch(obj: Subject, ctx: Context) -> Iterator[Finding]:
+    """A workload whose selector does not select its own pod template."""
+    if obj.kind not in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"):
+        return
+    selector = (obj.spec.get("selector") or {}).get("matchLabels") or {}
+    labels = _template_labels(obj.doc)
+    if selector and not _matches(selector, labels):
+        yield Finding(obj.where, f"spec.selector.matchLabels {selector} does not match the pod template "
+                                 f"labels {labels}", "make the template labels include every selector label")
+
+
+def service_selects_nothing(obj: Subject, ctx: Context) -> Iterator[Finding]:
+    """A Service whose selector matches no workload in its namespace (a warning: pods may come from elsewhere)."""
+    selector = obj.spec.get("selector")
+    if obj.kind != "Service" or not selector or obj.spec.get("type") == "ExternalName":
+        return
+    if not any(_matches(selector, labels) for d, labels in ctx.templates
+               if str((d.get("metadata") or {}).get("namespace") or "") == obj.namespace):
+        yield Finding(obj.where, f"Service selector {selector} matches no workload in these manifests",
+                      "fix the selector or the workload's pod labels (ignore if the pods come "
+                      "from elsewhere)", error=False)
+
+
+def foreign_image(obj: Subject, ctx: Context) -> Iterator[Finding]:
+    """A container naming our image under another registry: it would not get the built tag."""
+    names = ctx.our_names
+    for container in containers(obj.doc):
+        reference = str(container.get("image") or "")
+        repository = image_repository(reference)
+        last = repository.rsplit("/", 1)[-1]
+        if repository not in ctx.ours and last in names and reference not in ctx.built.values():
+            yield Finding(obj.where, f"container {container.get('name')} uses {reference}, which looks like "
+                                     "our image but will not get the built tag",
+                          f"write `image: {last}` so the kit fills in the tag it builds", error=False)
+
+
+def _images_and_commands(pod: Mapping[str, Any]) -> tuple[list[Any], list[Any]]:
+    listed = pod.get("containers") or []
+    return [c.get("image") for c in listed], [(c.get("command"), c.get("args")) for c in listed]
+
+
+def job_changed(obj: Subject, ctx: Context) -> Iterator[Finding]:
+    """A Job that exists with another pod template: Jobs are immutable, so apply would fail."""
+    current = ctx.live.get(f"Job/{obj.namespace}/{obj.name}") if obj.kind == "Job" else None
+    if not current:
+        return
+    new_pod = next(pod_specs(obj.doc), {})
+    old_pod = (((current.get("spec") or {}).get("template") or {}).get("spec")) or {}
+    if _images_and_commands(new_pod) != _images_and_commands(old_pod):
+        yield Finding(
+            obj.where, f"Job {obj.name} already exists with another pod template; Jobs are immutable, "
+                       "so apply would fail (field is immutable)",
+            f"delete it first (`inv k8s.kubectl -- delete job {obj.name}`), or give the Job a new "
+            "name per version (e.g. a suffix with the tag)")
+
+
+# Checked in this order for each object, objects in the order given.
+RULES: list[Rule] = [missing_fields, duplicate, removed_api, recreate_strategy, selector_mismatch,
+                     service_selects_nothing, foreign_image, job_changed]
+
+
 def lint(documents: list[dict[str, Any]], origins: Mapping[int, Path] | None = None,
          our_images: Iterable[str] = (), built: Mapping[str, str] | None = None,
          live: Mapping[str, Mapping[str, Any]] | None = None) -> list[Finding]:
@@ -74,90 +229,6 @@ def lint(documents: list[dict[str, Any]], origins: Mapping[int, Path] | None = N
 
     ``live`` maps "Kind/namespace/name" to the object in the cluster (for the leftover and Job checks).
     """
-    origins = origins or {}
-    ours = set(our_images)
-    built = built or {}
-    findings: list[Finding] = []
-    seen: dict[tuple[str, str, str], str] = {}
-    templates = [(d, _template_labels(d)) for d in documents if d.get("kind") in POD_OWNERS]
-
-    for doc in documents:
-        kind = str(doc.get("kind"))
-        meta = doc.get("metadata") or {}
-        spec = doc.get("spec") or {}
-        where = f"{origins.get(id(doc), '<rendered>')} {_name(doc)}"
-        namespace = str(meta.get("namespace") or "")
-
-        if not doc.get("apiVersion") or not meta.get("name"):
-            missing = " and ".join(m for m, ok in (("apiVersion", doc.get("apiVersion")), ("metadata.name", meta.get("name")))
-                                   if not ok)
-            findings.append(Finding(where, f"{kind} has no {missing}", f"add {missing} to the object"))
-        key = (kind, namespace, str(meta.get("name")))
-        if key in seen:
-            findings.append(Finding(where, f"duplicate object: {_name(doc)} is also defined in {seen[key]}",
-                                    "rename one of them or delete the copy"))
-        else:
-            seen[key] = str(origins.get(id(doc), "<rendered>"))
-
-        api = str(doc.get("apiVersion"))
-        removed = REMOVED_APIS.get((api, kind)) or REMOVED_APIS.get((api, "*"))
-        if removed:
-            replacement, version, error = removed
-            findings.append(Finding(where, f"apiVersion {api} for {kind} is removed in Kubernetes {version}",
-                                    f"use apiVersion: {replacement} (check the fields that changed)", error))
-
-        strategy = spec.get("strategy") or {}
-        if kind == "Deployment" and strategy.get("type") == "Recreate":
-            if strategy.get("rollingUpdate") is not None:
-                findings.append(Finding(where, "spec.strategy.rollingUpdate may not be set when strategy type is Recreate",
-                                        "delete the rollingUpdate block (or set rollingUpdate: null)"))
-            current = (live or {}).get(f"Deployment/{namespace}/{meta.get('name')}")
-            live_strategy = ((current or {}).get("spec") or {}).get("strategy") or {}
-            if current and live_strategy.get("rollingUpdate") and "rollingUpdate" not in strategy:
-                findings.append(Finding(
-                    where, "the live Deployment still has spec.strategy.rollingUpdate from an earlier RollingUpdate "
-                           "apply, so applying type Recreate is rejected (Forbidden)",
-                    "add `rollingUpdate: null` under spec.strategy in the manifest, or "
-                    f"`kubectl delete deployment {meta.get('name')}` and apply again"))
-
-        if kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"):
-            selector = (spec.get("selector") or {}).get("matchLabels") or {}
-            labels = _template_labels(doc)
-            if selector and not _matches(selector, labels):
-                findings.append(Finding(where, f"spec.selector.matchLabels {selector} does not match the pod template "
-                                               f"labels {labels}", "make the template labels include every selector label"))
-
-        if kind == "Service" and spec.get("selector") and spec.get("type") != "ExternalName":
-            service_ns = namespace
-            if not any(_matches(spec["selector"], labels) for d, labels in templates
-                       if str((d.get("metadata") or {}).get("namespace") or "") == service_ns):
-                findings.append(Finding(where, f"Service selector {spec['selector']} matches no workload in these manifests",
-                                        "fix the selector or the workload's pod labels (ignore if the pods come "
-                                        "from elsewhere)", error=False))
-
-        for container in containers(doc):
-            reference = str(container.get("image") or "")
-            repository = image_repository(reference)
-            last = repository.rsplit("/", 1)[-1]
-            if repository not in ours and last in {image_repository(o).rsplit("/", 1)[-1] for o in ours} \
-                    and reference not in built.values():
-                findings.append(Finding(where, f"container {container.get('name')} uses {reference}, which looks like "
-                                               "our image but will not get the built tag",
-                                        f"write `image: {last}` so the kit fills in the tag it builds", error=False))
-
-        if kind == "Job":
-            current = (live or {}).get(f"Job/{namespace}/{meta.get('name')}")
-            if current:
-                new_pod = next(pod_specs(doc), {})
-                old_pod = ((((current.get("spec") or {}).get("template") or {}).get("spec")) or {})
-                new_images = [c.get("image") for c in new_pod.get("containers") or []]
-                old_images = [c.get("image") for c in old_pod.get("containers") or []]
-                new_cmds = [(c.get("command"), c.get("args")) for c in new_pod.get("containers") or []]
-                old_cmds = [(c.get("command"), c.get("args")) for c in old_pod.get("containers") or []]
-                if new_images != old_images or new_cmds != old_cmds:
-                    findings.append(Finding(
-                        where, f"Job {meta.get('name')} already exists with another pod template; Jobs are immutable, "
-                               "so apply would fail (field is immutable)",
-                        f"delete it first (`inv k8s.kubectl -- delete job {meta.get('name')}`), or give the Job a new "
-                        "name per version (e.g. a suffix with the tag)"))
-    return findings
+    ctx = context(documents, our_images, built, live)
+    subjects = [subject(doc, origins or {}) for doc in documents]
+    return [finding for obj in subjects for rule in RULES for finding in rule(obj, ctx)]

@@ -3,7 +3,7 @@
 The lock is a small JSON file in the app's ``.kit/`` naming its holder (pid, command, since when).
 A holder that is gone (dead pid, or a pid reused by another process) leaves a stale lock, which the
 next run takes over. Checking and taking happen under a short ``flock`` so two runs starting at the
-same moment cannot both win. Also here: the process facts this needs, read from ``/proc``.
+same moment cannot both win. Also here: the process facts this needs, from psutil (Linux and macOS alike).
 """
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import psutil
+
 from .errors import KitError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no guard, the JSON file alone
+    fcntl = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -28,7 +35,7 @@ class Holder:
     command: str
     since: float  # seconds since the epoch
     host: str
-    start: str = ""  # the process's start time in clock ticks (/proc/<pid>/stat), against pid reuse
+    start: str = ""  # when the process started (process_start), against pid reuse
 
     def describe(self, now: float | None = None) -> str:
         now = time.time() if now is None else now
@@ -65,31 +72,23 @@ def me(command: str | None = None) -> Holder:
 # -- processes ---------------------------------------------------------------------------------
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
-            text = handle.read()
-    except OSError:
-        return None
-    # "pid (comm) state ppid ...": comm may hold spaces and parentheses; split after the last ")".
-    return text[text.rfind(")") + 2:].split()
-
-
 def process_start(pid: int) -> str:
-    """The process's start time (clock ticks since boot), or "" where /proc is not available."""
-    fields = _stat_fields(pid)
-    return fields[19] if fields and len(fields) > 19 else ""
+    """When the process started (seconds since the epoch, as text), or "" when that cannot be told."""
+    try:
+        return f"{psutil.Process(pid).create_time():.2f}"
+    except (psutil.Error, ValueError):  # gone, hidden, or not a pid at all
+        return ""
 
 
 def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False  # not a process (a corrupt lock file)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE  # a zombie has exited
+    except psutil.NoSuchProcess:  # ZombieProcess included
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True  # exists, owned by someone else
-    fields = _stat_fields(pid)
-    return not (fields and fields[0] == "Z")  # a zombie has exited
 
 
 def holder_alive(holder: Holder) -> bool:
@@ -98,37 +97,6 @@ def holder_alive(holder: Holder) -> bool:
     if not pid_alive(holder.pid):
         return False
     return not (holder.start and process_start(holder.pid) not in ("", holder.start))
-
-
-def process_table() -> dict[int, int]:
-    """pid -> parent pid for every process (empty where /proc is not available)."""
-    table: dict[int, int] = {}
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return table
-    for name in names:
-        if name.isdigit():
-            fields = _stat_fields(int(name))
-            if fields and len(fields) > 1:
-                table[int(name)] = int(fields[1])
-    return table
-
-
-def descendants(pid: int, table: dict[int, int]) -> list[int]:
-    """Every process below ``pid`` (children first, then theirs)."""
-    children: dict[int, list[int]] = {}
-    for child, parent in table.items():
-        children.setdefault(parent, []).append(child)
-    found: list[int] = []
-    queue = list(children.get(pid, []))
-    while queue:
-        current = queue.pop(0)
-        if current in found or current == pid:
-            continue
-        found.append(current)
-        queue += children.get(current, [])
-    return found
 
 
 # -- the lock ----------------------------------------------------------------------------------
@@ -145,9 +113,7 @@ def parse(text: str) -> Holder | None:
 
 @contextlib.contextmanager
 def _guard(path: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: no guard, the JSON file alone
+    if fcntl is None:  # pragma: no cover - not POSIX
         yield
         return
     fd = os.open(str(path) + ".guard", os.O_RDWR | os.O_CREAT, 0o600)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -71,20 +71,14 @@ def start_options(mk: Minikube, *, profile: str | None = None, cpus: Any = None,
             opts = replace(opts, memory=str(memory).strip())
     if driver is not None:
         if driver not in DRIVERS:
-            close = difflib.get_close_matches(driver, DRIVERS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            problems.append(f"--driver {driver!r} is not a minikube driver{hint} "
-                            f"(known: {', '.join(DRIVERS)})")
+            problems.append(_unknown_driver(driver))
         else:
             opts = replace(opts, driver=driver)
     if disk_size is not None:
         opts = replace(opts, disk_size=str(disk_size).strip())
     if kubernetes_version is not None:
         opts = replace(opts, kubernetes_version=str(kubernetes_version).strip())
-    if opts.disk_size and not MEMORY_RE.match(opts.disk_size):
-        problems.append(f"disk size {opts.disk_size!r} is not a size like 20000mb or 12g")
-    if opts.kubernetes_version and not VERSION_RE.match(opts.kubernetes_version):
-        problems.append(f"Kubernetes version {opts.kubernetes_version!r} is not like v1.28.3, stable or latest")
+    problems += _value_problems(opts)
     if not problems:
         problems += _minimums(opts)
     if problems:
@@ -92,6 +86,22 @@ def start_options(mk: Minikube, *, profile: str | None = None, cpus: Any = None,
                        hint="fix the flag, or app.cluster.minikube.* in invoke.yaml (cpus: 2, memory: 2048, driver: docker)",
                        code=2)
     return opts
+
+
+def _unknown_driver(driver: str) -> str:
+    close = difflib.get_close_matches(driver, DRIVERS, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"--driver {driver!r} is not a minikube driver{hint} (known: {', '.join(DRIVERS)})"
+
+
+def _value_problems(opts: StartOptions) -> list[str]:
+    """Disk size and Kubernetes version, from config or flags, in the forms minikube takes."""
+    found = []
+    if opts.disk_size and not MEMORY_RE.match(opts.disk_size):
+        found.append(f"disk size {opts.disk_size!r} is not a size like 20000mb or 12g")
+    if opts.kubernetes_version and not VERSION_RE.match(opts.kubernetes_version):
+        found.append(f"Kubernetes version {opts.kubernetes_version!r} is not like v1.28.3, stable or latest")
+    return found
 
 
 def _minimums(opts: StartOptions) -> list[str]:
@@ -298,85 +308,127 @@ def _exit_line(output: str) -> str:
     return f"{match.group(1)}: {match.group(2).strip()}" if match else ""
 
 
+@dataclass(frozen=True)
+class FailedStart:
+    """A failed `minikube start`: its output and what it was asked for."""
+
+    output: str
+    code: int
+    opts: StartOptions
+    pid: PidFile | None = None
+
+    @property
+    def exit_line(self) -> str:
+        return _exit_line(self.output)
+
+    @property
+    def driver(self) -> str:
+        return self.opts.driver or "the default driver"
+
+    @property
+    def profile_flag(self) -> str:
+        return "" if self.opts.profile == "minikube" else f" --profile {self.opts.profile}"
+
+
+# What happened and the fix, from the pattern's match and the failed start.
+Explain = Callable[[re.Match[str], FailedStart], tuple[str, str]]
+
+
+def _no_ip_address(match: re.Match[str], failed: FailedStart) -> tuple[str, str]:
+    mac = re.search(r"IP address for ([0-9a-f:]+)", failed.output, re.IGNORECASE)
+    flag = failed.profile_flag
+    hint = ("the VM started but never got an address from the host's DHCP (kubernetes/minikube#1926). "
+            f"Delete the half-made VM and start again: `inv minikube.delete{flag}` then "
+            f"`inv minikube.start{flag}` (or `inv minikube.start{flag} --recreate` does both; "
+            "the cluster's data is lost)")
+    return (f"minikube start failed: the VM never got an IP address"
+            f"{f' (MAC {mac.group(1)})' if mac else ''} — “Could not find an IP address”",
+            hint + _pid_file_advice(failed.pid, failed.opts.profile))
+
+
+def _pid_file_advice(pid: PidFile | None, profile: str) -> str:
+    """What to do about the VM driver's pid file: stale, still running, or maybe there."""
+    if pid is not None and pid.exists and pid.pid is not None and not pid.alive:
+        return (f"; the stale pid file {pid.path} names pid {pid.pid}, which is not running: "
+                f"remove it (rm {pid.path}) and retry")
+    if pid is not None and pid.exists and pid.alive:
+        return f"; {pid.path} names pid {pid.pid}, which is still running: stop it first (kill {pid.pid})"
+    where = pid.path if pid is not None else f"~/.minikube/machines/{profile}/hyperkit.pid"
+    return (f"; if it fails again, remove the VM's stale pid file ({where}) if it is there, "
+            "and check that no VPN/firewall blocks the VM's DHCP (bootpd)")
+
+
+def _driver_missing(match: re.Match[str], failed: FailedStart) -> tuple[str, str]:
+    found = (pattern.search(failed.output) for pattern in DRIVER_NAMES)
+    name = next((m.group(1) for m in found if m), "") or failed.opts.driver or "chosen"
+    name = {"vboxmanage": "virtualbox"}.get(name.lower(), name.lower())
+    exit_line = failed.exit_line
+    return (f"minikube start failed: the {name} driver is not installed or not usable here"
+            f"{f' ({exit_line})' if exit_line else ''}",
+            f"install it ({DRIVER_DOCS}{name}/), or choose an installed driver with "
+            "app.cluster.minikube.driver (e.g. docker) or --driver")
+
+
+def _driver_down(match: re.Match[str], failed: FailedStart) -> tuple[str, str]:
+    name = (next((g for g in match.groups() if g), "") or "docker").lower()
+    return (f"minikube start failed: the {name} driver is installed but not running",
+            f"start it ({'sudo systemctl start docker, or Docker Desktop' if name == 'docker' else name}), "
+            "then run inv minikube.start again")
+
+
+def _not_enough_memory(match: re.Match[str], failed: FailedStart) -> tuple[str, str]:
+    if match.group(1):
+        available = int(match.group(1))
+        hint = (f"{failed.driver} can give at most {available} MB: set app.cluster.minikube.memory between "
+                f"{MIN_MEMORY_MB} and {available} (or --memory), or give Docker Desktop/the VM host more memory")
+    else:
+        hint = (f"minikube needs at least {MIN_MEMORY_MB} MB for Kubernetes: set app.cluster.minikube.memory "
+                "to 2048 or more (or --memory), and close other VMs or give Docker more memory")
+    return f"minikube start failed: not enough memory ({failed.exit_line or match.group(0)})", hint
+
+
+def _not_enough_cpus(match: re.Match[str], failed: FailedStart) -> tuple[str, str]:
+    return (f"minikube start failed: not enough CPUs ({failed.exit_line})",
+            f"set app.cluster.minikube.cpus to {MIN_CPUS} or more, within what the host/Docker offers")
+
+
+def _driver_mismatch(match: re.Match[str], failed: FailedStart) -> tuple[str, str]:
+    old_driver = OLD_DRIVER.search(failed.output)
+    old = old_driver.group(1) if old_driver else "another"
+    return (f"minikube start failed: profile {failed.opts.profile!r} was created with the {old} driver, "
+            f"not {failed.driver}",
+            f"delete it (inv minikube.delete{failed.profile_flag}) or set app.cluster.minikube.driver: {old}")
+
+
+# minikube start's known failures, the first match wins: (pattern in the output, explanation).
+KNOWN_START_FAILURES: list[tuple[re.Pattern[str], Explain]] = [
+    (IP_FAILURE, _no_ip_address),
+    (DRIVER_MISSING, _driver_missing),
+    (DRIVER_DOWN, _driver_down),
+    (MEMORY, _not_enough_memory),
+    (CORES, _not_enough_cpus),
+    (DRIVER_MISMATCH, _driver_mismatch),
+]
+
+
+def _unknown_failure(failed: FailedStart) -> tuple[str, str]:
+    """minikube's own verdict and suggestion, when the failure is none of the known ones."""
+    suggestion = SUGGESTION.search(failed.output)
+    exit_line = failed.exit_line
+    return (f"minikube start failed (exit {failed.code}){f': {exit_line}' if exit_line else ''}",
+            suggestion.group(1).strip() if suggestion else
+            f"read minikube's message above; `minikube logs -p {failed.opts.profile}` has the details")
+
+
 def explain_start_failure(output: str, code: int, opts: StartOptions, pid: PidFile | None = None) -> KitError:
     """minikube start's output -> one KitError saying what happened and the fix."""
-    exit_line = _exit_line(output)
+    failed = FailedStart(output, code, opts, pid)
+    matched = ((match, explain) for pattern, explain in KNOWN_START_FAILURES if (match := pattern.search(output)))
+    found = next(matched, None)
+    message, hint = found[1](found[0], failed) if found else _unknown_failure(failed)
     # minikube's output was already on screen: repeat only its verdict (or the tail when it gave none)
     evidence = next((line.strip() for line in output.splitlines() if EXIT_LINE.search(line)), "") or tail(output, 10)
-    status = code if 0 < code < 126 else 1
-    driver = opts.driver or "the default driver"
-    profile_flag = "" if opts.profile == "minikube" else f" --profile {opts.profile}"
-
-    if IP_FAILURE.search(output):
-        mac = re.search(r"IP address for ([0-9a-f:]+)", output, re.IGNORECASE)
-        hint = ("the VM started but never got an address from the host's DHCP (kubernetes/minikube#1926). "
-                f"Delete the half-made VM and start again: `inv minikube.delete{profile_flag}` then "
-                f"`inv minikube.start{profile_flag}` (or `inv minikube.start{profile_flag} --recreate` does both; "
-                "the cluster's data is lost)")
-        if pid is not None and pid.exists and pid.pid is not None and not pid.alive:
-            hint += (f"; the stale pid file {pid.path} names pid {pid.pid}, which is not running: "
-                     f"remove it (rm {pid.path}) and retry")
-        elif pid is not None and pid.exists and pid.alive:
-            hint += f"; {pid.path} names pid {pid.pid}, which is still running: stop it first (kill {pid.pid})"
-        else:
-            where = pid.path if pid is not None else f"~/.minikube/machines/{opts.profile}/hyperkit.pid"
-            hint += (f"; if it fails again, remove the VM's stale pid file ({where}) if it is there, "
-                     "and check that no VPN/firewall blocks the VM's DHCP (bootpd)")
-        return KitError(f"minikube start failed: the VM never got an IP address"
-                        f"{f' (MAC {mac.group(1)})' if mac else ''} — “Could not find an IP address”",
-                        evidence=evidence, hint=hint, code=status)
-
-    if DRIVER_MISSING.search(output):
-        found = (pattern.search(output) for pattern in DRIVER_NAMES)
-        name = next((m.group(1) for m in found if m), "") or opts.driver or "chosen"
-        name = {"vboxmanage": "virtualbox"}.get(name.lower(), name.lower())
-        return KitError(f"minikube start failed: the {name} driver is not installed or not usable here"
-                        f"{f' ({exit_line})' if exit_line else ''}",
-                        evidence=evidence,
-                        hint=f"install it ({DRIVER_DOCS}{name}/), or choose an installed driver with "
-                             "app.cluster.minikube.driver (e.g. docker) or --driver",
-                        code=status)
-
-    down = DRIVER_DOWN.search(output)
-    if down:
-        name = (next((g for g in down.groups() if g), "") or "docker").lower()
-        return KitError(f"minikube start failed: the {name} driver is installed but not running",
-                        evidence=evidence,
-                        hint=f"start it ({'sudo systemctl start docker, or Docker Desktop' if name == 'docker' else name}), "
-                             "then run inv minikube.start again",
-                        code=status)
-
-    memory = MEMORY.search(output)
-    if memory:
-        if memory.group(1):
-            available = int(memory.group(1))
-            hint = (f"{driver} can give at most {available} MB: set app.cluster.minikube.memory between "
-                    f"{MIN_MEMORY_MB} and {available} (or --memory), or give Docker Desktop/the VM host more memory")
-        else:
-            hint = (f"minikube needs at least {MIN_MEMORY_MB} MB for Kubernetes: set app.cluster.minikube.memory "
-                    "to 2048 or more (or --memory), and close other VMs or give Docker more memory")
-        return KitError(f"minikube start failed: not enough memory ({exit_line or memory.group(0)})",
-                        evidence=evidence, hint=hint, code=status)
-
-    if CORES.search(output):
-        return KitError(f"minikube start failed: not enough CPUs ({exit_line})", evidence=evidence,
-                        hint=f"set app.cluster.minikube.cpus to {MIN_CPUS} or more, within what the host/Docker offers",
-                        code=status)
-
-    if DRIVER_MISMATCH.search(output):
-        old_driver = OLD_DRIVER.search(output)
-        old = old_driver.group(1) if old_driver else "another"
-        return KitError(f"minikube start failed: profile {opts.profile!r} was created with the {old} driver, "
-                        f"not {driver}", evidence=evidence,
-                        hint=f"delete it (inv minikube.delete{profile_flag}) or set app.cluster.minikube.driver: {old}",
-                        code=status)
-
-    suggestion = SUGGESTION.search(output)
-    return KitError(f"minikube start failed (exit {code}){f': {exit_line}' if exit_line else ''}",
-                    evidence=evidence,
-                    hint=(suggestion.group(1).strip() if suggestion else
-                          f"read minikube's message above; `minikube logs -p {opts.profile}` has the details"),
-                    code=status)
+    return KitError(message, evidence=evidence, hint=hint, code=code if 0 < code < 126 else 1)
 
 
 def explain_not_running(command: str, status: Status) -> KitError:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
+
+import psutil
 
 from .errors import KitError
 
@@ -49,37 +50,37 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def _listening_inodes(port: int, proc: Path) -> set[str]:
-    inodes = set()
-    for table in ("net/tcp", "net/tcp6"):
-        try:
-            lines = (proc / table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(fields[9])
-    return inodes
+def holder(port: int) -> str | None:
+    """'pid 1234 (mysqld)' for the process listening on ``port``; None when none can be seen listening."""
+    try:
+        listening = [c for c in psutil.net_connections(kind="inet") if _listens_on(c, port)]
+    except psutil.AccessDenied:  # macOS: the system-wide table needs root; ask each process we may see
+        return _holder_among_visible_processes(port)
+    pids = [c.pid for c in listening if c.pid]
+    if not pids:
+        return f"a process of another user (try: sudo lsof -nP -iTCP:{port} -sTCP:LISTEN)" if listening else None
+    return _named(pids[0])
 
 
-def holder(port: int, proc: Path = Path("/proc")) -> str | None:
-    """'pid 1234 (mysqld)' for the process listening on ``port``, when this user can see it."""
-    inodes = _listening_inodes(port, proc)
-    if not inodes:
-        return None
-    for pid_dir in proc.iterdir():
-        if not pid_dir.name.isdigit():
-            continue
+def _listens_on(conn: Any, port: int) -> bool:
+    return bool(conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port)
+
+
+def _holder_among_visible_processes(port: int) -> str | None:
+    for proc in psutil.process_iter():
         try:
-            for fd in (pid_dir / "fd").iterdir():
-                target = os.readlink(fd)
-                if target.startswith("socket:[") and target[8:-1] in inodes:
-                    name = (pid_dir / "comm").read_text().strip()
-                    return f"pid {pid_dir.name} ({name})"
-        except OSError:
+            if any(_listens_on(c, port) for c in proc.net_connections(kind="inet")):
+                return _named(proc.pid)
+        except psutil.Error:  # another user's process, or gone
             continue
-    return "a process of another user (try: sudo ss -ltnp)"
+    return None  # not ours: cannot tell whose
+
+
+def _named(pid: int) -> str:
+    try:
+        return f"pid {pid} ({psutil.Process(pid).name()})"
+    except psutil.Error:
+        return f"pid {pid} (?)"
 
 
 def taken_message(port: int, who: str | None, what: str) -> str:
@@ -93,4 +94,4 @@ def stop_hint(who: str | None, port: int) -> str:
         name = who.split("(", 1)[-1].rstrip(")")
         extra = " (a local MySQL: `sudo systemctl stop mysql` or `brew services stop mysql`)" if "mysql" in name else ""
         return f"stop it (kill {pid}){extra}, or map another local port"
-    return f"free port {port} (see `ss -ltnp 'sport = :{port}'`), or map another local port"
+    return f"free port {port} (see `lsof -nP -iTCP:{port} -sTCP:LISTEN`), or map another local port"

@@ -256,8 +256,22 @@ def label(documents: list[dict[str, Any]], app: str, env: str, namespace: str = 
         labels[LABEL] = app
         labels[ENV_LABEL] = env
         metadata["labels"] = labels
+        _label_pods(doc, app, env)
         if namespace and doc.get("kind") not in CLUSTER_SCOPED:
             metadata["namespace"] = namespace
+
+
+POD_OWNERS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}  # Jobs' templates are immutable: left alone
+
+
+def _label_pods(doc: dict[str, Any], app: str, env: str) -> None:
+    """Label the pods a workload makes, so a live update finds exactly this app's and environment's containers."""
+    template = (doc.get("spec") or {}).get("template") if doc.get("kind") in POD_OWNERS else None
+    if not isinstance(template, dict):
+        return
+    metadata = template.get("metadata") or {}
+    template["metadata"] = metadata
+    metadata["labels"] = dict(metadata.get("labels") or {}, **{LABEL: app, ENV_LABEL: env})
 
 
 def dump(documents: list[dict[str, Any]]) -> str:

@@ -68,10 +68,11 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
-IMAGE_KEYS = {"context": ".", "dockerfile": "Dockerfile", "build_args": {}, "target": ""}
+IMAGE_KEYS = {"context": ".", "dockerfile": "Dockerfile", "build_args": {}, "target": "",
+              "live_update": {}}  # {sync: [{src, dest}], run, rebuild}: see core/liveupdate.py
 ENVIRONMENT_KEYS = {"namespace": "", "manifests": [], "vars": {}}
 # Keys whose values are free-form mappings: their children are user names, not config keys.
-OPEN_MAPPINGS = {"images", "environments", "vars", "build_args", "secrets", "set"}
+OPEN_MAPPINGS = {"images", "environments", "vars", "build_args", "secrets", "set", "live_update"}
 
 
 # ---------------------------------------------------------------------------------------------

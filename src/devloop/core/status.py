@@ -92,15 +92,19 @@ def pod_status(pod: Mapping[str, Any], probe: str | None = None) -> str:
     return phase
 
 
-def _pod_row(pod: Mapping[str, Any], now: float, indent: str, probes: Mapping[str, str]) -> list[str]:
+def _pod_row(pod: Mapping[str, Any], now: float, indent: str, probes: Mapping[str, str],
+             live: Mapping[str, str] | None = None) -> list[str]:
     main = (pod.get("status") or {}).get("containerStatuses") or []
     containers = (pod.get("spec") or {}).get("containers") or main
     ready = sum(1 for cs in main if cs.get("ready"))
     restarts = sum(int(cs.get("restartCount") or 0) for cs in main)
     name = pod["metadata"]["name"]
+    uid = pod["metadata"].get("uid") or ""
+    synced = [str(c.get("name")) for c in containers if f"{uid}/{c.get('name')}" in (live or {})]
+    mark = f" · live-updated: {', '.join(synced)}" if synced else ""
     return [f"{indent}pod/{name}", f"{ready}/{len(containers)}", str(restarts),
             age(str(pod["metadata"].get("creationTimestamp") or ""), now), images_of(pod),
-            pod_status(pod, probes.get(name))]
+            pod_status(pod, probes.get(name)) + mark]
 
 
 def _workload_row(obj: Mapping[str, Any], now: float) -> list[str]:
@@ -126,11 +130,12 @@ def _workload_row(obj: Mapping[str, Any], now: float) -> list[str]:
 
 
 def rows(items: Iterable[Mapping[str, Any]], now: float, only: Sequence[str] | None = None,
-         probes: Mapping[str, str] | None = None) -> list[list[str]]:
+         probes: Mapping[str, str] | None = None, live: Mapping[str, str] | None = None) -> list[list[str]]:
     """Header + one row per workload, its live ReplicaSets and its pods (indented under their owner).
 
     ``only`` limits the table to these workloads (kind/name) and what they own; ``probes`` maps a pod
-    to its latest readiness-probe failure message.
+    to its latest readiness-probe failure message; ``live`` marks containers (``pod-uid/container``)
+    running live-updated files.
     """
     objects = [o for o in items if (o.get("metadata") or {}).get("name")]
     probes = probes or {}
@@ -160,12 +165,12 @@ def rows(items: Iterable[Mapping[str, Any]], now: float, only: Sequence[str] | N
             table.append([f"  {kube.key_of(rs)}", f"{rs_status.get('readyReplicas', 0)}/{spec_replicas}", "",
                           age(str(rs["metadata"].get("creationTimestamp") or ""), now), images_of(rs),
                           "current" if index == 0 else "old, scaling down"])
-            table += [_pod_row(p, now, "    ", probes) for p in pods]
-        table += [_pod_row(p, now, "  ", probes) for p in _pods(owned)]
+            table += [_pod_row(p, now, "    ", probes, live) for p in pods]
+        table += [_pod_row(p, now, "  ", probes, live) for p in _pods(owned)]
     if wanted is None:
         covered = {kube.key_of(o) for o in objects if o.get("kind") == "ReplicaSet"} | shown
         loose = [p for p in _pods(objects) if not (set(kube.owners(p)) & covered)]
-        table += [_pod_row(p, now, "", probes) for p in loose]
+        table += [_pod_row(p, now, "", probes, live) for p in loose]
     return table
 
 

@@ -1,0 +1,103 @@
+"""Building: the tag an image's inputs give (planned without Docker), and `docker build` only when the daemon
+images are built in lacks that tag."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import NamedTuple
+
+from devloop import shell as funnel
+from devloop.core import config
+from devloop.core import images as core
+from devloop.core.errors import KitError
+from devloop.delivery import build_env, deliver_ref
+from devloop.docker_api import check_daemon_result, image_id, short, where
+from devloop.kit import STATE_DIR, App
+
+LABEL = "devloop.app"  # every build carries devloop.app=<app name> and devloop.image=<image name>
+
+
+class Planned(NamedTuple):
+    image: config.Image
+    tag: str
+    build_args: dict[str, str]
+    files: int
+
+    @property
+    def ref(self) -> str:
+        return f"{self.image.name}:{self.tag}"
+
+
+def plan(app: App, image: config.Image) -> Planned:
+    """The tag this image's inputs give, computed without Docker (file digests cached under .kit/)."""
+    return app.fact(f"plan:{image.name}", lambda: compute_plan(app, image))
+
+
+def compute_plan(app: App, image: config.Image) -> Planned:
+    check_build_files(app, image)
+    args = core.resolve_build_args(image.dockerfile.read_text(encoding="utf-8"), image.build_args, os.environ, image.name)
+    for key, value in args.items():  # e.g. NPM_TOKEN: masked in the echoed `docker build`
+        if funnel.looks_secret(key):
+            funnel.register_secret(value)
+    dry = bool(app.c.config.run.dry)  # --dry writes nothing: the cache is only read
+    state = (app.settings.root / STATE_DIR if dry else app.state_dir).resolve()
+    skip = [os.path.relpath(state, image.context)] if state.is_relative_to(image.context) else []
+    cache_name = hashlib.sha1(str(image.context).encode()).hexdigest()[:12]
+    cache = core.DigestCache(state / f"digests-{cache_name}.json", write=not dry)
+    inputs = core.build_inputs(image.context, image.dockerfile, args, image.target, cache=cache, skip=skip)
+    core.check_tag(inputs.tag)
+    if skip and not core.ignored(skip[0], core.read_dockerignore(image.context)):
+        app.say(f"warning: image {image.name}: add {skip[0]}/ to {image.context / '.dockerignore'} — the kit's own "
+                "files (rendered manifests, Secrets) are in the build context, and COPY . would put them in the image")
+    return Planned(image, inputs.tag, args, len(inputs.files))
+
+
+def check_build_files(app: App, image: config.Image) -> None:
+    core.check_name(image.name)
+    if not image.context.is_dir():
+        raise KitError(f"image {image.name}: build context {image.context} does not exist or is not a folder",
+                       hint=f"fix app.images.{image.name}.context in invoke.yaml (relative to {app.settings.root})",
+                       code=2)
+    if not image.dockerfile.is_file():
+        raise KitError(f"image {image.name}: Dockerfile {image.dockerfile} not found",
+                       hint=f"fix app.images.{image.name}.dockerfile (relative to its context {image.context})", code=2)
+
+
+def built_refs(app: App) -> dict[str, str]:
+    """Image name in manifests -> the reference the cluster runs (registry-qualified when pushing)."""
+    return {p.image.name: deliver_ref(app, p) for p in (plan(app, i) for i in app.settings.images)}
+
+
+def build_one(app: App, image: config.Image, no_cache: bool = False) -> Planned:
+    """Build ``image`` unless the daemon already has the tag its inputs give (or ``no_cache``)."""
+    planned = plan(app, image)
+    env = build_env(app)
+    existing = image_id(app, planned.ref, env)
+    if existing and not no_cache:
+        app.say(f"image {planned.ref}: up to date — {where(env)} already has this tag ({short(existing)}), and the tag "
+                f"is the hash of the Dockerfile, build args and {planned.files} context file(s)")
+        return planned
+    app.say(f"image {planned.ref}: building in {where(env)} ({planned.files} context files)")
+    result = app.run(build_argv(app, planned, no_cache), check=False, env=env)
+    if result.exited != 0:
+        check_daemon_result(result, during=f"the build of {planned.ref}: docker tags only a finished build, "
+                                           f"so {planned.ref} was not made")
+        step, output = core.build_failure((result.stdout or "") + "\n" + (result.stderr or ""))
+        raise KitError(f"image {image.name}: docker build failed" + (f" at {step}" if step else ""), evidence=output,
+                       hint="fix the failing step; the previous image and its tag are untouched", code=1)
+    return planned
+
+
+def build_argv(app: App, planned: Planned, no_cache: bool) -> list[str]:
+    image = planned.image
+    argv = ["docker", "build", "--tag", planned.ref, "--file", str(image.dockerfile),
+            "--label", f"{LABEL}={app.settings.name}", "--label", f"devloop.image={image.name}"]
+    for key, value in sorted(planned.build_args.items()):
+        argv += ["--build-arg", f"{key}={value}"]
+    if image.target:
+        argv += ["--target", image.target]
+    if no_cache:
+        argv.append("--no-cache")
+    argv.append(str(image.context))
+    return argv

@@ -1,0 +1,112 @@
+"""Docker access: the one place that asks the Docker daemon's API (through the docker SDK), with the docker CLI
+through the funnel when the API cannot answer, and what the daemon's failures mean."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from devloop import shell as funnel
+from devloop.core.errors import KitError, tail
+from devloop.kit import App
+
+DAEMON_DOWN = ("Cannot connect to the Docker daemon", "Is the docker daemon running", "error during connect")
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+TIMEOUT = 10  # seconds for one API call; a daemon slower than that is asked through the CLI instead
+
+
+def where(env: dict[str, str]) -> str:
+    """The daemon ``env`` (a build env: minikube's docker-env, or empty) points at, in words."""
+    return "minikube's Docker daemon" if env else "the local Docker daemon"
+
+
+def short(image_id: str) -> str:
+    return image_id.split(":")[-1][:12]
+
+
+def check_daemon_result(result: Any, during: str = "") -> None:
+    """Raise the kit's error when a docker CLI result says the daemon is not there."""
+    text = (result.stderr or "") + (result.stdout or "")
+    if any(word in text for word in DAEMON_DOWN):
+        message = f"the Docker daemon stopped answering during {during}" if during else "the Docker daemon is not reachable"
+        raise KitError(message, evidence=tail(text, 3),
+                       hint="start Docker (sudo systemctl start docker, or Docker Desktop), or check DOCKER_HOST")
+
+
+def daemon_url(env: dict[str, str]) -> str | None:
+    """The unix socket URL the docker CLI would talk to, when that is certain (else None: ask the CLI).
+
+    Docker contexts, ssh:// and tcp:// (with TLS) are left to the CLI, which knows them all. Tests whose
+    mock context scripts the CLI replace this with one that returns None.
+    """
+    host = env.get("DOCKER_HOST") or os.environ.get("DOCKER_HOST", "")
+    if not host:
+        if os.environ.get("DOCKER_CONTEXT") or _named_context():
+            return None
+        host = DEFAULT_HOST
+    return host if host.startswith("unix://") else None
+
+
+def _named_context() -> bool:
+    """Whether the docker CLI's config selects a context other than the default one."""
+    path = os.path.join(os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker"), "config.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle).get("currentContext", "default") not in ("", "default")
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def ask_image_id(url: str, ref: str) -> tuple[bool, str | None]:
+    """Ask the daemon's API for ``ref``: (answered, image ID or None when it has no such image).
+
+    The same question as `docker image inspect`, without starting the CLI.
+    """
+    # Local for start-up time: importing the SDK costs ~100 ms, and `inv --list` must stay fast.
+    import docker.errors
+
+    try:
+        client = docker.DockerClient(base_url=url, timeout=TIMEOUT)
+    except (docker.errors.DockerException, OSError):
+        return False, None
+    try:
+        return True, str(client.images.get(ref).id)
+    except docker.errors.ImageNotFound:
+        return True, None
+    except (docker.errors.DockerException, OSError):  # requests' errors are OSErrors: the socket went away mid-call
+        return False, None
+    finally:
+        client.close()
+
+
+def image_id(app: App, ref: str, env: dict[str, str] | None = None) -> str | None:
+    """The image ID of ``ref`` in the daemon ``env`` points at, or None when it has no such image."""
+    url = daemon_url(env or {})
+    if url:
+        answered, found = ask_image_id(url, ref)
+        if answered:
+            app.say(f"· docker API: image inspect {ref} ({url}): {found or 'no such image'}")
+            return found
+    result = app.run(["docker", "image", "inspect", "--format", "{{.Id}}", ref], query=True, capture=True,
+                     check=False, env=env)
+    if result.exited != 0:
+        check_daemon_result(result)
+        return None
+    return str(result.stdout.strip()) or None
+
+
+def server_version() -> str:
+    """The daemon's version through the API (a ping, no process; DOCKER_HOST is honoured), or ""."""
+    # Local for start-up time: importing the SDK costs ~100 ms, and `inv --list` must stay fast.
+    import docker
+
+    funnel.say(f"· docker API: version ({os.environ.get('DOCKER_HOST') or DEFAULT_HOST})")
+    try:
+        client = docker.from_env(timeout=5)
+        try:
+            return str(client.version().get("Version") or "")
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - any failure to reach the daemon is the answer "not reachable"
+        return ""

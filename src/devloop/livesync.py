@@ -1,0 +1,260 @@
+"""Live update in the cluster: copy synced files into every running container of an image, then run its command.
+
+Per image it keeps what the containers carry on top of the image (the overlay) and which container
+instances have it, so a container that starts later (a crash, a scale-up, a new replica) gets the same
+files; a rebuild that deploys a new image starts from a clean slate.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import tarfile
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from devloop import rollout, shell
+from devloop.core import config, liveupdate, render, supervise
+from devloop.core.errors import KitError
+from devloop.kit import STATE_DIR, App
+
+COPY_FAILED, DELETE_FAILED, COMMAND_FAILED = 90, 91, 92
+
+
+def repository(app: App, image: config.Image) -> str:
+    """The repository the pods run for ``image`` (the registry prefix with provider registry)."""
+    registry = app.settings.cluster.registry
+    return f"{registry}/{image.name}" if app.settings.cluster.provider == "registry" and registry else image.name
+
+
+def selector(app: App) -> str:
+    return f"{render.LABEL}={app.settings.name},{render.ENV_LABEL}={app.settings.env}"
+
+
+def tar_stream(files: dict[str, str]) -> bytes:
+    """A tar of local files (dest in the container -> local path) with paths relative to /."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for dest, local in sorted(files.items()):
+            tar.add(local, arcname=dest.lstrip("/"), recursive=False)
+    return buffer.getvalue()
+
+
+def exec_argv(app: App, target: liveupdate.Target, deleted: list[str], run: str) -> list[str]:
+    """One ``kubectl exec`` per container: unpack, delete, then the command; each step's failure its own code."""
+    script = f"tar -xf - -C / || exit {COPY_FAILED}; "
+    if deleted:
+        script += f'rm -rf -- "$@" || exit {DELETE_FAILED}; '
+    if run:
+        script += f"{{ {run}\n}} || exit {COMMAND_FAILED}"
+    return app.kubectl("exec", "-i", target.pod, "-c", target.container, "--", "sh", "-c", script, "sh", *deleted)
+
+
+def failure_reason(target: liveupdate.Target, exited: int, stderr: str, run: str) -> str:
+    where = f"pod/{target.pod} container {target.container}"
+    detail = shell.mask(stderr.strip().splitlines()[-1]) if stderr.strip() else f"exit {exited}"
+    if exited == COPY_FAILED:
+        return f"cannot copy files into {where} ({detail}); does the image have tar?"
+    if exited == DELETE_FAILED:
+        return f"cannot delete files in {where} ({detail})"
+    if exited == COMMAND_FAILED:
+        return f"the command after sync ({run}) failed in {where} ({detail})"
+    return f"cannot exec into {where} ({detail})"
+
+
+class LiveSync:
+    """The live-update state of one `inv watch`/`inv dev` session."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.overlays: dict[str, liveupdate.Overlay] = {}
+        self.carried: dict[str, set[str]] = {}  # image -> container keys that carry its whole overlay
+        self.stale = False  # a container could not be given the synced files: rebuild at the next change
+        self.lock = threading.Lock()
+
+    def sync(self, image: config.Image, decision: liveupdate.Decision) -> None:
+        """Copy ``decision``'s files into every running container of ``image``; KitError says why not."""
+        with self.lock:
+            overlay = self.overlays.setdefault(image.name, liveupdate.Overlay())
+            for file in decision.files:
+                local = image.context / file.path
+                overlay.add(file.dest, str(local) if local.is_file() else None)
+            started = time.monotonic()
+            targets = self.targets(image)
+            batch = {file.dest for file in decision.files}
+            sent = self.push(image, targets, batch)
+            self.app.say(f"synced {len(decision.files)} file(s) of {image.name} to {len(targets)} container(s)"
+                         f"{f' ({sent} new: whole overlay)' if sent else ''} in {(time.monotonic() - started) * 1000:.0f} ms")
+            self.record()
+
+    def catch_up(self) -> None:
+        """Give containers started since the last sync the overlay (a restart loses it); KitError says why not."""
+        with self.lock:
+            for image in self.app.settings.images:
+                if not self.overlays.get(image.name):
+                    continue
+                targets = [t for t in self.targets(image, strict=False) if t.key not in self.carried.get(image.name, set())]
+                if targets:
+                    self.push(image, targets, set())
+                    self.app.say(f"live update: gave {len(targets)} new container(s) of {image.name} the synced files")
+                    self.record()
+
+    def reset(self) -> None:
+        """A new image was deployed: the containers run it as built."""
+        with self.lock:
+            self.overlays.clear()
+            self.carried.clear()
+            self.stale = False
+            self.record()
+
+    @property
+    def active(self) -> bool:
+        """Some containers run files the deployed image does not have: only a rebuild converges."""
+        return any(self.overlays.values())
+
+    def attempt(self, images: Iterable[str], paths: Iterable[str]) -> bool:
+        """Sync this batch instead of rebuilding; False (with the reason said) when it must rebuild."""
+        if self.stale:
+            return False
+        planned = decisions(self.app, images, paths)
+        if not any(image.live_update for image, _ in planned):
+            return False
+        for image, decision in planned:
+            if not decision.sync:
+                self.app.say(f"live update: rebuilding {image.name}: {decision.rebuild}")
+                return False
+        try:
+            for image, decision in planned:
+                self.sync(image, decision)
+        except KitError as exc:
+            self.app.say(f"live update failed: {shell.mask(exc.message)}; rebuilding instead")
+            return False
+        return True
+
+    def targets(self, image: config.Image, strict: bool = True) -> list[liveupdate.Target]:
+        pods = rollout.list_json(self.app, self.app.kubectl("get", "pods", "-l", selector(self.app), "-o", "json"), "pods")
+        targets, problems = liveupdate.running_containers(pods, repository(self.app, image))
+        if strict and problems:
+            raise KitError("; ".join(problems))
+        if strict and not targets:
+            raise KitError(f"no running container of {image.name} to sync into")
+        return targets
+
+    def push(self, image: config.Image, targets: Iterable[liveupdate.Target], batch: set[str]) -> int:
+        """Send each container the batch, or the whole overlay if it is new; the count of new ones."""
+        live = image.live_update
+        run = live.run if live else ""
+        overlay = self.overlays[image.name].files
+        carried = self.carried.setdefault(image.name, set())
+        jobs = [(t, batch if t.key in carried else set(overlay)) for t in targets]
+        results = self._parallel(jobs, overlay, run)
+        failures = [failure_reason(t, r.exited, r.stderr, run) for (t, _), r in zip(jobs, results, strict=True) if r.exited]
+        if failures:
+            raise KitError("; ".join(failures))
+        carried.update(t.key for t, _ in jobs)
+        return sum(1 for t, dests in jobs if dests is not batch)
+
+    def _parallel(self, jobs: list[tuple[liveupdate.Target, set[str]]], overlay: dict[str, str | None], run: str) -> list[Any]:
+        def one(index: int, target: liveupdate.Target, dests: set[str]) -> object:
+            present = {d: str(overlay[d]) for d in dests if overlay.get(d)}
+            deleted = sorted(d for d in dests if not overlay.get(d))
+            argv = exec_argv(self.app, target, deleted, run)
+            if index == 0 and len(jobs) > 1:
+                self.app.say(f"$ {shell.mask(shlex.join(argv))} < (tar stream)    # and {len(jobs) - 1} more container(s)")
+            return shell.feed(self.app.c, argv, tar_stream(present), quiet=index > 0 or len(jobs) > 1)
+
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(jobs)))) as pool:
+            return list(pool.map(lambda job: one(*job), [(i, t, d) for i, (t, d) in enumerate(jobs)]))
+
+    def record(self) -> None:
+        """Which containers run live-updated files, for `inv k8s.status` (in .kit/, per environment)."""
+        if shell.is_dry(self.app.c):
+            return
+        path = state_file(self.app)
+        marks = {key.rsplit("/", 1)[0]: image for image, keys in self.carried.items() if self.overlays.get(image)
+                 for key in keys}
+        path.write_text(json.dumps(marks, indent=1) + "\n", encoding="utf-8")
+
+
+def state_file(app: App, create: bool = True) -> Path:
+    folder = app.state_dir if create else app.settings.root / STATE_DIR
+    return folder / f"live-{app.settings.env}.json"
+
+
+def live_marks(app: App) -> dict[str, str]:
+    """``pod-uid/container`` -> image, for containers running live-updated files (empty when none)."""
+    try:
+        return dict(json.loads(state_file(app, create=False).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {}
+
+
+def context_paths(app: App, image: config.Image, paths: Iterable[str]) -> list[str] | None:
+    """``paths`` (absolute, or relative to the app folder) relative to the image's build context, posix;
+    None when one lies outside the context."""
+    found = []
+    for path in paths:
+        absolute = Path(path) if Path(path).is_absolute() else app.settings.root / path
+        try:
+            found.append(absolute.resolve().relative_to(image.context.resolve()).as_posix())
+        except ValueError:
+            return None
+    return found
+
+
+def decisions(app: App, images: Iterable[str], paths: Iterable[str]) -> list[tuple[config.Image, liveupdate.Decision]]:
+    """Per image to be rebuilt: sync or rebuild, and why."""
+    paths, found = list(paths), []
+    for image in app.settings.images:
+        if image.name not in images:
+            continue
+        inside = context_paths(app, image, paths)
+        dockerfile = context_paths(app, image, [str(image.dockerfile)])
+        if inside is None:
+            found.append((image, liveupdate.Decision(image.name, rebuild="a changed file is outside its build context")))
+            continue
+        found.append((image, liveupdate.decide(image.name, image.live_update, inside, (dockerfile or [""])[0])))
+    return found
+
+
+class Feed:
+    """While containers carry synced files, watch the app's pods and give new containers the files."""
+
+    def __init__(self, app: App, live: LiveSync) -> None:
+        self.app, self.live = app, live
+        self.wake = threading.Event()
+        self.stopped = threading.Event()
+        self.feed: supervise.ChangeFeed | None = None
+        self.thread: threading.Thread | None = None
+
+    def ensure(self) -> None:
+        if self.thread is None and not shell.is_dry(self.app.c):
+            self.feed = rollout.open_feed(self.app, ["pods"], self.wake.set, selector(self.app)).open()
+            self.thread = threading.Thread(target=self._loop, daemon=True, name="live-update catch-up")
+            self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stopped.is_set():
+            if not self.wake.wait(1.0):
+                if self.feed is not None:
+                    self.feed.check()  # restart a dead kubectl child
+                continue
+            time.sleep(0.3)  # let a burst of pod events settle
+            self.wake.clear()
+            try:
+                self.live.catch_up()
+            except KitError as exc:
+                self.app.say(f"live update: {exc.message}; the next save rebuilds {', '.join(self.live.overlays)}")
+                self.live.stale = True
+
+    def close(self) -> None:
+        self.stopped.set()
+        if self.feed is not None:
+            self.feed.close()
+        if self.thread is not None:
+            self.thread.join(timeout=2)

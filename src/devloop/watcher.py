@@ -1,0 +1,172 @@
+"""File events: watchdog's observer (inotify/FSEvents, or polling with ``--poll``), the handler that
+classifies each event's paths, and the inbox that hands due batches to the watch loop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from devloop.core import debounce, watchfilter
+
+POLL_INTERVAL = 0.5  # seconds between two snapshots with --poll
+# Event kinds that change what a build or an apply would see. "opened"/"closed_no_write" are reads
+# (docker build reads the whole context); "closed" repeats "modified".
+CHANGE_KINDS = frozenset({"created", "modified", "deleted", "moved", "attrib"})
+
+
+def _event_types() -> list[Any]:
+    # Local for start-up time: `inv --list` imports this module, and watchdog takes tens of ms to load.
+    from watchdog.events import (
+        DirCreatedEvent,
+        DirDeletedEvent,
+        DirMovedEvent,
+        FileAttribEvent,
+        FileCreatedEvent,
+        FileDeletedEvent,
+        FileModifiedEvent,
+        FileMovedEvent,
+    )
+
+    return [FileCreatedEvent, FileModifiedEvent, FileAttribEvent, FileDeletedEvent, FileMovedEvent,
+            DirCreatedEvent, DirDeletedEvent, DirMovedEvent]
+
+
+def _native_observer() -> Any:
+    from watchdog.observers import Observer  # local for start-up time (see _event_types)
+
+    return Observer()
+
+
+def _polling_observer() -> Any:
+    from watchdog.observers.polling import PollingObserver  # local for start-up time (see _event_types)
+
+    return PollingObserver(timeout=POLL_INTERVAL)
+
+
+class Inbox:
+    """The observer thread adds changes; the main thread waits for a due batch. The debouncer
+    decides when; this only adds the lock and the wake-ups."""
+
+    def __init__(self, debouncer: debounce.Debouncer, wait: Callable[[threading.Condition, float], Any] | None = None) -> None:
+        self.debouncer = debouncer
+        self._cond = threading.Condition()
+        self._changes: dict[str, watchfilter.Change] = {}
+        # How to wait for an event or a deadline (tests pass one that advances a fake clock instead).
+        self._wait = wait or (lambda cond, seconds: cond.wait(seconds))
+
+    def add(self, change: watchfilter.Change) -> None:
+        with self._cond:
+            self.debouncer.add(change.path)
+            self._changes[change.path] = change
+            self._cond.notify()
+
+    def take(self) -> tuple[debounce.Batch, list[watchfilter.Change]] | None:
+        """The due batch and its changes, or None (never blocks)."""
+        with self._cond:
+            batch = self.debouncer.take()
+            if batch is None:
+                return None
+            return batch, [self._changes.pop(p) for p in batch.paths]
+
+    def wait(self, check: Callable[[], None] = lambda: None, tick: float = 0.5) -> tuple[debounce.Batch, list[watchfilter.Change]]:
+        """Block until a batch is due. ``check`` runs at least every ``tick`` seconds (it may raise)."""
+        while True:
+            with self._cond:
+                taken = self.take()
+                if taken:
+                    return taken
+                due = self.debouncer.due_in()
+                self._wait(self._cond, tick if due is None else min(due, tick))
+            check()
+
+    @contextmanager
+    def cycle(self) -> Iterator[None]:
+        with self._cond:
+            self.debouncer.cycle_started()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.debouncer.cycle_finished()
+                self._cond.notify()
+
+
+class ChangeHandler:
+    """watchdog's handler protocol (``dispatch``): classify each event's path(s), hand changes on."""
+
+    def __init__(self, watch_filter: watchfilter.WatchFilter, inbox: Inbox,
+                 new_folder: Callable[[str], None] | None = None) -> None:
+        self.filter = watch_filter
+        self.inbox = inbox
+        self.new_folder = new_folder
+        self.seen = 0  # events received, ignored ones included
+        self.ignored = 0
+
+    def dispatch(self, event: Any) -> None:
+        self.seen += 1
+        kind = event.event_type
+        if kind not in CHANGE_KINDS or (event.is_directory and kind in ("modified", "attrib")):
+            self.ignored += 1
+            return
+        paths = [os.fsdecode(event.src_path)]
+        if kind == "moved" and event.dest_path:
+            paths.append(os.fsdecode(event.dest_path))
+        changes = [c for c in (self.filter.classify(p) for p in paths) if c is not None]
+        if not changes:
+            self.ignored += 1
+        for change in changes:
+            self.inbox.add(change)
+        if event.is_directory and kind in ("created", "moved") and self.new_folder:
+            self.new_folder(paths[-1])
+
+
+class Watcher:
+    """The observer and its watches: planned around ignored folders, extended as folders appear."""
+
+    def __init__(self, watch_filter: watchfilter.WatchFilter, handler: ChangeHandler, poll: bool = False) -> None:
+        self.filter = watch_filter
+        self.handler = handler
+        self.poll = poll
+        self.watches: list[watchfilter.Watch] = []
+        self.missing: list[str] = []
+        self._flat: set[str] = set()
+        self._recursive: set[str] = set()
+        self._observer: Any = None
+        handler.new_folder = self.folder_appeared
+
+    def start(self) -> None:
+        self._observer = _polling_observer() if self.poll else _native_observer()
+        targets = self.filter.targets()
+        self.missing = [t for t in targets if not os.path.exists(t)]
+        for target in watchfilter.plan_watches([t for t in targets if t not in self.missing], self.filter.prunable):
+            self._schedule(target)
+        self._observer.start()
+
+    def _schedule(self, target: watchfilter.Watch) -> None:
+        if not os.path.isdir(target.path):
+            return  # gone since it was planned
+        self._observer.schedule(self.handler, target.path, recursive=target.recursive, event_filter=_event_types())
+        (self._recursive if target.recursive else self._flat).add(target.path)
+        self.watches.append(target)
+
+    def folder_appeared(self, path: str) -> None:
+        """A new folder inside a non-recursively watched one: watch it too (unless it is ignored)."""
+        if os.path.dirname(path) in self._flat and path not in self._recursive and not self.filter.prunable(path):
+            for target in watchfilter.plan_watches([path], self.filter.prunable):
+                if target.path not in self._recursive and target.path not in self._flat:
+                    self._schedule(target)
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            # watchdog logs a harmless race between its reader thread and stop() as an error.
+            logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
+            self._observer.stop()
+            self._observer.join(timeout=2)
+
+    def describe(self) -> str:
+        kind = f"polling every {POLL_INTERVAL}s" if self.poll else "native file events"
+        return f"{len(self.watches)} watch(es), {kind}"
