@@ -13,8 +13,8 @@ from typing import Any
 
 from devloop import shell
 from devloop.core import render
-from devloop.core.config import read_dotenv
 from devloop.core.errors import KitError
+from devloop.core.schema import read_dotenv
 from devloop.kit import App, shown_path
 
 

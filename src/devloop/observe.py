@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import webbrowser
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -327,11 +328,8 @@ def open_(c: Context, env: str | None = None, browser: bool = False, allow_conte
     url, source = app_url(app, mine or objects)
     app.say(f"from {source}")
     print(url, flush=True)
-    if browser:
-        import webbrowser
-
-        if not webbrowser.open(url):
-            raise KitError(f"no browser could be started for {url}", hint="open the URL by hand, or set $BROWSER")
+    if browser and not webbrowser.open(url):
+        raise KitError(f"no browser could be started for {url}", hint="open the URL by hand, or set $BROWSER")
 
 
 # -- kubectl pass-through ---------------------------------------------------------------------------

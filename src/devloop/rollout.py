@@ -10,6 +10,7 @@ import contextlib
 import json
 import shlex
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,8 +38,6 @@ def wanted_workloads(app: App, documents: list[dict[str, Any]]) -> list[str]:
 
 def spawner(app: App, *, merge_stderr: bool = False, quiet: bool = True) -> Callable[[list[str]], supervise.Proc | None]:
     """Start a kubectl child through the funnel, its stdout piped (stderr too, or discarded)."""
-    import subprocess
-
     def start(argv: list[str]) -> supervise.Proc | None:
         return shell.spawn(app.c, argv, quiet=quiet, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT if merge_stderr else subprocess.DEVNULL,

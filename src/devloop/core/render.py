@@ -5,6 +5,7 @@ Pure: takes file texts and values, returns documents or raises KitError naming f
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -155,7 +156,7 @@ def parse(sources: Iterable[Source], origins: dict[int, Path] | None = None) -> 
 
     ``origins`` (if given) receives id(object) -> the file it came from, for lint messages.
     """
-    import yaml
+    import yaml  # kept local for start-up time: `inv --list` never renders
 
     documents: list[dict[str, Any]] = []
     for source in sources:
@@ -185,7 +186,6 @@ def secret_document(name: str, values: Mapping[str, str]) -> dict[str, Any]:
 
 def masked(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Copies of the documents with every Secret value replaced by ****, for printing."""
-    import copy
 
     shown = copy.deepcopy(documents)
     for doc in shown:
@@ -275,7 +275,7 @@ def _label_pods(doc: dict[str, Any], app: str, env: str) -> None:
 
 
 def dump(documents: list[dict[str, Any]]) -> str:
-    import yaml
+    import yaml  # kept local for start-up time: `inv --list` never renders
 
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present
     return yaml.dump_all(documents, Dumper=dumper, sort_keys=False, default_flow_style=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import io
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -81,7 +82,7 @@ OPEN_MAPPINGS = {"images", "environments", "vars", "build_args", "secrets", "set
 
 def check_yaml_file(path: Path) -> dict[str, Any]:
     """Parse a YAML config file; a syntax error names the file, line and column."""
-    from invoke.util import yaml  # the copy invoke already loaded: it parses this file next anyway
+    from invoke.util import yaml  # kept local for start-up time (the copy invoke loads anyway, only when parsing)
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -116,7 +117,7 @@ def yaml_error(path: Path, exc: Exception, text: str = "") -> KitError:
 
 def key_line(path: Path, dotted: str) -> int | None:
     """The line of a dotted key (``app.images.web.dockerfil``) in a YAML file, if it is there."""
-    import yaml
+    import yaml  # kept local for start-up time: only a problem report asks for a line
 
     try:
         node = yaml.compose(path.read_text(encoding="utf-8"))
@@ -145,15 +146,13 @@ class DotenvFile:
 
 def read_dotenv(path: Path) -> DotenvFile:
     """Read a ``.env`` file; lines python-dotenv cannot parse are reported with their number."""
-    from dotenv.parser import parse_stream
+    from dotenv.parser import parse_stream  # kept local for start-up time: `inv --list` reads no .env
 
     result = DotenvFile({}, [])
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return result
-    import io
-
     for binding in parse_stream(io.StringIO(text)):
         if binding.error:  # name the key only: the rest of the line may be a secret value
             raw = binding.original.string.strip()
