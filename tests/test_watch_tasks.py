@@ -91,8 +91,8 @@ def shapes(commands: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize(("changed", "expected"), [
-    ("app/www/index.html", [CONTEXT, "docker image inspect", "docker build --tag", "docker image inspect",
-                            "kubectl --context k8s-local apply", "kubectl --context k8s-local get"]),
+    ("app/web.sh", [CONTEXT, "docker image inspect", "docker build --tag", "docker image inspect",
+                    "kubectl --context k8s-local apply", "kubectl --context k8s-local get"]),
     ("k8s/web-deploy.yaml", [CONTEXT, "kubectl --context k8s-local apply", "kubectl --context k8s-local get"]),
     ("Dockerfile", [CONTEXT, "docker image inspect", "docker build --tag", "docker image inspect",
                     "kubectl --context k8s-local apply", "kubectl --context k8s-local get"]),
@@ -116,6 +116,61 @@ def test_one_cycle_runs_exactly_these_commands(app_dir: Path, monkeypatch: pytes
     assert ("manifests only: no rebuild" in err) is (changed.startswith("k8s/"))
     assert "── cycle 1 ready: " in err and "save→ready" in err
     assert not list((app_dir / ".kit").glob("lock-*.json"))  # released on the way out
+
+
+PODS = "kubectl --context k8s-local get pods -l devloop/app=hello,devloop/env=dev -o json"
+
+
+def hello_pods(tag: str, waiting: str = "") -> str:
+    def one(name: str, container: str) -> dict[str, Any]:
+        state = {"waiting": {"reason": waiting}} if waiting and container == "worker" else {"running": {}}
+        return {"metadata": {"name": name, "uid": f"uid-{name}"},
+                "spec": {"containers": [{"name": container, "image": f"hello:{tag}"}]},
+                "status": {"containerStatuses": [{"name": container, "state": state, "restartCount": 0}]}}
+    return json.dumps({"items": [one("hello-web-1", "web"), one("hello-web-2", "web"), one("hello-worker-1", "worker")]})
+
+
+def test_a_save_under_a_sync_rule_is_copied_into_every_container_without_a_build(
+        app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from devloop import livesync
+
+    sent: list[tuple[list[str], bytes]] = []
+    monkeypatch.setattr(livesync.shell, "feed", lambda c, argv, data, **kw: sent.append((list(argv), data)) or ok())
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), PODS: ok(hello_pods(tag(app_dir)))}, app=config(app_dir), repeat=False)
+    (app_dir / "app" / "www" / "index.html").write_text("<h1>synced</h1>\n")
+    edits(monkeypatch, app_dir / "app" / "www" / "index.html")
+    watch.watch(c, cycles="1", debounce_ms="1")
+    assert c.commands == [CONTEXT, PODS]  # no build, no apply, no rollout
+    assert sorted(argv[5] for argv, _ in sent) == ["hello-web-1", "hello-web-2", "hello-worker-1"]
+    argv, data = sent[0]
+    assert argv[:5] == ["kubectl", "--context", "k8s-local", "exec", "-i"]
+    assert argv[argv.index("--"):argv.index("--") + 3] == ["--", "sh", "-c"] and argv[-1] == "sh"  # no deletions
+    assert b"<h1>synced</h1>" in data and b"app/www/index.html" in data
+    err = capsys.readouterr().err
+    assert "── cycle 1: app/www/index.html changed (live update hello)" in err
+    assert "synced 1 file(s) of hello to 3 container(s)" in err and "── cycle 1 ready: live update sync " in err
+    marks = json.loads((app_dir / ".kit" / "live-dev.json").read_text())
+    assert sorted(marks) == ["uid-hello-web-1/web", "uid-hello-web-2/web", "uid-hello-worker-1/worker"]
+
+
+def test_a_container_that_cannot_take_the_sync_means_a_rebuild(app_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    t = tag(app_dir)
+    c = StrictContext({
+        CONTEXT: ok("k8s-local\n"),
+        PODS: ok(hello_pods(t, waiting="CrashLoopBackOff")),
+        rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image"), ok("sha256:1\n")],
+        rx(r"^docker build --tag hello:"): ok(),
+        APPLY: ok(),
+        GET: ok(ready_listing()),
+    }, app=config(app_dir), repeat=False)
+    (app_dir / "app" / "www" / "index.html").write_text("<h1>not synced</h1>\n")
+    edits(monkeypatch, app_dir / "app" / "www" / "index.html")
+    watch.watch(c, cycles="1", debounce_ms="1")
+    err = capsys.readouterr().err
+    assert "live update failed: pod/hello-worker-1 container worker is not running (CrashLoopBackOff); rebuilding instead" in err
+    assert "── cycle 1 ready: build " in err
+    assert any(cmd.startswith("docker build") for cmd in c.commands)
 
 
 def test_a_failed_build_is_reported_and_the_next_change_retries(app_dir: Path, monkeypatch: pytest.MonkeyPatch,

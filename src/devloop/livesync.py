@@ -76,6 +76,16 @@ class LiveSync:
         self.carried: dict[str, set[str]] = {}  # image -> container keys that carry its whole overlay
         self.stale = False  # a container could not be given the synced files: rebuild at the next change
         self.lock = threading.Lock()
+        self.feed = Feed(app, self)
+
+    def sync_all(self, planned: list[tuple[config.Image, liveupdate.Decision]]) -> None:
+        with self.app.phase("sync"):
+            for image, decision in planned:
+                self.sync(image, decision)
+        self.feed.ensure()  # from now on, containers that start get the synced files too
+
+    def close(self) -> None:
+        self.feed.close()
 
     def sync(self, image: config.Image, decision: liveupdate.Decision) -> None:
         """Copy ``decision``'s files into every running container of ``image``; KitError says why not."""
@@ -117,24 +127,18 @@ class LiveSync:
         """Some containers run files the deployed image does not have: only a rebuild converges."""
         return any(self.overlays.values())
 
-    def attempt(self, images: Iterable[str], paths: Iterable[str]) -> bool:
-        """Sync this batch instead of rebuilding; False (with the reason said) when it must rebuild."""
+    def plan(self, images: Iterable[str], paths: Iterable[str]) -> list[tuple[config.Image, liveupdate.Decision]]:
+        """The syncs that answer this batch instead of a rebuild; [] (the reason said) when it must rebuild."""
         if self.stale:
-            return False
+            return []
         planned = decisions(self.app, images, paths)
         if not any(image.live_update for image, _ in planned):
-            return False
+            return []
         for image, decision in planned:
             if not decision.sync:
                 self.app.say(f"live update: rebuilding {image.name}: {decision.rebuild}")
-                return False
-        try:
-            for image, decision in planned:
-                self.sync(image, decision)
-        except KitError as exc:
-            self.app.say(f"live update failed: {shell.mask(exc.message)}; rebuilding instead")
-            return False
-        return True
+                return []
+        return planned
 
     def targets(self, image: config.Image, strict: bool = True) -> list[liveupdate.Target]:
         pods = rollout.list_json(self.app, self.app.kubectl("get", "pods", "-l", selector(self.app), "-o", "json"), "pods")
@@ -258,3 +262,21 @@ class Feed:
             self.feed.close()
         if self.thread is not None:
             self.thread.join(timeout=2)
+
+
+def converge(app: App) -> list[str]:
+    """Pods still running live-updated files (a watch session ended): delete them, so their workloads make
+    new ones from the image as built. Returns the pods deleted."""
+    marks = live_marks(app)
+    if not marks:
+        return []
+    pods = rollout.list_json(app, app.kubectl("get", "pods", "-l", selector(app), "-o", "json"), "pods")
+    uids = {key.split("/", 1)[0] for key in marks}
+    doomed = [str(p["metadata"]["name"]) for p in pods if p["metadata"].get("uid") in uids
+              and not p["metadata"].get("deletionTimestamp")]
+    if doomed:
+        app.say(f"live update: {len(doomed)} pod(s) still run synced files; replacing them with the image as built")
+        app.run(app.kubectl("delete", "pod", "--wait=false", *doomed))
+    if not shell.is_dry(app.c):
+        state_file(app).unlink(missing_ok=True)
+    return doomed

@@ -15,7 +15,7 @@ from typing import Any
 
 from invoke import Context
 
-from devloop import children, k8s, observe, shell, workflow
+from devloop import children, k8s, livesync, observe, shell, workflow
 from devloop.children import Stopper
 from devloop.core import debounce, ports, watchfilter
 from devloop.core.errors import KitError
@@ -110,24 +110,45 @@ def attempt(app: App, stopper: Stopper, work: Callable[[], object]) -> bool:
     return True
 
 
-def cycle_runner(app: App, sets: dict[str, str], timeout: int | None,
-                 stopper: Stopper) -> Callable[[int, debounce.Batch, watchfilter.Plan], bool]:
-    """The loop's cycle: say why, run workflow.cycle, report timings; a failure is reported, not fatal."""
+def cycle_runner(app: App, sets: dict[str, str], timeout: int | None, stopper: Stopper,
+                 live: livesync.LiveSync) -> Callable[[int, debounce.Batch, watchfilter.Plan], bool]:
+    """The loop's cycle: say why, sync or run workflow.cycle, report timings; a failure is reported, not fatal."""
 
     def run(number: int, batch: debounce.Batch, plan: watchfilter.Plan) -> bool:
         app.forget("plan:")  # file contents changed: tags are computed again
         app.timings.clear()
-        what = f"rebuild {', '.join(sorted(plan.images))}" if plan.build else "manifests only: no rebuild"
+        syncs = live.plan(plan.images, batch.paths) if plan.build and not plan.manifests else []
+        if syncs and live_cycle(app, number, batch, live, syncs):
+            return True
+        build = plan.build or live.active  # synced files only converge through a new image
+        what = f"rebuild {', '.join(sorted(plan.images))}" if plan.build else \
+            "rebuild: containers carry synced files" if build else "manifests only: no rebuild"
         app.say(f"── cycle {number}: {batch.describe()} changed ({what})")
-        if not attempt(app, stopper, lambda: workflow.cycle(app, sets, timeout, build=plan.build, deliver=plan.build)):
+        if not attempt(app, stopper, lambda: workflow.cycle(app, sets, timeout, build=build, deliver=build)):
             failed_in = list(app.timings)[-1] if app.timings else "start"
             app.say(f"── cycle {number} failed in {failed_in} after {sum(app.timings.values()):.1f}s; "
                     "still watching: the next change retries")
             return False
+        if build:
+            live.reset()
         app.say(f"── cycle {number} ready: {phase_line(app.timings)}  │ save→ready {App.clock() - batch.first:.1f}s")
         return True
 
     return run
+
+
+def live_cycle(app: App, number: int, batch: debounce.Batch, live: livesync.LiveSync,
+               syncs: list[tuple[Any, Any]]) -> bool:
+    """Copy the batch into the running containers; False (the reason said) when it must rebuild instead."""
+    app.say(f"── cycle {number}: {batch.describe()} changed (live update {', '.join(i.name for i, _ in syncs)})")
+    try:
+        live.sync_all(syncs)
+    except KitError as exc:
+        app.say(f"live update failed: {shell.mask(exc.message)}; rebuilding instead")
+        app.timings.clear()
+        return False
+    app.say(f"── cycle {number} ready: live update {phase_line(app.timings)}  │ save→ready {App.clock() - batch.first:.1f}s")
+    return True
 
 
 def first_cycle(app: App, session: Session, sets: dict[str, str], timeout: int | None, stopper: Stopper) -> bool:
@@ -253,10 +274,12 @@ def watch(c: Context, env: str | None = None, set: list[str] | None = None, poll
     app = _loaded(c, env, allow_context)
     with children.stopping() as stopper, workflow.cycle_lock(app):
         session = start_session(app, poll, debounce_ms, max_delay_ms)
+        live = livesync.LiveSync(app)
         try:
-            last_ok = session.run(cycle_runner(app, sets, timeout, stopper), cycles, stopper.check)
+            last_ok = session.run(cycle_runner(app, sets, timeout, stopper, live), cycles, stopper.check)
         finally:
             session.stop()
+            live.close()
     _check_last(last_ok, cycles)
 
 
@@ -272,12 +295,14 @@ def dev(c: Context, env: str | None = None, set: list[str] | None = None, poll: 
     followers: list[Background] = []
     with children.stopping() as stopper, workflow.cycle_lock(app):
         session = start_session(app, poll, debounce_ms, max_delay_ms)
+        live = livesync.LiveSync(app)
         try:
             first_cycle(app, session, sets, timeout, stopper)
             followers = start_followers(app, not no_logs, not no_forwards, allow_context)
-            last_ok = session.run(cycle_runner(app, sets, timeout, stopper), cycles, stopper.check)
+            last_ok = session.run(cycle_runner(app, sets, timeout, stopper, live), cycles, stopper.check)
         finally:
             session.stop()
+            live.close()
             for follower in followers:
                 follower.stop()
             children.stop_descendants()

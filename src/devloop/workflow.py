@@ -8,7 +8,7 @@ from typing import Any
 
 from invoke import Context
 
-from devloop import compose, docker_api, k8s, observe, rollout, shell
+from devloop import compose, docker_api, k8s, livesync, observe, rollout, shell
 from devloop.build import build_one, plan
 from devloop.core import compose as compose_core
 from devloop.core import lock, ports
@@ -58,10 +58,13 @@ def up(c: Context, env: str | None = None, set: list[str] | None = None, timeout
     app.context()  # the guard runs before anything is built
     with cycle_lock(app):
         documents = cycle(app, k8s.parse_sets(set), timeout, build=not no_build, strict=ci)
+        if livesync.converge(app):  # pods a watch session left with synced files: back to the image as built
+            with app.phase("ready"):
+                rollout.wait_ready(app, rollout.wanted_workloads(app, documents), timeout)
     observe.summary(app, documents)
     total = sum(app.timings.values())
     app.say("timings: " + "  ".join(f"{k} {v:.1f}s" for k, v in app.timings.items()) + f"  total {total:.1f}s")
-    if ci:
+    if ci and not shell.is_dry(c):  # a dry run waited for nothing: it claims nothing
         app.say("ci: every workload is ready")
 
 
