@@ -205,3 +205,45 @@ def test_doctor_says_when_the_docker_daemon_does_not_answer(app: Path, tmp_path:
     assert result.returncode == 1
     assert "FAIL  docker daemon reachable  start Docker" in result.stdout
     no_traceback(result)
+
+
+@pytest.mark.parametrize("task", ["up", "watch"])
+def test_a_kit_folder_that_cannot_be_written_is_one_clear_error(app: Path, cluster: str, task: str) -> None:
+    (app / ".kit").write_text("a file where the kit keeps its folder\n")
+    result = inv(app, task, "--timeout", "5")
+    assert result.returncode == 73, result.stderr
+    assert f"cannot write the kit's folder {app / '.kit'}" in result.stderr and "chmod u+rwx" in result.stderr
+    no_traceback(result)
+
+
+def test_a_latin1_env_file_is_named_with_line_and_byte(app: Path) -> None:
+    (app / ".env").write_bytes(b"BASE_IMAGE=busybox:1.36\nGREETING=caf\xe9\n")
+    listing = inv(app, "--list")
+    assert listing.returncode == 0 and "k8s.render" in listing.stdout
+    no_traceback(listing)
+    result = inv(app, "k8s.render")
+    assert result.returncode == 2
+    assert f"{app}/.env:2:13: byte 0xe9 is not UTF-8" in result.stderr and "iconv -f latin1" in result.stderr
+    no_traceback(result)
+
+
+def test_image_tag_hashes_a_latin1_dockerignore_and_a_name_that_is_not_utf8(app: Path) -> None:
+    env = {"BASE_IMAGE": "busybox:1.36"}
+    before = inv(app, "image.tag", env=env)
+    assert before.returncode == 0, before.stderr
+    with (app / ".dockerignore").open("ab") as ignore:
+        ignore.write(b"# caf\xe9\ncaf\xe9.txt\n")
+    (app / os.fsdecode(b"caf\xe9.txt")).write_bytes(b"left out\n")
+    (app / "app" / os.fsdecode(b"\xff.txt")).write_bytes(b"sent\n")
+    result = inv(app, "image.tag", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("hello:") and result.stdout != before.stdout
+    no_traceback(result)
+
+
+def test_a_duplicate_key_in_invoke_yaml_stops_every_task_naming_both_lines(app: Path) -> None:
+    (app / "invoke.yaml").write_text((app / "invoke.yaml").read_text() + "  timeout: 30\n")
+    result = inv(app, "k8s.render")
+    assert result.returncode == 2
+    assert f"{app}/invoke.yaml:" in result.stderr and "duplicate key 'timeout': at line" in result.stderr
+    no_traceback(result)

@@ -171,3 +171,27 @@ def test_problems_from_every_section_are_reported_together(tmp_path: Path) -> No
         "  - app.workloads must be a list, got {'a': 1}",
         "  - app.compose must be a mapping (key: value lines indented under it), got ['x']",
     ]
+
+
+def test_a_duplicate_key_in_invoke_yaml_names_both_lines(tmp_path: Path) -> None:
+    config = tmp_path / "invoke.yaml"
+    config.write_text("app:\n  name: shop\n  timeout: 60\n  forwards: []\n  timeout: 120\n")
+    with pytest.raises(KitError) as err:
+        check_yaml_file(config)
+    assert err.value.message == f"{config}:5:3: duplicate key 'timeout': at line 3 and again at line 5"
+    assert "keep one" in err.value.hint
+
+
+def test_yaml_merge_keys_are_no_duplicates(tmp_path: Path) -> None:
+    config = tmp_path / "invoke.yaml"
+    config.write_text("x-base: &base {timeout: 60, name: shop}\napp:\n  <<: *base\n  timeout: 120\n")
+    assert check_yaml_file(config)["app"] == {"timeout": 120, "name": "shop"}
+
+
+def test_a_latin1_env_file_names_line_column_and_byte_not_the_value(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_bytes(b"A=1\nPASSWORD=s\xe9cret\n")
+    with pytest.raises(KitError) as err:
+        read_dotenv(env)
+    assert err.value.message == f"{env}:2:11: byte 0xe9 is not UTF-8 (the kit reads this file as UTF-8)"
+    assert "cret" not in err.value.message and "iconv -f latin1 -t utf-8 .env" in err.value.hint

@@ -48,8 +48,9 @@ def test_ctrl_c_stops_every_child_and_exits_130(cluster: str, base_image: str, t
             assert f"pid {dev.proc.pid} (inv dev), since " in second.stderr
 
             # Save a change, then interrupt the cycle it starts while the build runs.
-            (app / "app" / "www" / "version.txt").write_text("interrupted build\n")
-            dev.wait_for(r"── cycle 1: app/www/version.txt changed", 30)
+            with (app / "app" / "worker.sh").open("a") as script:  # outside the sync rules: a rebuild
+                script.write("# interrupted build\n")
+            dev.wait_for(r"── cycle 1: app/worker.sh changed", 30)
             during = wait_for_children(dev.proc.pid, ["docker"], 30)
             children = {pid: lock.process_start(pid) for pid in {**before_edit, **during}}
             children = {pid: start for pid, start in children.items() if start}

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from invoke import Result
 from strict import StrictContext, ok
 
 from devloop import docker_api
@@ -131,3 +132,23 @@ def test_the_doctors_version_ping_is_shown_as_an_api_call(daemon: str, monkeypat
     assert capsys.readouterr().err.splitlines() == [f"· docker API: version ({daemon})"]
     monkeypatch.setenv("DOCKER_HOST", daemon + ".gone")
     assert docker_api.server_version() == ""  # not reachable: the doctor says how to start it
+
+
+LEGACY_NOTICE = "DEPRECATED: The legacy builder is deprecated and will be removed in a future release.\n"
+
+
+@pytest.mark.parametrize(("stderr", "lost"), [
+    (LEGACY_NOTICE + "unexpected EOF\n", True),  # the real CLI when its daemon's socket closed mid-build
+    ("ERROR: failed to receive status: rpc error: code = Unavailable desc = error reading from server: EOF\n", True),
+    ("read unix @->/var/run/docker.sock: read: connection reset by peer\n", True),
+    ("write tcp 192.168.49.1:51234->192.168.49.2:2376: write: broken pipe\n", True),
+    # A step's own network trouble, or a registry's, is the build's failure, not a lost daemon:
+    ("curl: (56) Recv failure: Connection reset by peer\nThe command '/bin/sh -c curl -fsS https://x' returned a "
+     "non-zero code: 56\n", False),
+    ('Get "https://registry-1.docker.io/v2/": EOF\n', False),
+    ("COPY failed: file not found in build context\n", False),
+    ("", False),
+])
+def test_a_daemon_lost_mid_call_is_told_from_the_builds_own_failure(stderr: str, lost: bool) -> None:
+    result = Result(stdout="Step 4/9 : RUN make\n", stderr=stderr, exited=1)
+    assert docker_api.daemon_lost(result) is lost

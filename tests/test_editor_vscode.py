@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -172,7 +174,10 @@ def test_inv_editor_vscode_writes_then_keeps_user_entries(tmp_path: Path) -> Non
     doc = json.loads(target.read_text())
     from devloop import namespace
 
-    assert sorted(t["args"][0] for t in doc["tasks"]) == sorted(namespace(app).task_names)
+    assert sorted(t["label"] for t in doc["tasks"]) == sorted(f"inv {name}" for name in namespace(app).task_names)
+    up = by_label(doc, "inv up")
+    assert Path(up["command"]).parent == Path(sys.executable).parent  # the venv's own python: none needs to be active
+    assert Path(up["command"]).name.startswith("python") and up["args"] == ["-m", "invoke", "up"]
     for label in ("inv up", "inv minikube.start", "inv compose.up", "inv editor.vscode", "inv k8s.render"):
         assert label in [t["label"] for t in doc["tasks"]]
     assert by_label(doc, "inv up")["group"] == {"kind": "build", "isDefault": True}
@@ -209,3 +214,161 @@ def test_workspace_above_the_app_and_dry_run(tmp_path: Path) -> None:
 def test_shell_completion_script(tmp_path: Path, shell: str, words: str) -> None:
     result = inv(make_app(tmp_path), "--print-completion-script", shell)
     assert result.returncode == 0 and words in result.stdout and "inv" in result.stdout
+
+
+# -- the buttons run without an active venv (#13 item 19) -------------------------------------------
+
+
+def test_buttons_run_this_interpreter_or_the_devloop_command_beside_it(tmp_path: Path) -> None:
+    from devloop import editor
+
+    venv = tmp_path / "ws" / ".venv" / "bin"
+    venv.mkdir(parents=True)
+    python, devloop = venv / "python", venv / "devloop"
+    for script in (python, devloop):
+        script.write_text("#!/bin/sh\n")
+        script.chmod(0o755)
+    app = tmp_path / "ws" / "app"
+    app.mkdir()
+    # no tasks.py: the devloop command (it needs none); inside the workspace: relative to it, for any clone
+    assert editor.default_runner(app, tmp_path / "ws", str(python)) == ["${workspaceFolder}/.venv/bin/devloop"]
+    (app / "tasks.py").write_text("")
+    assert editor.default_runner(app, tmp_path / "ws", str(python)) == ["${workspaceFolder}/.venv/bin/python",
+                                                                         "-m", "invoke"]
+    assert editor.default_runner(app, app, str(python)) == [str(python), "-m", "invoke"]  # venv outside: absolute
+    assert editor.runner("poetry run inv", app, app) == ["poetry", "run", "inv"]
+    with pytest.raises(KitError, match="--command is empty"):
+        editor.runner("  ", app, app)
+
+
+def test_generated_button_runs_with_no_venv_on_path(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    assert inv(app, "editor.vscode").returncode == 0
+    doc = json.loads((app / ".vscode" / "tasks.json").read_text())
+    status = by_label(doc, "inv k8s.render")
+    argv = [status["command"], *status["args"][:-1], "--list"]
+    plain = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    assert subprocess.run(["sh", "-c", "command -v inv"], env=plain, capture_output=True).returncode != 0
+    listed = subprocess.run(argv, cwd=app, env=plain, capture_output=True, text=True)
+    assert listed.returncode == 0 and "k8s.render" in listed.stdout, listed.stderr
+
+
+def test_command_flag_overrides_what_the_buttons_run(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    assert inv(app, "editor.vscode", "--command", "poetry run inv").returncode == 0
+    doc = json.loads((app / ".vscode" / "tasks.json").read_text())
+    assert (by_label(doc, "inv up")["command"], by_label(doc, "inv up")["args"]) == ("poetry", ["run", "inv", "up"])
+
+
+# -- destructive tasks ask first, tasks with arguments prompt for them (#13 item 20) -------------------
+
+
+def inputs_by_id(doc: dict) -> dict:
+    return {i["id"]: i for i in doc.get("inputs", [])}
+
+
+def test_destructive_buttons_ask_first_and_no_shows_the_help() -> None:
+    infos = INFOS + [core.TaskInfo("minikube.delete", "Delete the cluster and its data."),
+                     core.TaskInfo("down", "Delete everything up applied.")]
+    doc = core.merge(None, core.generated_tasks(infos, runner=["py", "-m", "invoke"]), core.generated_inputs(infos))
+    assert not core.schema_problems(doc)
+    task = by_label(doc, "inv minikube.delete")
+    assert task["args"] == ["-m", "invoke", "${input:devloop.confirm.minikube.delete}"]
+    asked = inputs_by_id(doc)["devloop.confirm.minikube.delete"]
+    assert asked["type"] == "pickString" and "Delete the cluster" in asked["description"]
+    values = [option["value"] for option in asked["options"]]
+    assert asked["default"] == values[0] == "--help=minikube.delete" and values[1] == "minikube.delete"
+    assert by_label(doc, "inv down")["args"][-1] == "${input:devloop.confirm.down}"
+    assert by_label(doc, "inv up")["args"] == ["-m", "invoke", "up"]
+
+
+def test_tasks_needing_arguments_prompt_for_them() -> None:
+    infos = [core.TaskInfo("k8s.kubectl", "Run kubectl."), core.TaskInfo("image.rm", "Remove tags.")]
+    doc = core.merge(None, core.generated_tasks(infos), core.generated_inputs(infos))
+    assert by_label(doc, "inv k8s.kubectl")["args"] == ["k8s.kubectl", "--", "${input:devloop.args.k8s.kubectl}"]
+    assert by_label(doc, "inv image.rm")["args"] == ["image.rm", "--tag", "${input:devloop.args.image.rm}"]
+    assert {i["type"] for i in doc["inputs"]} == {"promptString"} and not core.schema_problems(doc)
+    broken = dict(doc, inputs=[])
+    assert "input devloop.args.image.rm is used but not defined" in core.schema_problems(broken)
+
+
+def test_every_asking_task_exists_and_answering_no_changes_nothing(tmp_path: Path) -> None:
+    from devloop import namespace
+
+    app = make_app(tmp_path)
+    names = set(namespace(app).task_names)
+    assert names >= core.DESTRUCTIVE and set(core.ASKS) <= names
+    no = subprocess.run([sys.executable, "-m", "invoke", "--help=minikube.delete"], cwd=app, capture_output=True,
+                        text=True)
+    assert no.returncode == 0 and "Delete the cluster" in no.stdout
+
+
+def test_regeneration_keeps_the_users_inputs_and_replaces_ours() -> None:
+    infos = [core.TaskInfo("down", "Delete everything up applied.")]
+    mine = {"id": "env", "type": "pickString", "options": ["dev", "staging"]}
+    stale = {"id": "devloop.confirm.gone", "type": "pickString", "options": ["x"]}
+    doc = core.merge({"version": "2.0.0", "inputs": [stale, mine]}, core.generated_tasks(infos),
+                     core.generated_inputs(infos))
+    assert [i["id"] for i in doc["inputs"]] == ["devloop.confirm.down", "env"]
+    mine_down = {"label": "inv down", "type": "shell", "command": "inv down --env staging"}
+    doc = core.merge({"version": "2.0.0", "tasks": [mine_down]}, core.generated_tasks(infos), core.generated_inputs(infos))
+    assert "inputs" not in doc  # the user's own `inv down` uses none of ours
+
+
+# -- the user's entries are written back byte for byte (#13 item 21) ---------------------------------
+
+USERS_FILE = """{
+  // my settings
+  "version": "2.0.0",
+  "tasks": [
+    // pretty-print with jq
+    {"label": "jq", "type": "shell",
+        "command": "jq '{a: 1,}' x.json | grep -E '[,]]'",   /* keep: ,} */
+    },
+    {
+      "label": "old generated", "type": "shell", "command": "inv", "args": ["gone"],
+      "detail": "Gone. (generated by inv editor.vscode)"
+    },
+  ],
+  "inputs": [ {"id": "env", "type": "promptString",}, ],
+  "presentation": {"echo": true, /* mine */ },
+}
+"""
+
+
+def test_strip_jsonc_leaves_strings_alone() -> None:
+    text = '{"a": "x,}", "b": ["// no", "/* no */", "q\\\\", ",]"], /* c */ "c": [1,],}'
+    assert json.loads(core.strip_jsonc(text)) == {"a": "x,}", "b": ["// no", "/* no */", "q\\", ",]"], "c": [1]}
+    assert core.parse_tasks_json(USERS_FILE, "t.json")["tasks"][0]["command"] == "jq '{a: 1,}' x.json | grep -E '[,]]'"
+
+
+def test_users_entries_are_written_back_byte_for_byte() -> None:
+    source = core.read_tasks_file(USERS_FILE, "t.json")
+    doc = core.merge(source.data, core.generated_tasks(INFOS))
+    text = core.render(doc, source)
+    users_task = USERS_FILE[USERS_FILE.index("// pretty"):USERS_FILE.index("/* keep: ,} */") + len("/* keep: ,} */")]
+    assert users_task in text
+    for kept in ('{"id": "env", "type": "promptString",}', '"presentation": {"echo": true, /* mine */ }',
+                 '// my settings\n  "version": "2.0.0"'):
+        assert kept in text
+    assert "old generated" not in text
+    again = core.read_tasks_file(text, "t.json")
+    assert [t["label"] for t in again.data["tasks"]] == ["inv up", "inv dev", "inv watch", "inv k8s.render", "jq"]
+    assert core.render(core.merge(again.data, core.generated_tasks(INFOS)), again) == text  # stable: "up to date"
+
+
+def test_render_without_user_text_is_plain_json() -> None:
+    doc = core.merge(None, core.generated_tasks(INFOS), core.generated_inputs(INFOS))
+    source = core.read_tasks_file(core.render(doc), "t.json")
+    assert core.render(doc, source) == core.render(doc) == json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def test_inv_editor_vscode_keeps_a_users_task_byte_for_byte(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    target = app / ".vscode" / "tasks.json"
+    target.parent.mkdir()
+    target.write_text(USERS_FILE)
+    assert inv(app, "editor.vscode").returncode == 0
+    written = target.read_text()
+    assert "\"command\": \"jq '{a: 1,}' x.json | grep -E '[,]]'\",   /* keep: ,} */" in written
+    assert "is up to date" in inv(app, "editor.vscode").stderr

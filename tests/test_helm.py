@@ -295,6 +295,7 @@ def test_delete_needs_no_chart(root: Path) -> None:
                        "kubectl --context k8s-local --namespace demoapp delete secret demoapp-tls --ignore-not-found": ok()},
                       app=app, repeat=False)
     helm.delete(c)
+    c.assert_all_used()  # the release and its TLS Secret are really deleted
 
 
 @pytest.mark.parametrize(("results", "app_change", "code", "words"), [

@@ -120,6 +120,23 @@ def test_the_daemon_lost_mid_build_is_one_clear_message_and_leaves_no_tag(projec
 
 
 @pytest.mark.integration
+def test_a_daemon_killed_mid_build_is_named_not_blamed_on_the_step(project, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root, name = project
+    env = {"PATH": f"{FAKES / 'dying-docker'}{os.pathsep}{os.environ['PATH']}", "FAKE_DOCKER_DEATH": "sigkill",
+           "FAKE_DOCKER_LOG": str(tmp_path / "docker.log")}
+    result = inv(root, "image.build", env=env)
+    assert result.returncode == 1
+    tag = built_tag(result.stderr, name)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: the connection to the local Docker daemon was lost during the build of {name}:{tag}: "
+                      f"docker tags only a finished build, so {name}:{tag} was not made"]
+    assert "fix the failing step" not in result.stderr and "Step 3/3" not in errors[0]
+    assert "docker info; sudo systemctl status docker" in result.stderr  # the fix: the daemon, then run again
+    assert "unexpected EOF" in result.stderr  # the CLI's own words are the evidence
+    assert image_id(f"{name}:{tag}") == ""
+
+
+@pytest.mark.integration
 def test_ls_prune_and_rm_touch_only_the_projects_images(project, base_image: str) -> None:  # type: ignore[no-untyped-def]
     root, name = project
     tags = []

@@ -17,9 +17,10 @@ from conftest import FAKES, docker_ok
 from invoke import Config, Context, Exit
 from strict import StrictContext, fail, ok
 
-from devloop import docker_api, image
+from devloop import docker_api, image, k8s
 from devloop.core import images as core
 from devloop.core.config import DEFAULTS
+from devloop.kit import App
 
 RUNTIME = "kubectl --context minikube get nodes -o 'jsonpath={.items[0].status.nodeInfo.containerRuntimeVersion}'"
 DOCKER_ENV = "minikube -p minikube docker-env --shell none"
@@ -233,6 +234,128 @@ def test_registry_problems_name_the_registry_and_the_fix(shop: Path, registry: s
     for word in words:
         assert word in str(err.value.message)
     assert err.value.code == code
+
+
+def test_a_daemon_lost_mid_build_is_named_with_its_fix_not_the_step(shop: Path) -> None:
+    ref = f"shop:{tag_of(shop)}"
+    build = f"docker build --tag {ref} --file {shop}/Dockerfile --label devloop.app=shop --label devloop.image=shop {shop}"
+    lost = ("#5 [2/3] COPY app/ /app/\n#6 [3/3] RUN make\nERROR: failed to receive status: rpc error: code = "
+            "Unavailable desc = error reading from server: EOF\n")
+    c = StrictContext({inspect(ref): fail(1, stderr="Error: No such image"), build: fail(1, stderr=lost)},
+                      app=settings(shop, provider="docker"))
+    with pytest.raises(Exit) as err:
+        image.build(c)
+    message = str(err.value.message)
+    assert message.startswith(f"error: the connection to the local Docker daemon was lost during the build of {ref}: "
+                              f"docker tags only a finished build, so {ref} was not made")
+    assert "error reading from server: EOF" in message  # the evidence
+    assert "docker info; sudo systemctl status docker" in message and "fix the failing step" not in message
+    assert err.value.code == 1
+
+
+# -- an identical rebuild: the deployed reference stays ---------------------------------------------
+
+
+OLD = "shop:0ld0ld0ld0ld"
+DEPLOYED = """apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  template:
+    spec:
+      containers:
+        - {{name: web, image: {ref}}}
+        - {{name: proxy, image: "nginx:1.27"}}
+"""
+
+
+def deployed(root: Path, ref: str = OLD) -> None:
+    (root / ".kit").mkdir(exist_ok=True)
+    (root / ".kit" / "rendered-dev.yaml").write_text(DEPLOYED.format(ref=ref))
+
+
+@pytest.mark.parametrize(("case", "old_id", "expected"), [
+    ("same image ID", IMAGE_ID, "old"),
+    ("other image ID", OLD_ID, "new"),
+    ("old tag gone", None, "new"),
+])
+def test_the_deployed_reference_stays_while_the_built_image_is_the_same(shop: Path, capsys: pytest.CaptureFixture[str],
+                                                                        case: str, old_id: str | None,
+                                                                        expected: str) -> None:
+    deployed(shop)
+    ref = f"shop:{tag_of(shop)}"
+    c = StrictContext({inspect(ref): ok(IMAGE_ID + "\n"),
+                       inspect(OLD): ok(old_id + "\n") if old_id else fail(1, stderr="Error: No such image")},
+                      app=settings(shop, provider="docker"), repeat=False)
+    kit = App.load(c)
+    chosen = k8s.image_refs(kit)
+    assert chosen == {"shop": OLD if expected == "old" else ref}
+    assert k8s.image_refs(kit) == chosen  # decided once per run (once per watch cycle)
+    assert c.commands == [inspect(ref), inspect(OLD)]
+    line = f"image shop: same content as the deployed {OLD} (image ID abababababab): nothing to roll out"
+    assert (line in capsys.readouterr().err) == (expected == "old")
+
+
+@pytest.mark.parametrize("case", ["nothing deployed yet", "the same tag deployed", "containers carry synced files"])
+def test_no_image_is_compared_when_there_is_nothing_to_keep(shop: Path, case: str) -> None:
+    ref = f"shop:{tag_of(shop)}"
+    if case != "nothing deployed yet":
+        deployed(shop, ref if case == "the same tag deployed" else OLD)
+    if case == "containers carry synced files":
+        (shop / ".kit" / "live-dev.json").write_text(json.dumps({"0c1f-uid/web": "shop"}))
+    c = StrictContext({}, app=settings(shop, provider="docker"))
+    assert k8s.image_refs(App.load(c)) == {"shop": ref}
+    assert c.commands == []
+
+
+def test_an_identical_rebuild_renders_the_deployed_reference_and_image_tag_still_prints_the_inputs_tag(
+        shop: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    deployed(shop)
+    (shop / "k8s").mkdir()
+    (shop / "k8s" / "web.yaml").write_text(DEPLOYED.format(ref="shop"))
+    ref = f"shop:{tag_of(shop)}"
+    c = StrictContext({inspect(ref): ok(IMAGE_ID), inspect(OLD): ok(IMAGE_ID)}, app=settings(shop, provider="docker"))
+    documents = k8s.rendered(App.load(c))
+    assert [c["image"] for c in documents[0]["spec"]["template"]["spec"]["containers"]] == [OLD, "nginx:1.27"]
+    image.tag(c)
+    assert capsys.readouterr().out == ref + "\n"
+
+
+def test_with_a_registry_the_pushed_reference_stays_and_is_pushed_again(shop: Path) -> None:
+    registry = "registry.example.com/team"
+    deployed(shop, f"{registry}/{OLD}")
+    ref = f"shop:{tag_of(shop)}"
+    steps = [f"docker tag {ref} {registry}/{ref}", f"docker push {registry}/{ref}",
+             inspect(ref), inspect(f"{registry}/{OLD}"),
+             f"docker tag {ref} {registry}/{OLD}", f"docker push {registry}/{OLD}"]
+    c = StrictContext({inspect(ref): ok(IMAGE_ID), inspect(f"{registry}/{OLD}"): ok(IMAGE_ID),
+                       re.compile(r"^docker (tag|push) "): ok()}, app=settings(shop, provider="registry", registry=registry))
+    image.load(c)
+    assert c.commands == steps  # the node pulls the deployed reference: the registry has it (layers not sent again)
+    assert k8s.image_refs(App.load(c)) == {"shop": f"{registry}/{OLD}"}
+
+
+def test_kind_also_gets_the_deployed_reference(shop: Path) -> None:
+    deployed(shop)
+    ref = f"shop:{tag_of(shop)}"
+    c = StrictContext({inspect(ref): ok(IMAGE_ID), inspect(OLD): ok(IMAGE_ID), re.compile(r"^kind load "): ok()},
+                      app=settings(shop, provider="kind", kind_name="dev"))
+    image.load(c)
+    assert c.commands == [f"kind load docker-image {ref} --name dev", inspect(ref), inspect(OLD),
+                          f"kind load docker-image {OLD} --name dev"]
+
+
+def test_prune_keeps_the_deployed_tag(shop: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    deployed(shop)
+    ref = f"shop:{tag_of(shop)}"
+    listed = "\n".join(json.dumps({"Repository": "shop", "Tag": tag, "ID": IMAGE_ID[7:19],
+                                    "CreatedAt": f"2024-05-0{day} 10:00:00 +0000 UTC", "CreatedSince": "", "Size": "1"})
+                       for tag, day in ((ref.split(":")[1], 9), ("t3", 8), ("t2", 7), (OLD.split(":")[1], 1)))
+    c = StrictContext({re.compile(r"^docker image ls "): ok(listed), re.compile(r"^docker image rm "): ok()},
+                      app=settings(shop, provider="docker"))
+    image.prune(c, keep=1)
+    assert c.commands[-1] == "docker image rm shop:t2"
+    assert f"  keep    {OLD}  (; deployed: the reference the cluster runs)" in capsys.readouterr().err
 
 
 # -- the real funnel, stand-ins on PATH, the real Docker engine ------------------------------------

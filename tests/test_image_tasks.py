@@ -24,7 +24,7 @@ INSPECT = "docker image inspect --format '{{{{.Id}}}}' {ref}"
 LS_LABEL = "docker image ls --filter label=devloop.app=shop --format '{{json .}}'"
 LS_NAMES = "docker image ls --filter=reference=shop --format '{{json .}}'"
 READ_WORKLOADS = "kubectl --context k8s-local get deployments,statefulsets,daemonsets -o json"
-WAIT = "kubectl --context k8s-local get deployments,statefulsets,daemonsets,jobs,replicasets,pods -o json"
+WAIT = "kubectl --context k8s-local get deployments,statefulsets,daemonsets,jobs,replicasets,pods -o json --request-timeout=10s"
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -129,3 +131,129 @@ def test_tag_rule(tag: str, ok: bool) -> None:
     else:
         with pytest.raises(KitError, match="invalid image tag"):
             images.check_tag(tag)
+
+
+def test_a_latin1_dockerignore_leaves_out_what_docker_leaves_out(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path)
+    (ctx / ".dockerignore").write_bytes(b"# caf\xe9 notes\nnotes.md\nnode_modules\ncaf\xe9.txt\n")
+    (ctx / os.fsdecode(b"caf\xe9.txt")).write_bytes(b"left out\n")
+    (ctx / os.fsdecode(b"caf\xe8.txt")).write_bytes(b"sent\n")
+    files = images.build_inputs(ctx, ctx / "Dockerfile", {}).files
+    assert os.fsdecode(b"caf\xe8.txt") in files and os.fsdecode(b"caf\xe9.txt") not in files
+
+
+def test_a_file_name_that_is_not_utf8_is_hashed_by_its_bytes(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path)
+    odd = ctx / "app" / os.fsdecode(b"\xff-data.bin")
+    odd.write_bytes(b"one\n")
+    (ctx / "app" / "link").symlink_to(os.fsdecode(b"\xff-data.bin"))
+    first = tag_of(ctx)
+    odd.write_bytes(b"two\n")
+    assert tag_of(ctx) != first
+
+
+def test_a_latin1_dockerfile_gives_its_args(tmp_path: Path) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_bytes(b"# caf\xe9\nARG BASE_IMAGE\nARG GREETING=caf\xe9\nFROM ${BASE_IMAGE}\n")
+    assert images.dockerfile_args(images.read_dockerfile(dockerfile)) == {
+        "BASE_IMAGE": None, "GREETING": os.fsdecode(b"caf\xe9")}
+
+
+# -- mutation gaps (#13 item 27): each test fails on a code change that gives a wrong result --------------
+
+
+@pytest.mark.parametrize("patterns,path,expected", [
+    ("[!a].txt", "b.txt", False),  # Docker (Go regexp) reads ! literally inside brackets: not a negation
+    ("[!a].txt", "a.txt", True),
+    ("[!a].txt", "!.txt", True),
+    ("[^a].txt", "b.txt", True),  # ^ is the negation
+    ("[^a].txt", "a.txt", False),
+    ("a/**/z", "a/xz", False),
+    ("a/**/z", "a/b/xz", False),
+    ("a/**/z", "ab/z", False),
+    ("**", "anything/at/all", True),
+])
+def test_dockerignore_brackets_and_double_stars(patterns: str, path: str, expected: bool) -> None:
+    assert ignores(patterns, path) is expected
+
+
+def test_a_re_included_file_is_a_build_input(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path)
+    (ctx / "docs").mkdir()
+    (ctx / "docs" / "keep.txt").write_text("kept\n")
+    (ctx / "docs" / "drop.txt").write_text("dropped\n")
+    (ctx / ".dockerignore").write_text("node_modules\n*.md\ndocs\n!docs/keep.txt\n")
+    assert "docs/keep.txt" in images.build_inputs(ctx, ctx / "Dockerfile", {}).files
+    base = tag_of(ctx)
+    (ctx / "docs" / "drop.txt").write_text("edited\n")
+    assert tag_of(ctx) == base
+    (ctx / "docs" / "keep.txt").write_text("edited\n")
+    assert tag_of(ctx) != base  # else a stale image runs
+
+
+def test_symlinks_are_hashed_by_their_target_path(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path)
+    (ctx / "app" / "current").symlink_to("main.sh")
+    (ctx / "app" / "dir-link").symlink_to(ctx / "node_modules", target_is_directory=True)
+    inputs = images.build_inputs(ctx, ctx / "Dockerfile", {})
+    assert {"app/current", "app/dir-link"} <= set(inputs.files)
+    (ctx / "app" / "other.sh").write_text("echo hi\n")  # the same content as main.sh
+    base = tag_of(ctx)
+    (ctx / "app" / "current").unlink()
+    (ctx / "app" / "current").symlink_to("other.sh")
+    assert tag_of(ctx) != base
+
+
+def test_extra_inputs_change_the_tag(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path)
+    one = images.build_inputs(ctx, ctx / "Dockerfile", {}, extra=["platform=linux/amd64"]).tag
+    assert one != tag_of(ctx)
+    assert one != images.build_inputs(ctx, ctx / "Dockerfile", {}, extra=["platform=linux/arm64"]).tag
+    assert one == images.build_inputs(ctx, ctx / "Dockerfile", {}, extra=["platform=linux/amd64"]).tag
+
+
+def later(seconds: float) -> int:
+    """A clock ``seconds`` from now: files written now are then older than the racy window."""
+    return time.time_ns() + int(seconds * 1e9)
+
+
+def test_the_digest_cache_reads_no_unchanged_file_and_notices_changes(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path)
+    path = tmp_path / "digests.json"
+    first = images.DigestCache(path, now_ns=lambda: later(100))  # long after every file was written
+    base = images.build_inputs(ctx, ctx / "Dockerfile", {}, cache=first).tag
+    assert first.hits == 0 and path.is_file()
+    again = images.DigestCache(path, now_ns=lambda: later(100))
+    assert images.build_inputs(ctx, ctx / "Dockerfile", {}, cache=again).tag == base
+    assert again.hits == 3  # .dockerignore, Dockerfile, app/main.sh: none read again
+    (ctx / "app" / "main.sh").write_text("echo changed, longer\n")
+    changed = images.DigestCache(path, now_ns=lambda: later(100))
+    assert images.build_inputs(ctx, ctx / "Dockerfile", {}, cache=changed).tag != base and changed.hits == 2
+
+
+def test_the_digest_cache_does_not_remember_racy_files(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path)
+    now = (ctx / "app" / "main.sh").stat().st_mtime_ns  # as if hashed in the same tick as the write
+    cache = images.DigestCache(tmp_path / "digests.json", now_ns=lambda: now)
+    images.build_inputs(ctx, ctx / "Dockerfile", {}, cache=cache)
+    assert str(ctx / "app" / "main.sh") not in cache.entries
+    reread = images.DigestCache(tmp_path / "digests.json", now_ns=lambda: now)
+    images.build_inputs(ctx, ctx / "Dockerfile", {}, cache=reread)
+    assert reread.hits == 0
+
+
+def test_the_digest_cache_forgets_files_no_longer_seen_and_survives_garbage(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path)
+    path = tmp_path / "digests.json"
+    cache = images.DigestCache(path, now_ns=lambda: later(100))
+    images.build_inputs(ctx, ctx / "Dockerfile", {}, cache=cache)
+    (ctx / "notes.md").unlink()
+    (ctx / "app" / "main.sh").unlink()
+    cache = images.DigestCache(path, now_ns=lambda: later(100))
+    images.build_inputs(ctx, ctx / "Dockerfile", {}, cache=cache)
+    assert str(ctx / "app" / "main.sh") not in images.DigestCache(path).entries
+    path.write_text("not json")
+    assert images.DigestCache(path).entries == {}
+    unwritten = images.DigestCache(path, now_ns=lambda: later(100), write=False)
+    images.build_inputs(ctx, ctx / "Dockerfile", {}, cache=unwritten)
+    assert path.read_text() == "not json"

@@ -85,7 +85,7 @@ def test_ready_and_missing_workloads() -> None:
 @pytest.mark.parametrize(("obj", "progress"), [
     (deployment("web", 2, generation=2, observed=1), "the controller has not seen the new spec yet"),
     (deployment("web", 2, updated=1), "1/2 replicas updated"),
-    (deployment("web", 2, total=3), "1 old replica(s) still terminating"),
+    (deployment("web", 2, total=3), "1 old replica(s) still running"),  # status.replicas counts no deleted pod
     (deployment("web", 2, 1), "1/2 replicas ready"),
     (deployment("web", 2), None),
     (job("migrate", completions=2, succeeded=1), "1/2 completions"),
@@ -207,3 +207,151 @@ def test_pass_through_without_a_configured_namespace() -> None:
     assert kube.pass_through(["get", "pods"], "ctx", "") == ["kubectl", "--context", "ctx", "get", "pods"]
     assert kube.option_value(["--context=a", "get"], "--context") == "a"
     assert kube.option_value(["exec", "x", "--", "--context", "b"], "--context") is None
+
+
+def rollout_with_old_pod(**old_pod: Any) -> list[dict[str, Any]]:
+    return [deployment("web", 1, 1, updated=1, total=2), replicaset("web-1", "web", 1), replicaset("web-2", "web", 2),
+            pod("web-1-a", "web-1", **old_pod), pod("web-2-a", "web-2")]
+
+
+def test_old_replicas_are_said_running_until_they_are_being_deleted() -> None:
+    running = kube.assess(rollout_with_old_pod(), ["deploy/web"], [])
+    assert running.waiting == {"deployment/web": "1 old replica(s) still running"}
+    deleting = kube.assess(rollout_with_old_pod(deleting=True), ["deploy/web"], [])
+    assert deleting.waiting == {"deployment/web": "1 old replica(s) still terminating"}
+
+
+def test_the_pod_limit_is_named_as_the_cause_not_resource_requests() -> None:
+    conditions = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                   "message": "0/1 nodes are available: 1 Too many pods."}]
+    problem = kube.assess(web_with([], phase="Pending", conditions=conditions), ["deploy/web"], []).hopeless[0]
+    assert "0/1 nodes are available: 1 Too many pods." in problem.sentence
+    assert "pod limit" in problem.sentence
+    assert "resource requests" not in problem.sentence
+
+
+def never_pull(pod_name: str, image: str = "demoapp:abc") -> list[dict[str, Any]]:
+    status = container_status(ready=False, image=image, state=waiting("ErrImageNeverPull", "not present"))
+    return [deployment("web", 1, 0), replicaset("web-1", "web"),
+            pod(pod_name, "web-1", ready=False, image=image, statuses=[status])]
+
+
+def test_a_pull_failure_of_an_image_just_delivered_is_retried_once_per_older_pod() -> None:
+    verdict = kube.assess(never_pull("web-1-a"), ["deploy/web"], ["demoapp"])
+    retry = kube.pulls_to_retry(verdict, {"docker.io/library/demoapp:abc"}, {"web-1-a"})
+    assert [p.pod for p in retry] == ["web-1-a"]
+    assert not verdict.hopeless and not verdict.done
+    assert "which the kit has just delivered" in retry[0].sentence
+
+
+@pytest.mark.parametrize(("delivered", "older"), [
+    (set(), {"web-1-a"}),  # not delivered by this run: the node really has no such image
+    ({"demoapp:other"}, {"web-1-a"}),  # another tag was delivered
+    ({"demoapp:abc"}, set()),  # a pod that started after the delivery (or was restarted) still fails
+])
+def test_a_pull_failure_stays_hopeless_unless_the_image_was_just_delivered_to_an_older_pod(
+        delivered: set[str], older: set[str]) -> None:
+    verdict = kube.assess(never_pull("web-1-a"), ["deploy/web"], ["demoapp"])
+    assert kube.pulls_to_retry(verdict, delivered, older) == []
+    assert [p.reason for p in verdict.hopeless] == ["ErrImageNeverPull"]
+
+
+REFUSED = "\n".join(
+    [f'E0101 00:00:0{i}.000000   1234 memcache.go:265] "Unhandled Error" err="couldn\'t get current server API group '
+     'list: Get \\"https://127.0.0.1:6443/api?timeout=10s\\": dial tcp 127.0.0.1:6443: connect: connection refused"'
+     for i in range(5)]
+    + ["The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?"])
+
+
+def test_kubectls_repeated_connection_error_becomes_one_reason() -> None:
+    assert kube.cluster_error(REFUSED) == (
+        "https://127.0.0.1:6443",
+        "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?")
+    hung = 'E0101 memcache.go:265] "Unhandled Error" err="couldn\'t get current server API group list: Get ' \
+           '\\"https://10.0.0.1:443/api\\": net/http: TLS handshake timeout"\n' * 3
+    assert kube.cluster_error(hung) == ("https://10.0.0.1:443",
+                                        "couldn't get current server API group list: Get \"https://10.0.0.1:443/api\": "
+                                        "net/http: TLS handshake timeout")
+
+
+# -- mutation gaps (#13 item 29): each test fails on a code change that gives a wrong result --------------
+
+
+@pytest.mark.parametrize(("phase", "conditions"), [
+    ("Pending", [{"type": "PodScheduled", "status": "True"}]),  # scheduled, containers being created
+    ("Pending", []),  # not looked at by the scheduler yet
+    ("Pending", [{"type": "PodScheduled", "status": "False", "reason": "SchedulerError", "message": "retrying"}]),
+    ("Running", [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "stale"}]),
+])
+def test_only_an_unschedulable_pending_pod_is_hopeless(phase: str, conditions: list[dict[str, Any]]) -> None:
+    creating = container_status(ready=False, state=waiting("ContainerCreating"))
+    verdict = kube.assess(web_with([creating], phase=phase, conditions=conditions), ["deploy/web"], [])
+    assert not verdict.hopeless and verdict.waiting == {"deployment/web": "0/1 replicas ready"}
+
+
+def test_pods_being_deleted_do_not_count() -> None:
+    crashing = container_status(ready=False, state=waiting("CrashLoopBackOff"), last=crashed(), restarts=3)
+    items = [deployment("web", 1, 0), replicaset("web-1", "web"),
+             pod("web-1-a", "web-1", statuses=[crashing], ready=False, deleting=True),
+             pod("web-1-b", "web-1", statuses=[container_status(ready=False)], ready=False)]
+    verdict = kube.assess(items, ["deploy/web"], ["demoapp"])
+    assert verdict.pods == {"deployment/web": ["web-1-b"]} and not verdict.hopeless
+    assert [p["metadata"]["name"] for p in kube.current_pods(items)["deployment/web"]] == ["web-1-b"]
+
+
+def test_the_newest_replicaset_is_chosen_by_revision_not_listing_order() -> None:
+    items = [deployment("web", 1, 0, updated=1, total=2), replicaset("web-9", "web", 10), replicaset("web-2", "web", 2),
+             replicaset("web-1", "web", 9), pod("web-9-a", "web-9", ready=False), pod("web-2-a", "web-2"),
+             pod("web-1-a", "web-1")]
+    assert [p["metadata"]["name"] for p in kube.current_pods(items)["deployment/web"]] == ["web-9-a"]
+    assert sorted(p["metadata"]["name"] for p in kube.old_pods(items)["deployment/web"]) == ["web-1-a", "web-2-a"]
+
+
+def statefulset(ready: int, want: int = 2, current: str = "web-1", update: str = "web-1", generation: int = 1,
+                observed: int = 1) -> dict[str, Any]:
+    return {"kind": "StatefulSet", "metadata": {"name": "db", "generation": generation}, "spec": {"replicas": want},
+            "status": {"observedGeneration": observed, "readyReplicas": ready, "updatedReplicas": 1,
+                       "currentRevision": current, "updateRevision": update}}
+
+
+def daemonset(ready: int, updated: int, want: int = 2, generation: int = 1, observed: int = 1) -> dict[str, Any]:
+    return {"kind": "DaemonSet", "metadata": {"name": "agent", "generation": generation}, "spec": {},
+            "status": {"observedGeneration": observed, "desiredNumberScheduled": want, "numberReady": ready,
+                       "updatedNumberScheduled": updated}}
+
+
+@pytest.mark.parametrize(("obj", "progress"), [
+    (statefulset(2), None),
+    (statefulset(1), "1/2 replicas ready"),
+    (statefulset(2, current="web-1", update="web-2"), "rolling update in progress (1/2 updated)"),
+    (statefulset(2, generation=2), "the controller has not seen the new spec yet"),
+    (daemonset(2, 2), None),
+    (daemonset(1, 2), "1/2 pods ready"),
+    (daemonset(2, 1), "2/2 pods ready"),  # ready, but not every node runs the new pod yet
+    (daemonset(2, 2, generation=3, observed=2), "the controller has not seen the new spec yet"),
+    (deployment("web", 2, updated=2, total=2, ready=2) | {"status": {"observedGeneration": 1, "replicas": 2,
+                                                                       "updatedReplicas": 2, "readyReplicas": 2,
+                                                                       "availableReplicas": 1}}, "1/2 replicas ready"),
+    (job("migrate", complete=True), None),
+    ({"kind": "ConfigMap", "metadata": {"name": "c"}}, None),
+])
+def test_workload_progress_of_every_kind(obj: dict[str, Any], progress: str | None) -> None:
+    assert kube.workload_progress(obj) == progress
+
+
+def test_statefulset_and_daemonset_pods_are_theirs() -> None:
+    items = [statefulset(0, want=1), daemonset(0, 1, want=1),
+             pod("db-0", "db", "StatefulSet", ready=False, statuses=[container_status(ready=False)]),
+             pod("agent-x", "agent", "DaemonSet", ready=False, statuses=[container_status(ready=False)])]
+    verdict = kube.assess(items, ["sts/db", "ds/agent"], [])
+    assert verdict.pods == {"statefulset/db": ["db-0"], "daemonset/agent": ["agent-x"]}
+    assert set(verdict.waiting) == {"statefulset/db", "daemonset/agent"}
+
+
+def test_a_crashing_init_container_is_named() -> None:
+    init = container_status("migrate", ready=False, state=waiting("CrashLoopBackOff"), last=crashed(2), restarts=4)
+    items = web_with([container_status(ready=False, state=waiting("PodInitializing"))], phase="Pending")
+    items[-1]["status"]["initContainerStatuses"] = [init]
+    problem = kube.assess(items, ["deploy/web"], ["demoapp"]).hopeless[0]
+    assert (problem.container, problem.reason) == ("migrate", "CrashLoopBackOff")
+    assert "container migrate keeps crashing (exit code 2, 4 restarts)" in problem.sentence

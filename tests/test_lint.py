@@ -161,3 +161,111 @@ def test_findings_come_per_object_in_rule_order() -> None:
     findings = lint.lint(*docs(text))
     assert [f.message.split(" ")[:2] for f in findings] == [["Deployment", "has"], ["apiVersion", "extensions/v1beta1"],
                                                              ["spec.selector.matchLabels", "{'a':"]]
+
+
+# -- mutation gaps (#13 item 26): each test fails on a code change that gives a wrong result --------------
+
+# Written out, not read from lint.REMOVED_APIS, so a deleted or changed entry is noticed.
+REMOVED = [
+    ("extensions/v1beta1", "Ingress", "networking.k8s.io/v1", "1.22", True),
+    ("extensions/v1beta1", "Deployment", "apps/v1", "1.16", True),
+    ("extensions/v1beta1", "DaemonSet", "apps/v1", "1.16", True),
+    ("extensions/v1beta1", "ReplicaSet", "apps/v1", "1.16", True),
+    ("extensions/v1beta1", "NetworkPolicy", "networking.k8s.io/v1", "1.16", True),
+    ("extensions/v1beta1", "PodSecurityPolicy", "(removed; use Pod Security admission)", "1.25", True),
+    ("apps/v1beta1", "Deployment", "apps/v1", "1.16", True),
+    ("apps/v1beta2", "DaemonSet", "apps/v1", "1.16", True),
+    ("networking.k8s.io/v1beta1", "Ingress", "networking.k8s.io/v1", "1.22", True),
+    ("networking.k8s.io/v1beta1", "IngressClass", "networking.k8s.io/v1", "1.22", True),
+    ("rbac.authorization.k8s.io/v1beta1", "ClusterRole", "rbac.authorization.k8s.io/v1", "1.22", True),
+    ("apiextensions.k8s.io/v1beta1", "CustomResourceDefinition", "apiextensions.k8s.io/v1", "1.22", True),
+    ("admissionregistration.k8s.io/v1beta1", "ValidatingWebhookConfiguration", "admissionregistration.k8s.io/v1",
+     "1.22", True),
+    ("scheduling.k8s.io/v1beta1", "PriorityClass", "scheduling.k8s.io/v1", "1.22", True),
+    ("storage.k8s.io/v1beta1", "StorageClass", "storage.k8s.io/v1", "1.22", True),
+    ("batch/v1beta1", "CronJob", "batch/v1", "1.25", False),
+    ("policy/v1beta1", "PodDisruptionBudget", "policy/v1", "1.25", False),
+    ("autoscaling/v2beta1", "HorizontalPodAutoscaler", "autoscaling/v2", "1.25", False),
+    ("autoscaling/v2beta2", "HorizontalPodAutoscaler", "autoscaling/v2", "1.26", False),
+]
+
+
+@pytest.mark.parametrize("api,kind,replacement,version,error", REMOVED, ids=[f"{r[0]}-{r[1]}" for r in REMOVED])
+def test_every_removed_api_is_reported(api: str, kind: str, replacement: str, version: str, error: bool) -> None:
+    [finding] = run_rule(lint.removed_api, f"apiVersion: {api}\nkind: {kind}\nmetadata: {{name: x}}\n", {})
+    assert finding.error is error and f"is removed in Kubernetes {version}" in finding.message
+    assert f"use apiVersion: {replacement} " in finding.fix
+
+
+def test_every_removed_api_entry_is_in_the_test() -> None:
+    assert len(lint.REMOVED_APIS) == len(REMOVED)
+
+
+def test_rolling_update_settings_on_a_rolling_update_deployment_are_fine() -> None:
+    text = DEPLOY.format(strategy="{type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}", label="redis")
+    assert lint.lint(*docs(text)) == []
+    live = {"Deployment//redis": {"spec": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}}}}
+    objects, origins = docs(text)
+    assert lint.lint(objects, origins, live=live) == []
+
+
+def test_a_statefulset_with_rolling_update_settings_is_not_a_deployment() -> None:
+    text = DEPLOY.replace("kind: Deployment", "kind: StatefulSet").format(
+        strategy="{type: Recreate, rollingUpdate: {maxSurge: 1}}", label="redis")
+    assert run_rule(lint.recreate_strategy, text, {}) == []
+
+
+POD_TEMPLATES = {  # kind -> a manifest whose pods carry app=web
+    "Deployment": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: w}\nspec: {selector: {matchLabels: {app: web}}, "
+                  "template: {metadata: {labels: {app: web}}, spec: {containers: [{name: c, image: 'a:1'}]}}}\n",
+    "Pod": "apiVersion: v1\nkind: Pod\nmetadata: {name: w, labels: {app: web}}\nspec: {containers: [{name: c, image: 'a:1'}]}\n",
+    "CronJob": "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: w}\nspec: {schedule: '* * * * *', jobTemplate: "
+               "{spec: {template: {metadata: {labels: {app: web}}, spec: {containers: [{name: c, image: 'a:1'}]}}}}}\n",
+}
+for _kind in ("StatefulSet", "DaemonSet", "ReplicaSet", "Job"):
+    POD_TEMPLATES[_kind] = POD_TEMPLATES["Deployment"].replace("kind: Deployment", f"kind: {_kind}").replace(
+        "apps/v1", "batch/v1" if _kind == "Job" else "apps/v1")
+
+
+@pytest.mark.parametrize("kind", sorted(POD_TEMPLATES))
+def test_a_service_matching_any_kind_of_workload_is_fine(kind: str) -> None:
+    assert run_rule(lint.service_selects_nothing, POD_TEMPLATES[kind] + SERVICE.format(app="web"), {}) == []
+
+
+@pytest.mark.parametrize("kind", ["StatefulSet", "DaemonSet", "ReplicaSet", "Job"])
+def test_selector_mismatch_in_every_workload_kind(kind: str) -> None:
+    text = POD_TEMPLATES[kind].replace("labels: {app: web}", "labels: {app: other}")
+    [finding] = run_rule(lint.selector_mismatch, text, {})
+    assert "does not match the pod template labels" in finding.message
+
+
+def test_service_and_workload_are_matched_within_one_namespace() -> None:
+    workload = POD_TEMPLATES["Deployment"].replace("metadata: {name: w}", "metadata: {name: w, namespace: other}")
+    same = SERVICE.format(app="web").replace("metadata: {name: web}", "metadata: {name: web, namespace: other}")
+    assert run_rule(lint.service_selects_nothing, workload + same, {}) == []
+    [finding] = run_rule(lint.service_selects_nothing, workload + SERVICE.format(app="web"), {})
+    assert not finding.error
+
+
+def test_services_without_selector_or_external_name_are_not_checked() -> None:
+    headless = "---\napiVersion: v1\nkind: Service\nmetadata: {name: db}\nspec: {ports: [{port: 5432}]}\n"
+    external = "---\napiVersion: v1\nkind: Service\nmetadata: {name: ext}\nspec: {type: ExternalName, selector: {app: x}}\n"
+    assert run_rule(lint.service_selects_nothing, GOOD_DEPLOY + headless + external, {}) == []
+
+
+def test_the_built_reference_under_a_registry_is_not_foreign() -> None:
+    text = POD.format(image="registry.example.com/team/demoapp:abc")
+    objects, origins = docs(text)
+    ctx = lint.context(objects, ["demoapp"], {"demoapp": "registry.example.com/team/demoapp:abc"}, {})
+    assert [f for doc in objects for f in lint.foreign_image(lint.subject(doc, origins), ctx)] == []
+
+
+def test_a_job_whose_command_changed_is_flagged() -> None:
+    job = JOB.replace("image: 'a:1'}", "image: 'a:1', command: [migrate, --new]}")
+    live = {"Job//j": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "a:1",
+                                                                       "command": ["migrate"]}]}}}}}
+    [finding] = run_rule(lint.job_changed, job, live)
+    assert "Jobs are immutable" in finding.message
+    live_args = {"Job//j": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "a:1",
+                                                                            "command": ["migrate", "--new"]}]}}}}}
+    assert run_rule(lint.job_changed, job, live_args) == []

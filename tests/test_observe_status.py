@@ -19,9 +19,21 @@ def test_age_is_compact_like_kubectl(created: str, shown: str) -> None:
     assert status.age(created, NOW) == shown
 
 
-def test_short_image_keeps_name_and_tag() -> None:
-    assert status.short_image("registry.example.com/team/demoapp:3f2a1c") == "demoapp:3f2a1c"
-    assert status.short_image("redis:7@sha256:abcd") == "redis:7"
+@pytest.mark.parametrize(("reference", "shown"), [
+    ("registry.example.com/team/demoapp:3f2a1c", "registry.example.com/team/demoapp:3f2a1c"),
+    ("127.0.0.1:5000/hello:3f2a1c", "127.0.0.1:5000/hello:3f2a1c"),  # the registry's port is not a tag
+    ("redis:7@sha256:abcd", "redis:7"),
+    ("127.0.0.1:5000/redis@sha256:0123456789abcdef", "127.0.0.1:5000/redis@sha256:0123456789ab"),
+    ("hello", "hello"),
+])
+def test_short_image_keeps_the_reference_the_pods_run(reference: str, shown: str) -> None:
+    assert status.short_image(reference) == shown
+
+
+def test_the_image_column_shows_the_registry_prefix() -> None:
+    pushed = "127.0.0.1:5000/hello:3f2a1c"
+    table = status.rows([deployment("web", 1, 1, image=pushed), pod("web-a", image=pushed)], NOW)
+    assert [row[4] for row in table[1:]] == [pushed, pushed]
 
 
 def test_table_nests_replicasets_and_pods_under_their_workload() -> None:

@@ -240,3 +240,33 @@ def test_wakeup_clears_after_waking() -> None:
     wake.set()
     assert wake.wait(0) is True
     assert wake.wait(0) is False
+
+
+def test_event_feed_decodes_watch_events_and_counts_starts() -> None:
+    clock = Clock()
+    events: list[Any] = []
+    ended: list[int] = []
+    procs: list[FakeProc] = []
+    added = '{"type": "ADDED", "object": {"kind": "Pod", "metadata": {"name": "a"}}}\n'
+
+    def start(argv: list[str]) -> FakeProc:
+        procs.append(FakeProc([added, "{\n", '    "type": "DELETED",\n', '    "object": {"kind": "Pod"}\n', "}\n"]))
+        return procs[-1]
+
+    feed = supervise.EventFeed([["kubectl", "get", "pods", "--watch"]], start, events.append, lambda: ended.append(1), clock)
+    with feed:
+        assert feed.starts == 1
+        assert [e["type"] for e in events] == ["ADDED", "DELETED"]
+        assert ended == [1]  # the fake child's output ended
+        procs[0].code = 1
+        feed.check()  # seen dead: restarted after its backoff
+        clock.now += 1.0
+        feed.check()
+        assert feed.starts == 2  # restarted: the caller re-lists
+
+
+def test_stop_all_signals_every_child_before_waiting_for_any() -> None:
+    stubborn, polite = FakeProc(stubborn=True), FakeProc()
+    supervise.stop_all([stubborn, None, polite])
+    assert stubborn.signals == ["TERM", "TERM", "KILL"]
+    assert polite.signals == ["TERM"]

@@ -108,9 +108,45 @@ def test_open_browser_uses_webbrowser(tmp_path: Path, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url) or True)
     get = "kubectl --context k8s-local --namespace shop get ingresses,services -o json"
-    c = StrictContext({CONTEXT: ok("k8s-local\n"), get: listing()}, app=config(tmp_path, forwards=["deploy/web 3000:3000"]))
+    deployed = "kubectl --context k8s-local --namespace shop get deployment/web -o name"
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), get: listing(), deployed: ok("deployment.apps/web\n")},
+                      app=config(tmp_path, forwards=["deploy/web 3000:3000"]))
     observe.open_(c, browser=True)
     assert opened == ["http://127.0.0.1:3000/"]
+
+
+def test_open_says_nothing_is_deployed_instead_of_a_forwards_url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    get = "kubectl --context k8s-local --namespace shop get ingresses,services -o json"
+    deployed = "kubectl --context k8s-local --namespace shop get deployment/web -o name"
+    missing = fail(1, stderr='Error from server (NotFound): deployments.apps "web" not found')
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), get: listing(), deployed: missing},
+                      app=config(tmp_path, forwards=["deploy/web 3000:3000"]))
+    with pytest.raises(Exit) as caught:
+        observe.open_(c)
+    message = str(caught.value.message)
+    assert caught.value.code == 1 and "nothing of shop is deployed in namespace shop (context k8s-local)" in message
+    assert "deploy/web" in message and "inv up" in message
+    assert "http://" not in capsys.readouterr().out
+
+
+def interrupted(*args: Any, **kwargs: Any) -> Any:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("task", ["logs", "forward", "status"])
+def test_ctrl_c_ends_logs_forward_and_status_watch_with_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            fake_time: FakeTime, task: str) -> None:  # noqa: F811
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setattr(rollout, "list_json", interrupted)
+    monkeypatch.setattr(rollout, "spawner", lambda app, merge_stderr=False, quiet=True: lambda argv: FakeProc())
+    get_deploy = "kubectl --context k8s-local --namespace shop get deployment/web -o json"
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), get_deploy: ok(json.dumps(deployment("web")))},
+                      app=config(tmp_path, forwards=[f"deploy/web {port}:8080"]))
+    with pytest.raises(Exit) as caught:
+        {"logs": observe.logs, "forward": observe.forward, "status": lambda c: observe.status_(c, watch=True)}[task](c)
+    assert caught.value.code == 130
 
 
 @pytest.mark.parametrize(("remainder", "command"), [

@@ -171,3 +171,94 @@ def test_ingress_host_and_tls_secret_differ_per_environment() -> None:
 def test_undeclared_uppercase_placeholders_found_for_warnings() -> None:
     found = render.undeclared([src("a: ${MINIKUBE_PI}\n# ${IGNORED_IN_COMMENT}\n")], {"MINIKUBE_IP"})
     assert [(u.name, u.line) for u in found] == [("MINIKUBE_PI", 1)]
+
+
+def test_a_duplicate_key_in_a_manifest_names_both_lines() -> None:
+    text = "kind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  replicas: 3\n"
+    with pytest.raises(KitError) as err:
+        render.parse([src(text)])
+    assert err.value.message == "k8s/a.yaml:6:3: duplicate key 'replicas': at line 5 and again at line 6"
+
+
+def test_a_duplicate_key_in_a_flow_mapping_on_one_line_is_found() -> None:
+    with pytest.raises(KitError, match="duplicate key 'name': at line 2 and again at line 2"):
+        render.parse([src("kind: ConfigMap\nmetadata: {name: a, name: b}\n")])
+
+
+def test_merge_keys_and_plain_aliases_still_load() -> None:
+    text = ("kind: ConfigMap\nmetadata: {name: a}\nx: &base {a: 1, b: 2}\ndata:\n  <<: *base\n  b: 3\n"
+            "again: *base\n")
+    [doc] = render.parse([src(text)])
+    assert doc["data"] == {"a": 1, "b": 3} and doc["again"] == {"a": 1, "b": 2}
+
+
+def test_an_alias_bomb_is_refused_naming_the_file() -> None:
+    levels = "".join(f"{new}: &{new} [{', '.join(['*' + old] * 9)}]\n" for old, new in zip("abcdefgh", "bcdefghi", strict=True))
+    text = "kind: ConfigMap\nmetadata: {name: a}\na: &a [x, x, x, x, x, x, x, x, x]\n" + levels
+    with pytest.raises(KitError) as err:
+        render.parse([src(text, "k8s/bomb.yaml")])
+    assert err.value.message.startswith("k8s/bomb.yaml:1:1: its aliases expand it by")
+    assert "alias bomb" in err.value.message and err.value.code == 2
+
+
+def test_a_recursive_alias_is_refused() -> None:
+    with pytest.raises(KitError, match="k8s/a.yaml:3:4: an alias refers to a value that contains it"):
+        render.parse([src("kind: ConfigMap\nmetadata: {name: a}\nx: &x [1, *x]\n")])
+
+
+def test_a_manifest_file_over_the_size_limit_is_refused_before_parsing() -> None:
+    big = "kind: ConfigMap\nmetadata: {name: big}\ndata: {k: " + "x" * render.MAX_MANIFEST_BYTES + "}\n"
+    with pytest.raises(KitError) as err:
+        render.parse([src(big, "k8s/big.yaml")])
+    assert err.value.message == "k8s/big.yaml: 4.0 MB, more than the 4 MB the kit parses in one manifest file"
+    assert "split it" in err.value.hint
+    assert render.parse([src("kind: ConfigMap\nmetadata: {name: small}\n")])  # a normal file is parsed
+
+
+def test_an_explicit_namespace_replaced_by_the_environments_is_warned_once_per_object() -> None:
+    origins: dict[int, Path] = {}
+    docs = render.parse([src("kind: Service\nmetadata: {name: web, namespace: legacy}\n---\n"
+                             "kind: ConfigMap\nmetadata: {name: cfg, namespace: shop}\n---\n"
+                             "kind: Secret\nmetadata: {name: s}\n", "k8s/web.yaml")], origins)
+    warnings = render.label(docs, "shop", "dev", "shop", origins)
+    assert warnings == ["k8s/web.yaml: Service/web says namespace 'legacy'; the environment's namespace 'shop' is used "
+                        "instead (every object goes to the environment's namespace)"]
+    assert [d["metadata"]["namespace"] for d in docs] == ["shop", "shop", "shop"]
+
+
+def test_without_an_environment_namespace_an_explicit_one_is_kept_silently() -> None:
+    docs = render.parse([src("kind: Service\nmetadata: {name: web, namespace: legacy}\n")])
+    assert render.label(docs, "shop", "dev") == []
+    assert docs[0]["metadata"]["namespace"] == "legacy"
+
+
+# -- mutation gaps (#13 item 30): each test fails on a code change that gives a wrong result --------------
+
+
+def test_retagging_goes_on_past_a_third_party_container_listed_first() -> None:
+    docs = render.parse([src("kind: Pod\nmetadata: {name: p}\nspec:\n  initContainers: [{name: wait, image: busybox:1}]\n"
+                             "  containers: [{name: proxy, image: 'nginx:1.25'}, {name: web, image: demoapp},"
+                             " {name: sidecar, image: 'redis:7'}, {name: worker, image: 'demoapp:old'}]\n")])
+    changes = render.set_images(docs, {"demoapp": "demoapp:abc"})
+    assert [c["image"] for c in render.containers(docs[0])] == ["busybox:1", "nginx:1.25", "demoapp:abc", "redis:7",
+                                                                 "demoapp:abc"]
+    assert changes == ["Pod/p web: demoapp:abc", "Pod/p worker: demoapp:abc"]
+
+
+def test_a_manifest_already_naming_the_registry_is_retargeted() -> None:
+    docs = render.parse([src("kind: Pod\nmetadata: {name: p}\n"
+                             "spec: {containers: [{name: web, image: 'registry.local:5000/team/demoapp:old'}]}\n")])
+    changes = render.set_images(docs, {"demoapp": "registry.local:5000/team/demoapp:abc"})
+    assert docs[0]["spec"]["containers"][0] == {"name": "web", "image": "registry.local:5000/team/demoapp:abc",
+                                                "imagePullPolicy": "IfNotPresent"}
+    assert changes == ["Pod/p web: registry.local:5000/team/demoapp:abc"]
+    other = render.parse([src("kind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: web, image: 'quay.io/x/demoapp:1'}]}\n")])
+    assert render.set_images(other, {"demoapp": "registry.local:5000/team/demoapp:abc"}) == []
+
+
+def test_every_workload_kind_is_waited_for_in_order() -> None:
+    docs = [{"kind": "StatefulSet", "metadata": {"name": "db"}}, {"kind": "ConfigMap", "metadata": {"name": "c"}},
+            {"kind": "DaemonSet", "metadata": {"name": "agent"}}, {"kind": "Deployment", "metadata": {"name": "web"}},
+            {"kind": "Job", "metadata": {"name": "setup"}}, {"kind": "Deployment", "metadata": {}},
+            {"kind": "CronJob", "metadata": {"name": "nightly"}}]
+    assert render.workloads(docs) == ["statefulset/db", "daemonset/agent", "deployment/web", "job/setup"]

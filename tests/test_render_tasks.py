@@ -116,3 +116,16 @@ def test_a_manifest_that_is_not_utf8_is_named(app: Path, tmp_path: Path) -> None
     result = inv(app, "k8s.render", env=fake_minikube_env(tmp_path))
     assert result.returncode == 2 and "zz-binary.yaml: not UTF-8 text" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_render_warns_when_a_manifest_names_another_namespace(app: Path, tmp_path: Path) -> None:
+    config = yaml.safe_load((app / "invoke.yaml").read_text())
+    config["app"]["environments"] = {"dev": {"namespace": "hello-dev"}}
+    (app / "invoke.yaml").write_text(yaml.safe_dump(config))
+    (app / "k8s" / "extra.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n"
+                                            "  namespace: legacy\ndata: {a: b}\n")
+    result = inv(app, "k8s.render", env=fake_minikube_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("says namespace") == 1
+    assert f"warning: {app}/k8s/extra.yaml: ConfigMap/extra says namespace 'legacy'; the environment's namespace " \
+           "'hello-dev' is used instead" in result.stderr

@@ -9,31 +9,50 @@ from typing import Any
 import pytest
 from invoke import Exit
 from kube_objects import container_status, crashed, deployment, job, pod, replicaset, waiting
-from strict import StrictContext, ok
+from strict import StrictContext, fail, ok
 
 from devloop import k8s, rollout
 from devloop.build import built_refs
 from devloop.core.errors import KitError
 from devloop.kit import App
 
-GET = "kubectl --context k8s-local get deployments,statefulsets,daemonsets,jobs,replicasets,pods -o json"
+
+def get(seconds: int = 10) -> str:
+    """The wait's listing, its requests timed out within the deadline."""
+    return ("kubectl --context k8s-local get deployments,statefulsets,daemonsets,jobs,replicasets,pods -o json "
+            f"--request-timeout={seconds}s")
+
+
+GET = get()
 CONTEXT = "kubectl config current-context"
 
 
 class FakeTime:
-    """The clock, the feed and the wake-up of wait_ready: waiting advances the clock instead of sleeping."""
+    """The clock, the watch feed and the wake-up of wait_ready: waiting advances the clock instead of sleeping,
+    and delivers the watch events scripted for that wait (one list of events per wait)."""
 
     def __init__(self) -> None:
         self.now = 100.0
         self.feeds: list[list[str]] = []
         self.checks = 0
         self.waits: list[float] = []
+        self.script: list[list[dict[str, Any]]] = []  # events delivered during each wait, in turn
+        self.restart_at_wait: int | None = None  # a watch child is restarted during that wait
+        self.starts = 0
+        self.on_event: Any = None
 
     def clock(self) -> float:
         return self.now
 
     def open_feed(self, app: App, kinds: list[str], notify: Any, selector: str = "") -> FakeTime:
+        """The change feed of observe's loops (they import this fixture)."""
         self.feeds.append(kinds)
+        return self
+
+    def open_events(self, app: App, kinds: list[str], on_event: Any, notify: Any) -> FakeTime:
+        self.feeds.append(kinds)
+        self.on_event = on_event
+        self.starts = len(kinds)
         return self
 
     def __enter__(self) -> FakeTime:
@@ -55,7 +74,12 @@ class FakeTime:
             def wait(self, timeout: float) -> bool:
                 outer.waits.append(timeout)
                 outer.now += timeout
-                return False
+                if outer.restart_at_wait == len(outer.waits):
+                    outer.starts += 1
+                events = outer.script.pop(0) if outer.script else []
+                for event in events:
+                    outer.on_event(event)
+                return bool(events)
 
         return Wake()
 
@@ -64,9 +88,14 @@ class FakeTime:
 def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
     fake = FakeTime()
     monkeypatch.setattr(rollout, "clock", fake.clock)
+    monkeypatch.setattr(rollout, "open_events", fake.open_events)
     monkeypatch.setattr(rollout, "open_feed", fake.open_feed)
     monkeypatch.setattr(rollout.supervise, "Wakeup", fake.wake)
     return fake
+
+
+def modified(*objects: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"type": "MODIFIED", "object": o} for o in objects]
 
 
 def listing(*items: dict[str, Any]) -> Any:
@@ -94,23 +123,48 @@ def test_ready_at_the_first_read_returns_without_watching(tmp_path: Path, fake_t
     assert "ready: deployment/web" in capsys.readouterr().err
 
 
-def test_waits_on_the_feed_until_ready(tmp_path: Path, fake_time: FakeTime, capsys: pytest.CaptureFixture[str]) -> None:
-    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), GET: [listing(*WEB_STARTING), listing(*WEB_STARTING),
-                                                                 listing(*WEB_READY)]})
+def test_waits_on_watch_events_until_ready_without_listing_again(tmp_path: Path, fake_time: FakeTime,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), GET: listing(*WEB_STARTING)})
+    fake_time.script = [modified(WEB_STARTING[2]), modified(*WEB_READY)]
     rollout.wait_ready(app, ["deployment/web"], timeout=30)
-    assert app.c.commands == [CONTEXT, GET, GET, GET]
-    assert fake_time.feeds == [["pods", "deployments"]]
+    assert app.c.commands == [CONTEXT, GET]  # one listing; the rest came from the watches
+    assert fake_time.feeds == [["pods", "deployments", "replicasets"]]
     assert fake_time.waits == [rollout.BACKSTOP_SECONDS] * 2
     err = capsys.readouterr().err
-    assert err.count("waiting: deployment/web: 0/1 replicas ready") == 1  # said once, not per read
+    assert err.count("waiting: deployment/web: 0/1 replicas ready") == 1  # said once, not per event
     assert "container main is running but not ready" in err
+    assert "ready: deployment/web" in err
+
+
+def test_a_restarted_watch_and_a_long_silence_each_bring_one_full_listing(tmp_path: Path, fake_time: FakeTime) -> None:
+    events = "kubectl --context k8s-local get events -o json --request-timeout=10s"
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), events: [ok("{}")] * 5,
+                             GET: [listing(*WEB_STARTING)] * 2 + [listing(*WEB_READY)]})
+    fake_time.restart_at_wait = 1
+    rollout.wait_ready(app, ["deployment/web"], timeout=60)
+    # wait 1: a watch restarted → listing 2; then silence until RELIST_SECONDS have passed → listing 3, ready
+    assert [c for c in app.c.commands if c != events] == [CONTEXT, GET, GET, GET]
+    assert rollout.RELIST_SECONDS == 15.0
+    assert fake_time.now == pytest.approx(118.0)  # listing 2 at 102; the first wake-up 15 s or more later is at 118
+
+
+def test_a_hopeless_state_seen_in_events_is_confirmed_by_a_fresh_listing(tmp_path: Path, fake_time: FakeTime,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    stale_crash = pod("web-1-a", "web-1", ready=False, statuses=[container_status(
+        ready=False, state=waiting("CrashLoopBackOff"), last=crashed(1), restarts=7)])
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), GET: [listing(*WEB_STARTING), listing(*WEB_READY)]})
+    fake_time.script = [modified(stale_crash)]
+    assert rollout.wait_ready(app, ["deployment/web"], timeout=30).done
+    assert app.c.commands == [CONTEXT, GET, GET]
+    assert "CrashLoopBackOff" not in capsys.readouterr().err
 
 
 def test_a_crash_loop_fails_at_once_with_the_previous_containers_last_lines(tmp_path: Path, fake_time: FakeTime) -> None:
     crashing = [deployment("web", 1, 0), replicaset("web-1", "web"),
                 pod("web-1-a", "web-1", ready=False, statuses=[container_status(
                     ready=False, state=waiting("CrashLoopBackOff"), last=crashed(1), restarts=2)])]
-    logs = "kubectl --context k8s-local logs web-1-a -c main --previous --tail 10"
+    logs = "kubectl --context k8s-local logs web-1-a -c main --previous --tail 10 --request-timeout=10s"
     app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), GET: listing(*crashing),
                              logs: ok("booting\nActiveRecord::ConnectionNotEstablished\n")})
     with pytest.raises(KitError) as caught:
@@ -139,7 +193,7 @@ def test_our_image_missing_on_the_node_names_inv_image_load(tmp_path: Path, fake
 
 
 def test_a_failed_job_shows_its_log(tmp_path: Path, fake_time: FakeTime) -> None:
-    logs = "kubectl --context k8s-local logs job/migrate --tail 10"
+    logs = "kubectl --context k8s-local logs job/migrate --tail 10 --request-timeout=10s"
     app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), GET: listing(job("migrate", failed="Job has reached the "
                                                                                               "specified backoff limit")),
                              logs: ok("rake aborted!\n")})
@@ -151,11 +205,12 @@ def test_a_failed_job_shows_its_log(tmp_path: Path, fake_time: FakeTime) -> None
 
 def test_the_deadline_names_the_workload_and_the_probes_message(tmp_path: Path, fake_time: FakeTime,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    events = "kubectl --context k8s-local get events -o json"
+    events = "kubectl --context k8s-local get events -o json --request-timeout=1s"  # the deadline is near
     probe = {"items": [{"involvedObject": {"name": "web-1-a"}, "type": "Warning", "reason": "Unhealthy",
                         "message": "Readiness probe failed: wget: server returned error: HTTP/1.1 503",
                         "lastTimestamp": "2026-01-01T00:00:09Z", "count": 7}]}
-    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), GET: [listing(*WEB_STARTING)] * 10, events: [ok(json.dumps(probe))] * 4})
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), get(7): [listing(*WEB_STARTING)] * 10,
+                             events: [ok(json.dumps(probe))] * 4})
     with pytest.raises(KitError) as caught:
         rollout.wait_ready(app, ["deployment/web"], timeout=7)
     assert caught.value.message.splitlines() == [
@@ -168,7 +223,7 @@ def test_the_deadline_names_the_workload_and_the_probes_message(tmp_path: Path, 
     assert fake_time.waits == [2.0, 2.0, 2.0, 1.0]
     assert "waiting: pod web-1-a: readiness probe failing: wget: server returned error: HTTP/1.1 503 (x7)" in \
         capsys.readouterr().err
-    assert app.c.commands.count(GET) == 5
+    assert app.c.commands.count(get(7)) == 1  # no re-listing while nothing changed
 
 
 def test_dry_run_only_says_what_it_would_wait_for(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -186,9 +241,93 @@ def test_k8s_wait_task_exits_with_the_reason(tmp_path: Path, fake_time: FakeTime
     broken = [deployment("web", 1, 0), replicaset("web-1", "web"),
               pod("web-1-a", "web-1", ready=False, statuses=[container_status(
                   ready=False, image="redis:7", state=waiting("CreateContainerConfigError", 'secret "db" not found'))])]
-    c = StrictContext({CONTEXT: ok("k8s-local\n"), GET: listing(*broken)},
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), get(5): listing(*broken)},
                       app={"root": str(tmp_path), "name": "demo", "cluster": {"provider": "docker", "ip": "127.0.0.1"}})
     with pytest.raises(Exit) as caught:
         k8s.wait(c, timeout=5)
     assert caught.value.code == 1
     assert "Secret db does not exist in namespace kit" in str(caught.value.message)
+
+
+def never_pulled(pod_name: str, ref: str) -> list[dict[str, Any]]:
+    status = container_status(ready=False, image=ref, state=waiting("ErrImageNeverPull", f'image "{ref}" is not present'))
+    return [deployment("web", 1, 0), replicaset("web-1", "web"),
+            pod(pod_name, "web-1", ready=False, image=ref, statuses=[status])]
+
+
+def delivered_app(tmp_path: Path, results: dict[str, Any]) -> tuple[App, str]:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n")}, images={"demoapp": {}})
+    ref = built_refs(app)["demoapp"]
+    app.c = StrictContext({CONTEXT: ok("k8s-local\n"), **{k: v(ref) for k, v in results.items()}},
+                          app=dict(app.c.config.app), repeat=False)
+    app.fact("delivered", set).add(ref)  # what delivery records for this run
+    return app, ref
+
+
+def test_a_pull_back_off_of_the_image_just_delivered_restarts_the_pod_and_keeps_waiting(
+        tmp_path: Path, fake_time: FakeTime, capsys: pytest.CaptureFixture[str]) -> None:
+    delete = "kubectl --context k8s-local delete pod web-1-a --wait=false"
+    deleting = pod("web-1-a", "web-1", ready=False, deleting=True)
+    app, ref = delivered_app(tmp_path, {
+        GET: lambda ref: [listing(*never_pulled("web-1-a", ref)), listing(*never_pulled("web-1-a", ref)[:2], deleting)],
+        delete: lambda ref: ok()})
+    fake_time.script = [[{"type": "ADDED", "object": pod("web-1-b", "web-1")}, *modified(deployment("web"))]]
+    assert rollout.wait_ready(app, ["deployment/web"], timeout=30).done
+    assert app.c.commands == [CONTEXT, GET, delete, GET]
+    err = capsys.readouterr().err
+    assert f"waiting: deployment/web pod web-1-a: ErrImageNeverPull for {ref}, which the kit has just delivered to " \
+           "the node: the pod tried before it was there; restarting the pod so it starts now" in err
+    assert f"$ {delete}" in err
+
+
+def test_a_new_pod_that_still_cannot_pull_the_delivered_image_is_hopeless(tmp_path: Path, fake_time: FakeTime) -> None:
+    delete = "kubectl --context k8s-local delete pod web-1-a --wait=false"
+    app, ref = delivered_app(tmp_path, {
+        GET: lambda ref: [listing(*never_pulled("web-1-a", ref)), listing(*never_pulled("web-1-b", ref)),
+                          listing(*never_pulled("web-1-b", ref))],
+        delete: lambda ref: ok()})
+    with pytest.raises(KitError) as caught:
+        rollout.wait_ready(app, ["deployment/web"], timeout=30)
+    assert app.c.commands == [CONTEXT, GET, delete, GET]
+    assert f"pod web-1-b: ErrImageNeverPull: the node has no {ref}" in caught.value.message
+
+
+REFUSED = "\n".join(
+    ['E0101 00:00:01.000000   1234 memcache.go:265] "Unhandled Error" err="couldn\'t get current server API group '
+     'list: Get \\"https://127.0.0.1:6443/api?timeout=10s\\": dial tcp 127.0.0.1:6443: connect: connection refused"'] * 5
+    + ["The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?"])
+
+
+def test_an_unreachable_cluster_is_one_line_naming_it_and_why(tmp_path: Path, fake_time: FakeTime) -> None:
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), GET: fail(1, stderr=REFUSED)})
+    with pytest.raises(KitError) as caught:
+        rollout.wait_ready(app, ["deployment/web"], timeout=30)
+    assert caught.value.message == (
+        "cannot read workload state from the cluster of context k8s-local (https://127.0.0.1:6443): The connection to "
+        "the server 127.0.0.1:6443 was refused - did you specify the right host or port?")
+    assert caught.value.evidence == ""
+
+
+def test_a_cluster_that_does_not_answer_ends_the_wait_at_its_deadline(tmp_path: Path, fake_time: FakeTime) -> None:
+    hung = fail(124, stderr='E0101 err="Get \\"https://127.0.0.1:6443/api\\": net/http: TLS handshake timeout"\n'
+                             "no answer within 30s\n")
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), GET: hung})
+    with pytest.raises(KitError) as caught:
+        rollout.wait_ready(app, ["deployment/web"], timeout=30)
+    assert caught.value.message == ("not ready after 30s: the cluster of context k8s-local (https://127.0.0.1:6443) "
+                                    "did not answer in time")
+
+
+def test_every_request_of_the_wait_ends_by_the_deadline(tmp_path: Path, fake_time: FakeTime,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[list[str], float | None]] = []
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n")})
+    app.context()
+    monkeypatch.setattr(app, "run", lambda argv, **kw: seen.append((argv, kw.get("timeout"))) or listing(*WEB_STARTING))
+    with pytest.raises(KitError):
+        rollout.wait_ready(app, ["deployment/web"], timeout=3)
+    queries = [(argv, timeout) for argv, timeout in seen if argv[:2] == ["kubectl", "--context"]]
+    assert len(queries) == 2  # the listing, and the events for the report at the deadline
+    assert all(argv[-1] in ("--request-timeout=3s", "--request-timeout=1s") for argv, _ in queries)
+    assert all(timeout is not None and timeout <= 3 for _, timeout in queries)

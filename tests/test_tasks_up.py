@@ -14,6 +14,7 @@ from invoke import Exit
 from strict import StrictContext, fail, ok
 
 from devloop import docker_api, image, k8s, workflow
+from devloop.core import converge
 from devloop.core import images as core_images
 
 
@@ -21,6 +22,11 @@ from devloop.core import images as core_images
 def docker_cli_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """The mock context scripts `docker image inspect`: the daemon's API is not asked."""
     monkeypatch.setattr(docker_api, "daemon_url", lambda env: None)
+
+
+def listing(context: str = "k8s-local") -> str:
+    """The one read of the kit's live objects that lint and prune share."""
+    return f"kubectl --context {context} get {converge.listing_kinds()} -l devloop/app=hello,devloop/env=dev -o json"
 
 
 def hello_config(app_dir: Path, **overrides: Any) -> dict[str, Any]:
@@ -58,9 +64,12 @@ def test_up_on_a_shared_docker_daemon_runs_exactly_these_commands(app_dir: Path)
                                                                       ok("sha256:1234\n")],
         f"docker build --tag hello:{tag} --file {app_dir}/Dockerfile --label devloop.app=hello --label devloop.image=hello "
         f"--build-arg BASE_IMAGE=busybox:1 {app_dir}": ok(),
+        listing(): ok('{"items": []}'),
         "kubectl --context k8s-local apply -f .kit/rendered-dev.yaml": ok(),
+        "kubectl --context k8s-local get deployments,statefulsets,daemonsets,jobs,replicasets,pods -o json "
+        "--request-timeout=10s": ok(ready_listing()),  # the wait (its requests end by its deadline)
         "kubectl --context k8s-local get deployments,statefulsets,daemonsets,jobs,replicasets,pods -o json":
-            [ok(ready_listing()), ok(ready_listing())],  # wait, then the closing status table
+            ok(ready_listing()),  # the closing status table
     }, app=hello_config(app_dir, cluster={"provider": "docker", "ip": "127.0.0.1"}), repeat=False)
     import os
 
@@ -73,8 +82,9 @@ def test_up_on_a_shared_docker_daemon_runs_exactly_these_commands(app_dir: Path)
     assert [cmd.split()[0:3] for cmd in c.commands] == [
         ["kubectl", "config", "current-context"], ["docker", "image", "inspect"], ["docker", "build", "--tag"],
         ["docker", "image", "inspect"], ["kubectl", "--context", "k8s-local"], ["kubectl", "--context", "k8s-local"],
-        ["kubectl", "--context", "k8s-local"],
+        ["kubectl", "--context", "k8s-local"], ["kubectl", "--context", "k8s-local"],
     ]
+    assert c.commands[-4] == listing()  # lint and prune read the kit's objects once, before the apply
     assert c.commands[-3].endswith("apply -f .kit/rendered-dev.yaml")
     rendered = list(yaml.safe_load_all((app_dir / ".kit" / "rendered-dev.yaml").read_text()))
     web = next(d for d in rendered if d["metadata"]["name"] == "hello-web" and d["kind"] == "Deployment")
@@ -105,6 +115,7 @@ def test_dry_up_prints_changes_and_runs_only_queries(app_dir: Path, capsys: pyte
         "minikube -p minikube docker-env --shell none": ok("DOCKER_TLS_VERIFY=1\nDOCKER_HOST=tcp://192.168.49.2:2376\n"
                                                            "DOCKER_CERT_PATH=/home/u/.minikube/certs\n"),
         f"docker image inspect --format '{{{{.Id}}}}' hello:{tag}": fail(1, stderr="No such image"),
+        listing("minikube"): ok('{"items": []}'),
     }, app=hello_config(app_dir), dry=True)
     workflow.up(c)
     err = capsys.readouterr().err
@@ -213,6 +224,7 @@ def test_ci_gate_fails_on_lint_warnings_before_anything_is_applied(app_dir: Path
     c = StrictContext({
         "kubectl config current-context": ok("k8s-local\n"),
         f"docker image inspect --format '{{{{.Id}}}}' hello:{tag}": ok("sha256:1234\n"),
+        listing(): ok('{"items": []}'),
     }, app=hello_config(app_dir, cluster={"provider": "docker", "ip": "127.0.0.1"}))
     with pytest.raises(Exit) as err:
         workflow.up(c, ci=True)

@@ -330,3 +330,13 @@ def test_an_unknown_environment_is_refused_with_the_configured_ones(root: Path) 
         tls.cert(c, env="prod")
     assert caught.value.code == 2 and "unknown environment 'prod'" in str(caught.value.message)
     assert "dev, qa, staging" in str(caught.value.message) and c.commands == []
+
+
+def test_a_refused_context_writes_no_key_and_no_secret(root: Path) -> None:
+    app = config(root)
+    app["cluster"] = {**app["cluster"], "context": "prod-eu"}
+    c = StrictContext({}, app=app)
+    with pytest.raises(Exit) as caught:
+        tls.cert(c)
+    assert caught.value.code == 2 and "'prod-eu' is not in app.cluster.allowed_contexts" in str(caught.value.message)
+    assert c.commands == [] and not (root / ".kit").exists()

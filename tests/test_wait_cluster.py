@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 from conftest import INV, inv
@@ -212,7 +214,7 @@ def test_the_log_follower_reattaches_to_the_replacement_pod(scenario: Scenario) 
     wait_for(lambda: any(line.startswith("ticker-") and first not in line and " line " in line for line in lines), 60,
              "lines of the replacement pod")
     follower.send_signal(signal.SIGTERM)
-    assert follower.wait(10) == 0
+    assert follower.wait(10) == 130  # stopped like every long-running task (issue 13 item 13)
     ours = [line for line in lines if line.startswith(f"{first}/main ")]
     numbers = [int(line.split()[-1]) for line in ours if " line " in line]
     assert numbers == list(range(numbers[0], numbers[-1] + 1)), "lines of the first pod were lost or repeated"
@@ -251,10 +253,93 @@ def test_the_port_forward_comes_back_when_its_pod_is_replaced(scenario: Scenario
     wait_for(lambda: answer(port).startswith("hi from web-") and first not in answer(port), 60,
              "the replacement pod through the same local port")
     forwarder.send_signal(signal.SIGTERM)
-    assert forwarder.wait(10) == 0
+    assert forwarder.wait(10) == 130  # stopped like every long-running task (issue 13 item 13)
     err = forwarder.stderr.read() if forwarder.stderr else ""
     # (No assertion on the "up:" lines: the supervisor polls, and the test moves on as soon as the port
     # answers, so a line may still be pending when the forward is stopped.)
     assert f"pod {first} is terminating" in err or f"pod {first} is gone" in err
     assert scenario.our_kubectl_children() == []
     assert answer(port) == ""  # the forward ended with the task
+
+
+# -- a cluster that does not answer, or is not there (no real cluster needed) ---------------------------
+
+
+class SilentServer:
+    """A TCP port that accepts connections and never answers: an API server that hangs."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = int(self.sock.getsockname()[1])
+        self.held: list[socket.socket] = []
+        import threading
+
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+def fake_cluster_app(root: Path, port: int, context: str) -> dict[str, str]:
+    """An app whose kubeconfig points at 127.0.0.1:PORT; the environment to run `inv` with."""
+    scenario = Scenario(root, "default")
+    scenario.write([deployment("web", "sleep 3600")], cluster={"provider": "docker", "ip": "127.0.0.1",
+                                                               "allowed_contexts": [context]})
+    kubeconfig = root / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "clusters": [{"name": context, "cluster": {"server": f"https://127.0.0.1:{port}", "insecure-skip-tls-verify": True}}],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": "u"}}],
+        "users": [{"name": "u", "user": {"token": "x"}}]}))
+    return {"KUBECONFIG": str(kubeconfig)}
+
+
+def kubectl_children_of(context: str) -> list[str]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        words = proc.info["cmdline"] or []
+        if words and words[0].endswith("kubectl") and context in words:
+            found.append(" ".join(words))
+    return found
+
+
+@pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl is not installed")
+def test_a_hanging_api_server_ends_the_wait_at_its_timeout_and_leaves_no_child(tmp_path: Path) -> None:
+    server = SilentServer()
+    context = f"hang-{secrets.token_hex(3)}"
+    try:
+        env = fake_cluster_app(tmp_path / "app", server.port, context)
+        started = time.monotonic()
+        waited = inv(tmp_path / "app", "k8s.wait", "--timeout", "6", env=env, timeout=120)
+        took = time.monotonic() - started
+    finally:
+        server.close()
+    assert waited.returncode == 1, waited.stderr
+    assert f"not ready after 6s: the cluster of context {context}" in waited.stderr
+    assert "did not answer in time" in waited.stderr
+    assert took < 6 + 5, f"the wait took {took:.1f}s"
+    assert kubectl_children_of(context) == []
+
+
+@pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl is not installed")
+def test_an_unreachable_cluster_is_named_once(tmp_path: Path) -> None:
+    closed = free_port()  # nothing listens there
+    context = f"gone-{secrets.token_hex(3)}"
+    env = fake_cluster_app(tmp_path / "app", closed, context)
+    waited = inv(tmp_path / "app", "k8s.wait", "--timeout", "20", env=env, timeout=120)
+    assert waited.returncode == 1
+    errors = [line for line in waited.stderr.splitlines() if "connection refused" in line or "was refused" in line]
+    assert len(errors) == 1, waited.stderr
+    assert f"cannot read workload state from the cluster of context {context} (https://127.0.0.1:{closed})" in errors[0]

@@ -195,3 +195,87 @@ def test_a_dockerignore_with_exceptions_prunes_nothing(tmp_path: Path) -> None:
     (tmp_path / ".dockerignore").write_text("docs/\n!docs/keep.txt\n")
     f = WatchFilter(tmp_path, [("web", tmp_path, tmp_path / "Dockerfile")], [])
     assert not f.prunable(os.path.join(str(tmp_path), "docs"))
+
+
+# -- mutation gaps (#13 item 28): each test fails on a code change that gives a wrong result --------------
+
+
+def test_a_dockerfile_under_a_dockerignored_folder_is_still_watched(tmp_path: Path) -> None:
+    tree(tmp_path, "docker/Dockerfile", "docker/notes.txt", "app/main.py", "vendor/big/x.js")
+    (tmp_path / ".dockerignore").write_text("docker/\nvendor/\n")
+    dockerfile = tmp_path / "docker" / "Dockerfile"
+    f = WatchFilter(tmp_path, [("web", tmp_path, dockerfile)], [])
+    assert kind(f.classify(str(dockerfile))) == "image"
+    assert f.classify(str(tmp_path / "docker" / "notes.txt")) is None
+    assert not f.prunable(str(tmp_path / "docker")) and f.prunable(str(tmp_path / "vendor"))
+    watches = set(plan_watches(f.targets(), f.prunable))
+    assert watches == {Watch(str(tmp_path), False), Watch(str(tmp_path / "app"), True),
+                       Watch(str(tmp_path / "docker"), True)}
+
+
+def test_a_folder_holding_an_image_context_is_not_pruned(tmp_path: Path) -> None:
+    tree(tmp_path, "services/web/app.rb", "other/x.txt")
+    context = tmp_path / "services" / "web"
+    f = WatchFilter(tmp_path, [("web", context, context / "Dockerfile")], [])
+    assert set(plan_watches([str(tmp_path)], f.prunable)) == {Watch(str(tmp_path), False),
+                                                               Watch(str(tmp_path / "services"), True)}
+
+
+def test_a_folder_holding_a_manifest_folder_is_not_pruned(tmp_path: Path) -> None:
+    tree(tmp_path, "deploy/k8s/base/a.yaml", "app/x.rb")
+    (tmp_path / ".dockerignore").write_text("deploy/\n")
+    f = WatchFilter(tmp_path, [("web", tmp_path, tmp_path / "Dockerfile")], [tmp_path / "deploy" / "k8s"])
+    assert not f.prunable(str(tmp_path / "deploy"))
+    assert not f.prunable(str(tmp_path / "deploy" / "k8s" / "base"))
+
+
+@pytest.mark.parametrize("folder", [".git", ".hg", ".svn", ".kit", "__pycache__", ".idea", ".mypy_cache",
+                                    ".pytest_cache", ".ruff_cache"])
+def test_tool_folders_are_never_watched(tmp_path: Path, folder: str) -> None:
+    f = WatchFilter(tmp_path, [("web", tmp_path, tmp_path / "Dockerfile")], [])
+    assert f.classify(str(tmp_path / "src" / folder / "x")) is None
+    assert f.classify(str(tmp_path / "src" / "x")) is not None
+
+
+@pytest.mark.parametrize("name", ["x.swp", "x.swo", "x.swx", "x.swpx", ".x.swn", "x~", "4913", ".#x", "#x#",
+                                  "x___jb_tmp___", "x___jb_old___", ".goutputstream-AB12", "x.kate-swp", ".DS_Store",
+                                  "x.tmp"])
+def test_every_kind_of_editor_temp_file(name: str) -> None:
+    assert editor_temp(name)
+
+
+def test_json_manifests_count(hello: Path) -> None:
+    assert kind(hello_filter(hello).classify(str(hello / "k8s" / "extra.json"))) == "manifest"
+
+
+def test_a_new_dockerignore_applies_only_once_its_own_event_arrives(hello: Path) -> None:
+    f = hello_filter(hello)
+    page = str(hello / "app" / "www" / "index.html")
+    (hello / ".dockerignore").write_text("app/www/\n")
+    assert kind(f.classify(page)) == "image"  # the event for .dockerignore has not come yet
+    f.classify(str(hello / ".dockerignore"))
+    assert f.classify(page) is None
+
+
+def test_file_targets_share_their_folders_watch(tmp_path: Path) -> None:
+    tree(tmp_path, "a.txt", "b.txt", "app/x.rb")
+    files = [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")]
+    assert plan_watches(files, lambda folder: False) == [Watch(str(tmp_path), False)]
+    # a recursive watch on another folder does not cover the file's folder
+    planned = plan_watches([str(tmp_path / "app"), str(tmp_path / "a.txt")], lambda folder: False)
+    assert set(planned) == {Watch(str(tmp_path / "app"), True), Watch(str(tmp_path), False)}
+
+
+def test_exactly_max_watches_keeps_the_plan(tmp_path: Path) -> None:
+    tree(tmp_path, "a/b/node_modules/x.js", "a/b/src/y.js", "a/c/z.js", "d/w.js")
+    f = WatchFilter(tmp_path, [("web", tmp_path, tmp_path / "Dockerfile")], [], ignore=("**/node_modules",))
+    assert len(plan_watches([str(tmp_path)], f.prunable, max_watches=6)) == 6
+
+
+def test_symlinked_folders_are_not_planned_twice(tmp_path: Path) -> None:
+    tree(tmp_path, "a/node_modules/x.js", "a/src/y.js")
+    (tmp_path / "a" / "link").symlink_to(tmp_path / "a" / "src", target_is_directory=True)
+    f = WatchFilter(tmp_path, [("web", tmp_path, tmp_path / "Dockerfile")], [], ignore=("**/node_modules",))
+    watches = set(plan_watches([str(tmp_path)], f.prunable))
+    assert watches == {Watch(str(tmp_path), False), Watch(str(tmp_path / "a"), False),
+                       Watch(str(tmp_path / "a" / "src"), True)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -42,6 +43,8 @@ def test_an_edit_ends_with_the_new_tag_running(cluster: str, base_image: str, tm
         try:
             watcher.wait_for(r"^watching ", 60)
             (app / "app" / "www" / "version.txt").write_text("edited by the watch test\n")
+            with (app / "app" / "worker.sh").open("a") as script:  # outside the sync rules: the batch rebuilds
+                script.write("# edited by the watch test\n")
             (app / "README.md").write_text("ignored: .dockerignore leaves *.md out\n")
             assert watcher.proc.wait(timeout=240) == 0, watcher.text
         finally:
@@ -49,7 +52,9 @@ def test_an_edit_ends_with_the_new_tag_running(cluster: str, base_image: str, tm
 
         new_tag = inv(app, "image.tag", env=env).stdout.strip()
         assert new_tag != old_tag
-        assert "── cycle 1: app/www/version.txt changed (rebuild hello)" in watcher.text
+        assert "live update: rebuilding hello: app/worker.sh is outside every sync rule" in watcher.text
+        assert re.search(r"── cycle 1: app/www/version.txt, app/worker.sh changed \(rebuild hello\)|"
+                         r"── cycle 1: app/worker.sh, app/www/version.txt changed \(rebuild hello\)", watcher.text)
         assert "README.md" not in watcher.text.split("── cycle 1:")[1].splitlines()[0]
         assert "── cycle 1 ready: build " in watcher.text and "save→ready " in watcher.text
 

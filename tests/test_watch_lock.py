@@ -128,3 +128,23 @@ def test_describe_says_how_long_ago() -> None:
     assert h.describe(now=1000.0 + 600).endswith("(10 min ago)")
     assert h.describe(now=1000.0 + 7300).endswith("(2 h 1 min ago)")
     assert "on build-box" in holder(7, host="build-box").describe()
+
+
+def test_a_kit_folder_that_is_a_file_is_named_with_the_fix(tmp_path: Path) -> None:
+    (tmp_path / ".kit").write_text("not a folder\n")
+    path = lock.lock_file(tmp_path / ".kit", "k8s-local", "kit-ns")
+    with pytest.raises(KitError) as raised:
+        lock.acquire(path, holder(os.getpid()))
+    assert raised.value.message == f"cannot take the lock in {tmp_path / '.kit'}: Not a directory"
+    assert "chmod u+rwx" in raised.value.hint and raised.value.code == 73
+
+
+def test_a_kit_folder_that_cannot_be_written_is_named_with_the_fix(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(name: str, *args: object, **kwargs: object) -> int:
+        raise PermissionError(13, "Permission denied", name)
+
+    monkeypatch.setattr(lock.os, "open", refused)  # root ignores permission bits: refuse the way a read-only folder does
+    with pytest.raises(KitError) as raised:
+        lock.acquire(path, holder(os.getpid()))
+    assert raised.value.message == f"cannot take the lock in {path.parent}: Permission denied"
+    assert str(path.parent) in raised.value.hint

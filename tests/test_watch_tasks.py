@@ -20,13 +20,14 @@ from strict import StrictContext, fail, ok, rx
 from watchdog.events import FileModifiedEvent
 
 from devloop import children, docker_api, shell, watch, watcher, workflow
+from devloop.core import converge, lock
 from devloop.core import images as core_images
-from devloop.core import lock
 from devloop.core.errors import KitError
 
 CONTEXT = "kubectl config current-context"
-GET = "kubectl --context k8s-local get deployments,statefulsets,daemonsets,jobs,replicasets,pods -o json"
+GET = "kubectl --context k8s-local get deployments,statefulsets,daemonsets,jobs,replicasets,pods -o json --request-timeout=10s"
 APPLY = "kubectl --context k8s-local apply -f .kit/rendered-dev.yaml"
+LIST = f"kubectl --context k8s-local get {converge.listing_kinds()} -l devloop/app=hello,devloop/env=dev -o json"
 DELETE = rx(r"^kubectl --context k8s-local delete .* -l devloop/app=hello,devloop/env=dev --ignore-not-found")
 
 
@@ -92,10 +93,11 @@ def shapes(commands: list[str]) -> list[str]:
 
 @pytest.mark.parametrize(("changed", "expected"), [
     ("app/web.sh", [CONTEXT, "docker image inspect", "docker build --tag", "docker image inspect",
-                    "kubectl --context k8s-local apply", "kubectl --context k8s-local get"]),
-    ("k8s/web-deploy.yaml", [CONTEXT, "kubectl --context k8s-local apply", "kubectl --context k8s-local get"]),
+                    "kubectl --context k8s-local get", "kubectl --context k8s-local apply", "kubectl --context k8s-local get"]),
+    ("k8s/web-deploy.yaml", [CONTEXT, "kubectl --context k8s-local get", "kubectl --context k8s-local apply",
+                             "kubectl --context k8s-local get"]),
     ("Dockerfile", [CONTEXT, "docker image inspect", "docker build --tag", "docker image inspect",
-                    "kubectl --context k8s-local apply", "kubectl --context k8s-local get"]),
+                    "kubectl --context k8s-local get", "kubectl --context k8s-local apply", "kubectl --context k8s-local get"]),
 ])
 def test_one_cycle_runs_exactly_these_commands(app_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str], changed: str,
@@ -105,6 +107,7 @@ def test_one_cycle_runs_exactly_these_commands(app_dir: Path, monkeypatch: pytes
         CONTEXT: ok("k8s-local\n"),
         inspect(t): [fail(1, stderr="Error: No such image"), ok("sha256:1\n")],
         rx(r"^docker build --tag hello:"): ok(),
+        LIST: ok('{"items": []}'),
         APPLY: ok(),
         GET: ok(ready_listing()),
     }, app=config(app_dir), repeat=False)
@@ -161,6 +164,7 @@ def test_a_container_that_cannot_take_the_sync_means_a_rebuild(app_dir: Path, mo
         PODS: ok(hello_pods(t, waiting="CrashLoopBackOff")),
         rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image"), ok("sha256:1\n")],
         rx(r"^docker build --tag hello:"): ok(),
+        LIST: ok('{"items": []}'),
         APPLY: ok(),
         GET: ok(ready_listing()),
     }, app=config(app_dir), repeat=False)
@@ -192,6 +196,7 @@ def test_a_failed_build_is_reported_and_the_next_change_retries(app_dir: Path, m
                                        ok("sha256:2\n")],
         rx(r"^docker build --tag hello:"): [fail(1, stdout="Step 3/9 : COPY app/ /app/\nCOPY failed: no such file"),
                                             ok()],
+        LIST: ok('{"items": []}'),
         APPLY: ok(),
         GET: ok(ready_listing()),
     }, app=config(app_dir), repeat=False)
@@ -217,15 +222,18 @@ def test_dev_is_up_then_cycles_and_cleanup_deletes_on_exit(app_dir: Path, monkey
     c = StrictContext({
         CONTEXT: ok("k8s-local\n"),
         inspect(t): ok("sha256:1\n"),
+        LIST: ok('{"items": []}'),
         APPLY: ok(),
         GET: ok(ready_listing()),
         DELETE: ok(),
     }, app=config(app_dir), repeat=True)
     watch.dev(c, cycles="1", debounce_ms="1", cleanup=True, no_forwards=True)
     assert shapes(c.commands) == [
-        CONTEXT, "docker image inspect", "docker image inspect", "kubectl --context k8s-local apply",
+        CONTEXT, "docker image inspect", "docker image inspect", "kubectl --context k8s-local get",
+        "kubectl --context k8s-local apply",
         "kubectl --context k8s-local get",  # cycle 0: up (the image is there already)
-        "kubectl --context k8s-local apply", "kubectl --context k8s-local get",  # cycle 1: manifests only
+        "kubectl --context k8s-local get", "kubectl --context k8s-local apply",
+        "kubectl --context k8s-local get",  # cycle 1: manifests only
         "kubectl --context k8s-local delete",  # --cleanup
     ]
     assert followers == [(True, False)]
@@ -241,6 +249,7 @@ def test_a_failed_up_keeps_dev_watching(app_dir: Path, monkeypatch: pytest.Monke
     c = StrictContext({
         CONTEXT: ok("k8s-local\n"),
         inspect(t): ok("sha256:1\n"),
+        LIST: ok('{"items": []}'),
         APPLY: [fail(1, stderr="error: the server could not find the requested resource"), ok()],
         GET: ok(ready_listing()),
     }, app=config(app_dir), repeat=True)
@@ -283,7 +292,9 @@ def test_a_stale_lock_is_taken_over(app_dir: Path, capsys: pytest.CaptureFixture
     gone.wait()
     path = write_lock(app_dir, gone.pid, "inv up")
     t = tag(app_dir)
-    c = StrictContext({CONTEXT: ok("k8s-local\n"), inspect(t): ok("sha256:1\n"), APPLY: ok(), GET: ok(ready_listing())},
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), inspect(t): ok("sha256:1\n"), APPLY: ok(), GET: ok(ready_listing()),
+                       GET.removesuffix(" --request-timeout=10s"): ok(ready_listing()),  # the closing status table
+                       LIST: ok('{"items": []}')},
                       app=config(app_dir))
     workflow.up(c)
     assert f"lock: taking over a stale lock from pid {gone.pid} (inv up)" in capsys.readouterr().err
@@ -293,8 +304,9 @@ def test_a_stale_lock_is_taken_over(app_dir: Path, capsys: pytest.CaptureFixture
 def test_dry_runs_take_no_lock(app_dir: Path) -> None:
     write_lock(app_dir, os.getppid(), "inv dev", lock.process_start(os.getppid()))
     c = StrictContext({CONTEXT: ok("k8s-local\n"), rx(r"^docker image inspect"): ok("sha256:1\n"),
-                       GET: ok(ready_listing())}, app=config(app_dir), dry=True)
+                       GET: ok(ready_listing()), LIST: ok('{"items": []}')}, app=config(app_dir), dry=True)
     workflow.up(c)
+    c.assert_all_used(GET)  # the run went on past the lock another process holds (a dry run does not wait)
 
 
 # -- flags and signals -----------------------------------------------------------------------------

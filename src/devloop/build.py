@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from devloop import shell as funnel
 from devloop.core import config
 from devloop.core import images as core
 from devloop.core.errors import KitError
 from devloop.delivery import build_env, deliver_ref
-from devloop.docker_api import check_daemon_result, image_id, short, where
+from devloop.docker_api import check_daemon_lost, check_daemon_result, image_id, short, where
 from devloop.kit import STATE_DIR, App
 
 LABEL = "devloop.app"  # every build carries devloop.app=<app name> and devloop.image=<image name>
@@ -36,7 +36,7 @@ def plan(app: App, image: config.Image) -> Planned:
 
 def compute_plan(app: App, image: config.Image) -> Planned:
     check_build_files(app, image)
-    args = core.resolve_build_args(image.dockerfile.read_text(encoding="utf-8"), image.build_args, os.environ, image.name)
+    args = core.resolve_build_args(core.read_dockerfile(image.dockerfile), image.build_args, os.environ, image.name)
     for key, value in args.items():  # e.g. NPM_TOKEN: masked in the echoed `docker build`
         if funnel.looks_secret(key):
             funnel.register_secret(value)
@@ -81,12 +81,18 @@ def build_one(app: App, image: config.Image, no_cache: bool = False) -> Planned:
     app.say(f"image {planned.ref}: building in {where(env)} ({planned.files} context files)")
     result = app.run(build_argv(app, planned, no_cache), check=False, env=env)
     if result.exited != 0:
-        check_daemon_result(result, during=f"the build of {planned.ref}: docker tags only a finished build, "
-                                           f"so {planned.ref} was not made")
-        step, output = core.build_failure((result.stdout or "") + "\n" + (result.stderr or ""))
-        raise KitError(f"image {image.name}: docker build failed" + (f" at {step}" if step else ""), evidence=output,
-                       hint="fix the failing step; the previous image and its tag are untouched", code=1)
+        explain_failure(planned, result, env)
     return planned
+
+
+def explain_failure(planned: Planned, result: Any, env: dict[str, str]) -> None:
+    """A failed `docker build`: a daemon that is gone or went away mid-build, else the step that failed."""
+    during = f"the build of {planned.ref}: docker tags only a finished build, so {planned.ref} was not made"
+    check_daemon_result(result, during=during)
+    check_daemon_lost(result, during, env)
+    step, output = core.build_failure((result.stdout or "") + "\n" + (result.stderr or ""))
+    raise KitError(f"image {planned.image.name}: docker build failed" + (f" at {step}" if step else ""), evidence=output,
+                   hint="fix the failing step; the previous image and its tag are untouched", code=1)
 
 
 def build_argv(app: App, planned: Planned, no_cache: bool) -> list[str]:

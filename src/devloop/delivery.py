@@ -1,19 +1,25 @@
 """Delivery: getting a built image to where the cluster's node runs it — built in minikube's own Docker daemon,
-`minikube image load`, `kind load docker-image`, or a registry push — and moving nothing when it is there."""
+`minikube image load`, `kind load docker-image`, or a registry push — and moving nothing when it is there; and which
+reference the cluster runs (the deployed one while the built image is the same)."""
 
 from __future__ import annotations
 
 import re
 from typing import Any, Protocol
 
+from devloop import livesync
+from devloop.core import config, render
 from devloop.core import images as core
 from devloop.core.errors import KitError, tail
 from devloop.docker_api import check_daemon_result, image_id, short
-from devloop.kit import App
+from devloop.kit import STATE_DIR, App
 
 
 class Built(Protocol):
-    """What delivery needs of a planned build: the local reference it is tagged with."""
+    """What delivery needs of a planned build: its image and the local reference it is tagged with."""
+
+    @property
+    def image(self) -> config.Image: ...
 
     @property
     def ref(self) -> str: ...
@@ -69,13 +75,65 @@ def deliver_ref(app: App, planned: Built) -> str:
     return planned.ref
 
 
+def run_ref(app: App, planned: Built) -> str:
+    """The reference the cluster is to run: the deployed one when it names the same image (a new input hash but
+    identical content, e.g. a changed file the Dockerfile never copies: nothing to roll out), else deliver_ref."""
+    new = deliver_ref(app, planned)
+    return str(app.fact(f"plan:run:{new}", lambda: choose_run_ref(app, planned, new)))
+
+
+def choose_run_ref(app: App, planned: Built, new: str) -> str:
+    old = deployed_refs(app).get(render.image_repository(new))
+    if not old or old == new:
+        return new
+    if planned.image.name in livesync.live_marks(app).values():
+        return new  # containers carry synced files: only a rollout brings them back to the image as built
+    env = build_env(app)
+    new_id = image_id(app, planned.ref, env)  # with a registry: the local tags, the old one as it was pushed
+    if new_id is None or image_id(app, old, env) != new_id:
+        return new
+    app.say(f"image {planned.image.name}: same content as the deployed {old} (image ID {short(new_id)}): "
+            "nothing to roll out")
+    return old
+
+
+def deployed_refs(app: App) -> dict[str, str]:
+    """Repository -> the reference last applied (.kit/rendered-<env>.yaml); empty when there is none to read."""
+    def compute() -> dict[str, str]:
+        path = app.settings.root / STATE_DIR / f"rendered-{app.settings.env}.yaml"
+        try:
+            return core.deployed_refs(render.parse([render.Source(path, path.read_text(encoding="utf-8"))]))
+        except (OSError, UnicodeDecodeError, KitError):
+            return {}
+
+    return dict(app.fact("plan:deployed", compute))  # "plan:": each watch cycle reads what the last one applied
+
+
 # -- delivery ------------------------------------------------------------------------------------
 
 
 def deliver_one(app: App, planned: Built) -> None:
-    """Put the built image where the cluster's node runs it, the cheapest way the provider allows."""
-    provider = app.settings.cluster.provider
+    """Put the built image where the cluster's node runs it, the cheapest way the provider allows; also the
+    deployed reference the cluster keeps running when it is the same image (its node may have been replaced)."""
     ref = deliver_ref(app, planned)
+    put(app, planned.ref, ref)
+    running = run_ref(app, planned)
+    if running != ref and moves_images(app):
+        put(app, planned.ref, running)
+
+
+def moves_images(app: App) -> bool:
+    """Whether the cluster's node gets images by a load or a push (not by sharing the daemon they are built in)."""
+    provider = app.settings.cluster.provider
+    return provider in ("kind", "registry") or (provider == "minikube" and node_runtime(app) != "docker")
+
+
+def put(app: App, local_ref: str, ref: str) -> None:
+    """Put ``local_ref`` where the cluster's node runs it as ``ref``."""
+    provider = app.settings.cluster.provider
+    # The wait of this run then retries pods that failed to pull it before it was there (rollout.wait_ready).
+    # Recorded first: a delivery that fails raises, and nothing waits.
+    app.fact("delivered", set).add(ref)
     if provider == "minikube":
         runtime = node_runtime(app)
         if runtime == "docker":
@@ -91,7 +149,7 @@ def deliver_one(app: App, planned: Built) -> None:
         has = f", which has it (image ID {short(found)})" if found else ""
         app.say(f"image {ref}: nothing to move — the cluster runs on this Docker daemon (provider docker){has}: 0 bytes")
     else:
-        push(app, planned.ref, ref)
+        push(app, local_ref, ref)
 
 
 def load_into_minikube(app: App, ref: str, runtime: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 from devloop import shell as funnel
@@ -12,6 +13,14 @@ from devloop.core.errors import KitError, tail
 from devloop.kit import App
 
 DAEMON_DOWN = ("Cannot connect to the Docker daemon", "Is the docker daemon running", "error during connect")
+# The CLI's last words when the daemon went away in the middle of a call (killed, restarted, out of memory).
+# Matched on its last line only: a build step's own network error (curl: Connection reset by peer) comes
+# before the CLI's "returned a non-zero code" line, so it is never taken for a lost daemon.
+DAEMON_LOST = tuple(re.compile(pattern, re.IGNORECASE) for pattern in (
+    r"^unexpected EOF$",  # the legacy builder's progress stream cut off (what a SIGKILLed dockerd leaves)
+    r"error reading from server: EOF|code = Unavailable desc",  # BuildKit's session with the daemon cut off
+    r"^(read|write) (unix|tcp) .*(EOF|connection reset by peer|broken pipe)$",  # the daemon's socket closed
+))
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 TIMEOUT = 10  # seconds for one API call; a daemon slower than that is asked through the CLI instead
 
@@ -32,6 +41,21 @@ def check_daemon_result(result: Any, during: str = "") -> None:
         message = f"the Docker daemon stopped answering during {during}" if during else "the Docker daemon is not reachable"
         raise KitError(message, evidence=tail(text, 3),
                        hint="start Docker (sudo systemctl start docker, or Docker Desktop), or check DOCKER_HOST")
+
+
+def daemon_lost(result: Any) -> bool:
+    """Whether a failed docker CLI call ended because the daemon went away under it."""
+    lines = [line.strip() for line in (result.stderr or "").splitlines() if line.strip()]
+    return bool(lines) and any(pattern.search(lines[-1]) for pattern in DAEMON_LOST)
+
+
+def check_daemon_lost(result: Any, during: str, env: dict[str, str]) -> None:
+    """Raise the kit's error when a docker CLI result says the daemon went away during the call."""
+    if daemon_lost(result):
+        raise KitError(f"the connection to {where(env)} was lost during {during}",
+                       evidence=tail(result.stderr or "", 3),
+                       hint="the daemon stopped or restarted in the middle (killed, out of memory, updated): check that "
+                            "it answers (docker info; sudo systemctl status docker, or Docker Desktop), then run again")
 
 
 def daemon_url(env: dict[str, str]) -> str | None:

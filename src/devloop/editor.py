@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
+import sys
 from pathlib import Path
 
 from invoke import Collection, Context
@@ -49,22 +52,53 @@ def workspace_cwd(root: Path, folder: Path) -> str:
     return "${workspaceFolder}" + ("" if str(rel) == "." else "/" + rel.as_posix())
 
 
-@kit_task(help={"workspace": "the folder you open in VS Code; .vscode/ goes there (default: the app folder)"})
-def vscode(c: Context, workspace: str | None = None) -> None:
+def in_workspace(path: Path, folder: Path) -> str:
+    """``path`` under ``${workspaceFolder}`` when it is inside the workspace (the file then works in any clone)."""
+    try:
+        return "${workspaceFolder}/" + path.relative_to(folder).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def default_runner(root: Path, folder: Path, python: str = sys.executable) -> list[str]:
+    """What the buttons run: this very interpreter (no venv needs to be active), as ``python -m invoke``
+    when the app has a tasks.py (so its own tasks are there), else the ``devloop`` command beside it."""
+    interpreter = Path(python)
+    has_tasks = (root / "tasks.py").is_file() or (root / "tasks" / "__init__.py").is_file()
+    devloop = shutil.which("devloop", path=str(interpreter.parent))
+    if not has_tasks and devloop:
+        return [in_workspace(Path(devloop), folder)]
+    return [in_workspace(interpreter, folder), "-m", "invoke"]
+
+
+def runner(command: str | None, root: Path, folder: Path) -> list[str]:
+    if command is None:
+        return default_runner(root, folder)
+    words = shlex.split(command)
+    if not words:
+        raise KitError("--command is empty", hint='give what runs the tasks, e.g. --command "poetry run inv"', code=2)
+    return words
+
+
+@kit_task(help={"workspace": "the folder you open in VS Code; .vscode/ goes there (default: the app folder)",
+                "command": "what the buttons run instead of this Python's own `-m invoke`, e.g. \"poetry run inv\""})
+def vscode(c: Context, workspace: str | None = None, command: str | None = None) -> None:
     """Write .vscode/tasks.json: one entry per inv task."""
     app = App.load(c)
     root = app.settings.root.resolve()
     folder = Path(workspace).resolve() if workspace else root
     target = folder / ".vscode" / "tasks.json"
     old = target.read_text(encoding="utf-8") if target.is_file() else ""
-    existing = core.parse_tasks_json(old, str(target)) if old else None
+    existing = core.read_tasks_file(old, str(target)) if old else None
     infos = task_infos(root_collection(root))
-    doc = core.merge(existing, core.generated_tasks(infos, workspace_cwd(root, folder)))
+    argv = runner(command, root, folder)
+    doc = core.merge(existing.data if existing else None, core.generated_tasks(infos, workspace_cwd(root, folder), argv),
+                     core.generated_inputs(infos))
     problems = core.schema_problems(doc)
     if problems:
         raise KitError("the generated tasks.json would not match VS Code's schema:\n" +
                        "\n".join(f"  - {p}" for p in problems), hint="report this: it is a bug in the kit")
-    text = core.render(doc)
+    text = core.render(doc, existing)
     kept = sum(1 for t in doc["tasks"] if not core.is_generated(t))
     ours = len(doc["tasks"]) - kept
     if is_dry(c):
@@ -80,7 +114,7 @@ def vscode(c: Context, workspace: str | None = None) -> None:
     tmp = target.with_name(".tasks.json.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, target)
-    note = "; the previous file is in tasks.json.bak (its comments are not carried over)" if old else ""
+    note = "; the previous file is in tasks.json.bak (your entries are kept as written)" if old else ""
     app.say(f"wrote {target}: {ours} inv tasks, {kept} of yours kept{note}. "
             "Run Build Task (Ctrl+Shift+B) runs `inv up`; Terminal → Run Task lists the rest")
 

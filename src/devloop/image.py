@@ -13,7 +13,7 @@ from devloop.build import LABEL, build_one, plan
 from devloop.core import config, kube
 from devloop.core import images as core
 from devloop.core.errors import KitError, tail
-from devloop.delivery import build_env, deliver_one, deliver_ref
+from devloop.delivery import build_env, deliver_one, deliver_ref, deployed_refs, run_ref
 from devloop.docker_api import check_daemon_result, where
 from devloop.kit import App, kit_task, print_table
 
@@ -53,6 +53,18 @@ def current_refs(app: App) -> tuple[set[str], str]:
             continue
         refs |= {planned.ref, deliver_ref(app, planned)}
     return refs, problem
+
+
+def deployed_local_refs(app: App) -> set[str]:
+    """The references last applied for our images, as the daemon names them (with and without the registry)."""
+    names = {i.name for i in app.settings.images}
+    registry = app.settings.cluster.registry
+    found: set[str] = set()
+    for ref in deployed_refs(app).values():
+        local = ref.removeprefix(f"{registry}/") if registry else ref
+        if local.rsplit(":", 1)[0] in names:
+            found |= {ref, local}
+    return found
 
 
 def pick_one(app: App, name: str | None) -> config.Image:
@@ -144,7 +156,7 @@ def prune(c: Context, keep: int | None = None, env: str | None = None) -> None:
     if problem:
         raise KitError(f"cannot tell the current tag, so nothing is pruned: {problem}",
                        hint="fix that first (inv image.tag shows the tags the inputs give)", code=2)
-    decided = core.prune_plan(project_images(app, daemon, by_name=False), count, current)
+    decided = core.prune_plan(project_images(app, daemon, by_name=False), count, current, deployed_local_refs(app))
     for image, why in decided.keep:
         app.say(f"  keep    {image.ref}  ({image.since}; {why})")
     for image, why in decided.remove:
@@ -203,7 +215,7 @@ def rollout(c: Context, name: str | None = None, no_build: bool = False, timeout
         planned = plan(app, image) if no_build else build_one(app, image)
         if not no_build:
             deliver_one(app, planned)
-    refs = {i.name: deliver_ref(app, plan(app, i)) for i in chosen}
+    refs = {i.name: run_ref(app, plan(app, i)) for i in chosen}
     workloads = set_images(app, refs)
     readiness.wait_ready(app, workloads, timeout)
 

@@ -12,13 +12,12 @@ from invoke import Collection, Context
 
 from devloop import image as images
 from devloop import rollout, shell, tls
-from devloop.core import lint, render
+from devloop.core import converge, lint, render
 from devloop.core.errors import KitError
 from devloop.environment import builtin_var, ensure_namespace, secret_documents
 from devloop.kit import STATE_DIR, App, kit_task, shown_path
 
-DELETE_KINDS = ("ingresses,services,deployments,statefulsets,daemonsets,jobs,cronjobs,pods,replicasets,configmaps,secrets,"
-                "serviceaccounts,roles,rolebindings,horizontalpodautoscalers,poddisruptionbudgets,networkpolicies")
+DELETE_KINDS = ",".join(converge.NAMESPACED_KINDS)
 
 
 def parse_sets(sets: list[str] | None) -> dict[str, str]:
@@ -56,7 +55,8 @@ def sources(app: App, path: str | None = None) -> list[render.Source]:
 
 
 def image_refs(app: App, strict: bool = True) -> dict[str, str]:
-    """Our image name -> the reference to run. ``strict=False`` (render, lint, diff) lets an image whose
+    """Our image name -> the reference to run: the tag its inputs give, or the deployed reference while that is the
+    same image (images.run_ref: nothing rolls). ``strict=False`` (render, lint, diff) lets an image whose
     Dockerfile or context is not there yet render with the tag ``unbuilt``, with a warning."""
     def compute() -> dict[str, str]:
         refs = {}
@@ -66,7 +66,7 @@ def image_refs(app: App, strict: bool = True) -> dict[str, str]:
                         "(inv up needs the Dockerfile)")
                 refs[image.name] = f"{image.name}:unbuilt"
             else:
-                refs[image.name] = images.deliver_ref(app, images.plan(app, image))
+                refs[image.name] = images.run_ref(app, images.plan(app, image))
         return refs
 
     return dict(app.fact(f"plan:refs:{strict}", compute))  # "plan:" so a watch cycle computes them again
@@ -108,16 +108,17 @@ def rendered(app: App, sets: dict[str, str] | None = None, path: str | None = No
     documents = render.parse(render.substitute(srcs, declared, values, origin), app.origins)
     documents += secret_documents(app) + tls.tls_documents(app)
     render.set_images(documents, refs)
-    render.label(documents, app.settings.name, app.settings.env, app.settings.namespace)
+    for warning in render.label(documents, app.settings.name, app.settings.env, app.settings.namespace, app.origins):
+        app.say(f"warning: {warning}")
     return documents
 
 
-def write_rendered(app: App, documents: list[dict[str, Any]], even_dry: bool = False) -> Path:
+def write_rendered(app: App, documents: list[dict[str, Any]], even_dry: bool = False, name: str = "rendered") -> Path:
     """Keep the rendered set in .kit/ (owner-only: it may hold Secrets); under --dry, write nothing
-    unless a read-only command needs the file (``even_dry``: `k8s.diff`)."""
+    unless a read-only command needs the file (``even_dry``: `k8s.diff`, the server-side dry run)."""
     if shell.is_dry(app.c) and not even_dry:
-        return app.settings.root / STATE_DIR / f"rendered-{app.settings.env}.yaml"
-    target = app.state_dir / f"rendered-{app.settings.env}.yaml"
+        return app.settings.root / STATE_DIR / f"{name}-{app.settings.env}.yaml"
+    target = app.state_dir / f"{name}-{app.settings.env}.yaml"
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         os.fchmod(handle.fileno(), 0o600)  # also when an older file had a wider mode
@@ -126,37 +127,76 @@ def write_rendered(app: App, documents: list[dict[str, Any]], even_dry: bool = F
 
 
 def apply_documents(app: App, documents: list[dict[str, Any]]) -> None:
+    """`kubectl apply` the rendered set; a refusal by the API server is explained one line per object."""
     target = write_rendered(app, documents)
     ensure_namespace(app)
-    app.run(app.kubectl("apply", "-f", shown_path(target)),
-            hint="the rendered file is kept for inspection; `inv k8s.render` prints it")
+    argv = app.kubectl("apply", "-f", shown_path(target))
+    result = app.run(argv, capture=True, check=False)
+    if result.stdout:
+        print(shell.mask(result.stdout), end="", flush=True)
+    if result.exited != 0:
+        raise refusal(argv, result, "the other objects were applied")
 
 
-def live_objects(app: App, documents: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The live Deployments and Jobs that lint compares against (None when the cluster cannot be read)."""
-    needed = any(d.get("kind") == "Job" or (d.get("kind") == "Deployment" and
-                 ((d.get("spec") or {}).get("strategy") or {}).get("type") == "Recreate") for d in documents)
-    if not needed:
-        return {}
+def refusal(argv: list[str], result: Any, done: str) -> KitError:
+    """kubectl's failure in the user's terms: each refused object, field and fix; never the server's struct dump."""
+    refused = converge.rejections(result.stderr or "")
+    if not refused:
+        return shell.failure(argv, result.exited, converge.short_output(result.stderr or result.stdout or ""),
+                             "the rendered file is kept for inspection; `inv k8s.render` prints it")
+    return KitError(f"the API server refused {len(refused)} change(s) ({done}):\n" + "\n".join(f"  {r}" for r in refused),
+                    hint="fix them and run again (`inv k8s.lint` asks the server without applying)", code=1)
+
+
+def selector(app: App) -> str:
+    """The kit's labels for this app and environment, as a label selector."""
+    return f"{render.LABEL}={app.settings.name},{render.ENV_LABEL}={app.settings.env}"
+
+
+def needs_live(documents: list[dict[str, Any]]) -> bool:
+    """Whether lint compares with live objects: a Job, or a Deployment switching to Recreate."""
+    return any(d.get("kind") == "Job" or (d.get("kind") == "Deployment" and
+               ((d.get("spec") or {}).get("strategy") or {}).get("type") == "Recreate") for d in documents)
+
+
+def live_items(app: App, documents: list[dict[str, Any]], prune: bool = True,
+               volumes: bool = False) -> list[dict[str, Any]] | None:
+    """The live objects carrying the kit's labels for this app and environment (None: the cluster cannot be read)."""
+    if not prune and not needs_live(documents):
+        return []
     try:
-        argv = app.kubectl("get", "deployments,jobs", "-o", "json")
+        argv = app.kubectl("get", converge.listing_kinds(volumes), "-l", selector(app), "-o", "json")
     except KitError:  # no usable kube context: lint what can be linted without the cluster
         return None
     result = app.run(argv, query=True, capture=True, check=False)
     if result.exited != 0:
         return None
-    return {f"{o['kind']}/{app.settings.namespace}/{o['metadata']['name']}": o
-            for o in json.loads(result.stdout).get("items", [])}
+    return list(json.loads(result.stdout or "{}").get("items", []))
 
 
-def lint_documents(app: App, documents: list[dict[str, Any]], live: bool = True,
-                   strict: bool = False) -> list[lint.Finding]:
+def policy(app: App, prune: bool = True, volumes: bool = False) -> converge.Policy:
+    s = app.settings
+    source = ", ".join(f"{os.path.relpath(m, s.root)}/" for m in s.manifests)
+    return converge.Policy(s.name, s.env, source, prune, volumes, s.job_keep, s.rerun_jobs, s.namespace)
+
+
+def check(app: App, documents: list[dict[str, Any]], strict: bool = False, prune: bool = True,
+          volumes: bool = False) -> tuple[converge.Plan, list[lint.Finding]]:
+    """Lint against the live objects and plan what converging deletes; raise on what the server would refuse."""
+    items = live_items(app, documents, prune, volumes)
+    if items is None:
+        app.say("lint: the cluster could not be read; checks against live objects skipped, nothing pruned")
+    plan = converge.plan(documents, items or [], policy(app, prune, volumes))
+    live = converge.live_map(items or [], app.settings.namespace, plan.rerun_refs)
+    return plan, lint_documents(app, documents, live, strict, plan.rerun_refs)
+
+
+def lint_documents(app: App, documents: list[dict[str, Any]], live: dict[str, Any] | None = None,
+                   strict: bool = False, rerun: set[str] | None = None) -> list[lint.Finding]:
     """Run the checks; print warnings; raise on errors (so `up` stops before apply); ``strict``: on warnings too."""
     refs = image_refs(app, strict=False)
-    current = live_objects(app, documents) if live else {}
-    if current is None:
-        app.say("lint: the cluster could not be read; checks against live objects skipped")
-    findings = lint.lint(documents, app.origins, [render.image_repository(r) for r in refs.values()], refs, current)
+    findings = lint.lint(documents, app.origins, [render.image_repository(r) for r in refs.values()], refs, live)
+    findings = confirmed(app, documents, findings, rerun or set())
     for finding in findings:
         if not finding.error:
             app.say(str(finding))
@@ -167,10 +207,55 @@ def lint_documents(app: App, documents: list[dict[str, Any]], live: bool = True,
     return findings
 
 
+def confirmed(app: App, documents: list[dict[str, Any]], findings: list[lint.Finding],
+              rerun: set[str]) -> list[lint.Finding]:
+    """Guesses from the live objects, asked of the API server (a server-side dry run) before they are called errors."""
+    if not any(f.live and f.error for f in findings):
+        return findings
+    sent = [d for d in documents if f"{str(d.get('kind')).lower()}/{(d.get('metadata') or {}).get('name')}" not in rerun]
+    target = write_rendered(app, sent, even_dry=True, name="dry-run")
+    argv = app.kubectl("apply", "--dry-run=server", "-f", shown_path(target))
+    result = app.run(argv, query=True, capture=True, check=False)
+    refused = converge.rejections(result.stderr or "") if result.exited != 0 else []
+    if result.exited != 0 and not refused:
+        raise refusal(argv, result, "a dry run: nothing was changed")
+    findings, accepted = lint.confirm(findings, refused, lint.places(documents, app.origins))
+    for guess in accepted:
+        app.say(f"lint: {guess.ref}: the API server accepts the change (server-side dry run), so this is no error: "
+                f"{guess.message}")
+    return findings
+
+
+def rerun_jobs(app: App, plan: converge.Plan) -> None:
+    """Delete the changed Jobs and their pods (and wait until they are gone), so the apply runs them again."""
+    if not plan.rerun:
+        return
+    for action in plan.rerun:
+        app.say(f"rerun {action.ref}: {action.reason}; deleting it with its pods, the apply creates it again")
+    app.run(app.kubectl("delete", "job", *[a.name for a in plan.rerun], "--cascade=foreground", "--wait=true",
+                        f"--timeout={app.settings.timeout}s", "--ignore-not-found"))
+
+
+def prune(app: App, plan: converge.Plan) -> None:
+    """Delete what the render no longer has (after the apply), each with the reason."""
+    if not plan.prune:
+        return
+    app.run(app.kubectl("delete", *[a.ref for a in plan.prune], "--ignore-not-found", "--wait=false"))
+    done = "would prune (--dry)" if shell.is_dry(app.c) else "pruned"
+    for action in plan.prune:
+        app.say(f"{done} {action.ref}: {action.reason}")
+
+
+def apply_converged(app: App, documents: list[dict[str, Any]], plan: converge.Plan) -> None:
+    """Rerun changed Jobs, apply, then prune: the cluster ends up holding what the render holds."""
+    rerun_jobs(app, plan)
+    apply_documents(app, documents)
+    prune(app, plan)
+
+
 def delete_applied(app: App, volumes: bool = False) -> None:
-    selector = f"{render.LABEL}={app.settings.name},{render.ENV_LABEL}={app.settings.env}"
     kinds = DELETE_KINDS + (",persistentvolumeclaims" if volumes else "")
-    app.run(app.kubectl("delete", kinds, "-l", selector, "--ignore-not-found", "--wait=false"))
+    app.run(app.kubectl("delete", kinds, "-l", selector(app), "--ignore-not-found", "--wait=false"))
 
 
 # -- tasks --------------------------------------------------------------------------------------
@@ -187,11 +272,20 @@ def render_(c: Context, env: str | None = None, path: str | None = None, set: li
     print(text if show_secrets else shell.mask(text), end="")  # values from .env can sit in any object
 
 
-@kit_task(iterable=["set"])
-def apply(c: Context, env: str | None = None, set: list[str] | None = None, allow_context: bool = False) -> None:
-    """Render and kubectl apply the manifests."""
+CONVERGE_HELP = {
+    "no_prune": "keep objects the manifests no longer have (by default they are deleted)",
+    "volumes": "also prune PersistentVolumeClaims the manifests no longer have (their data is lost)",
+}
+
+
+@kit_task(iterable=["set"], help=CONVERGE_HELP)
+def apply(c: Context, env: str | None = None, set: list[str] | None = None, no_prune: bool = False,
+          volumes: bool = False, allow_context: bool = False) -> None:
+    """Lint, apply the manifests, prune what they dropped."""
     app = App.load(c, env, allow_context)
-    apply_documents(app, rendered(app, parse_sets(set)))
+    documents = rendered(app, parse_sets(set))
+    plan, _ = check(app, documents, prune=not no_prune, volumes=volumes)
+    apply_converged(app, documents, plan)
 
 
 @kit_task(help={"timeout": "seconds to wait in all (default app.timeout)"})
@@ -214,7 +308,11 @@ def lint_(c: Context, env: str | None = None, set: list[str] | None = None, live
     """Check the rendered manifests before apply."""
     app = App.load(c, env)
     documents = rendered(app, parse_sets(set), strict=False)
-    findings = lint_documents(app, documents, live)
+    plan, findings = check(app, documents) if live else (converge.Plan(), lint_documents(app, documents))
+    for action in plan.rerun:
+        app.say(f"lint: apply would rerun {action.ref}: {action.reason}")
+    for action in plan.prune:
+        app.say(f"lint: apply would prune {action.ref}: {action.reason}")
     app.say(f"lint: {len(documents)} object(s) checked, {len(findings)} warning(s), no errors")
 
 

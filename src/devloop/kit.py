@@ -173,6 +173,13 @@ def read_app_config(c: Context, root: Path) -> dict[str, Any]:
     return with_env_overrides(os.environ, app)
 
 
+def state_dir_error(path: Path, exc: OSError) -> KitError:
+    """The kit's own folder cannot be made or written: name it and the fix."""
+    return KitError(f"cannot write the kit's folder {path}: {exc.strerror or exc}",
+                    hint=f"make {path} a folder you can write (chmod u+rwx {path}); if it is a file or on a read-only "
+                         "mount, move it out of the way: the kit makes it again", code=73)
+
+
 class App:
     """Everything one `inv` run knows about the app and its cluster."""
 
@@ -217,8 +224,11 @@ class App:
         """The kit's own folder in the app (made on first use, git-ignored by its own .gitignore)."""
         path = self.settings.root / STATE_DIR
         if not (path / ".gitignore").is_file():
-            path.mkdir(mode=0o700, exist_ok=True)
-            (path / ".gitignore").write_text("*\n")
+            try:
+                path.mkdir(mode=0o700, exist_ok=True)
+                (path / ".gitignore").write_text("*\n")
+            except OSError as exc:  # a file named .kit, a read-only folder or mount
+                raise state_dir_error(path, exc) from None
         return path
 
     def context(self) -> str:

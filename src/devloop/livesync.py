@@ -7,13 +7,14 @@ files; a rebuild that deploys a new image starts from a clean slate.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import shlex
 import tarfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -51,13 +52,15 @@ def exec_argv(app: App, target: liveupdate.Target, deleted: list[str], run: str)
     if deleted:
         script += f'rm -rf -- "$@" || exit {DELETE_FAILED}; '
     if run:
-        script += f"{{ {run}\n}} || exit {COMMAND_FAILED}"
+        # a subshell, so an `exit` in the command ends only it; its status is said before the kit's marker
+        script += f'( {run}\n); code=$?; [ "$code" = 0 ] || {{ echo "exit $code" >&2; exit {COMMAND_FAILED}; }}'
     return app.kubectl("exec", "-i", target.pod, "-c", target.container, "--", "sh", "-c", script, "sh", *deleted)
 
 
 def failure_reason(target: liveupdate.Target, exited: int, stderr: str, run: str) -> str:
     where = f"pod/{target.pod} container {target.container}"
-    detail = shell.mask(stderr.strip().splitlines()[-1]) if stderr.strip() else f"exit {exited}"
+    said = [line for line in stderr.strip().splitlines() if line.strip() and not line.startswith("command terminated")]
+    detail = shell.mask(said[-1].strip()) if said else f"exit {exited}"
     if exited == COPY_FAILED:
         return f"cannot copy files into {where} ({detail}); does the image have tar?"
     if exited == DELETE_FAILED:
@@ -75,6 +78,7 @@ class LiveSync:
         self.overlays: dict[str, liveupdate.Overlay] = {}
         self.carried: dict[str, set[str]] = {}  # image -> container keys that carry its whole overlay
         self.stale = False  # a container could not be given the synced files: rebuild at the next change
+        self.paused = False
         self.lock = threading.Lock()
         self.feed = Feed(app, self)
 
@@ -98,13 +102,25 @@ class LiveSync:
             targets = self.targets(image)
             batch = {file.dest for file in decision.files}
             sent = self.push(image, targets, batch)
-            self.app.say(f"synced {len(decision.files)} file(s) of {image.name} to {len(targets)} container(s)"
-                         f"{f' ({sent} new: whole overlay)' if sent else ''} in {(time.monotonic() - started) * 1000:.0f} ms")
+            caught_up = f" ({sent} new, given all {len(overlay.files)} synced files)" if sent and len(overlay.files) > len(batch) else ""
+            self.app.say(f"synced {len(decision.files)} file(s) of {image.name} to {len(targets)} container(s){caught_up} "
+                         f"in {(time.monotonic() - started) * 1000:.0f} ms")
             self.record()
+
+    @contextlib.contextmanager
+    def rebuilding(self) -> Iterator[None]:
+        """While a rebuild rolls out, new containers run the new image: give them nothing."""
+        self.paused = True
+        try:
+            yield
+        finally:
+            self.paused = False
 
     def catch_up(self) -> None:
         """Give containers started since the last sync the overlay (a restart loses it); KitError says why not."""
         with self.lock:
+            if self.paused:
+                return
             for image in self.app.settings.images:
                 if not self.overlays.get(image.name):
                     continue
@@ -159,7 +175,8 @@ class LiveSync:
         results = self._parallel(jobs, overlay, run)
         failures = [failure_reason(t, r.exited, r.stderr, run) for (t, _), r in zip(jobs, results, strict=True) if r.exited]
         if failures:
-            raise KitError("; ".join(failures))
+            more = f" (and {len(failures) - 1} more container(s))" if len(failures) > 1 else ""
+            raise KitError(failures[0] + more)
         carried.update(t.key for t, _ in jobs)
         return sum(1 for t, dests in jobs if dests is not batch)
 

@@ -82,23 +82,25 @@ def status_(c: Context, env: str | None = None, watch: bool = False, all: bool =
     wake = supervise.Wakeup()
     last = ""
     with rollout.stop_on_signals(), rollout.open_feed(app, ["pods", "deployments"], wake.set) as feed:
-        try:
-            while True:
-                table = status_table(app, everything=all)
-                if tty:
-                    frame = io.StringIO()
-                    print_table([[shell.mask(cell) for cell in row] for row in table], frame)
-                    sys.stdout.write(f"{CLEAR}{frame.getvalue()}\n{time.strftime('%H:%M:%S')}  refreshed on every "
-                                     "change · Ctrl-C to stop\n")
-                    sys.stdout.flush()
-                elif status.fingerprint(table) != last:
-                    last = status.fingerprint(table)
-                    print(f"--- {time.strftime('%H:%M:%S')}", flush=True)
-                    show_table(table)
-                feed.check()
-                wake.wait(1.0 if tty else rollout.BACKSTOP_SECONDS)
-        except KeyboardInterrupt:
-            pass
+        while True:  # until Ctrl-C, which the task boundary ends with 130 like every long-running task
+            last = show_refreshed(status_table(app, everything=all), tty, last)
+            feed.check()
+            wake.wait(1.0 if tty else rollout.BACKSTOP_SECONDS)
+
+
+def show_refreshed(table: list[list[str]], tty: bool, last: str) -> str:
+    """One refresh of `status --watch`: in place on a terminal, else a new table when it changed; its fingerprint."""
+    if tty:
+        frame = io.StringIO()
+        print_table([[shell.mask(cell) for cell in row] for row in table], frame)
+        sys.stdout.write(f"{CLEAR}{frame.getvalue()}\n{time.strftime('%H:%M:%S')}  refreshed on every "
+                         "change · Ctrl-C to stop\n")
+        sys.stdout.flush()
+        return last
+    if status.fingerprint(table) != last:
+        print(f"--- {time.strftime('%H:%M:%S')}", flush=True)
+        show_table(table)
+    return status.fingerprint(table)
 
 
 # -- logs -----------------------------------------------------------------------------------------
@@ -176,9 +178,7 @@ def follow_logs(app: App, selector: str, since: str, container: str | None, time
                     relist_at = rollout.clock() + rollout.BACKSTOP_SECONDS
                 mux.reconcile(pods)
                 feed.check()
-        except KeyboardInterrupt:
-            pass
-        finally:
+        finally:  # Ctrl-C goes on to the task boundary: exit 130, like `inv watch`
             mux.close()
 
 
@@ -277,9 +277,7 @@ def supervise_forwards(app: App, forwards: list[ports.Forward], stop_when: Calla
                 if changed or rollout.clock() >= relist_at:
                     pods = rollout.list_json(app, list_argv, "pods")
                     relist_at = rollout.clock() + rollout.BACKSTOP_SECONDS
-        except KeyboardInterrupt:
-            pass
-        finally:
+        finally:  # Ctrl-C goes on to the task boundary: exit 130, like `inv watch`
             for sup in sups:
                 sup.close()
 
@@ -319,6 +317,20 @@ def app_url(app: App, objects: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
     raise KitError(value, code=1)
 
 
+def require_forward_target(app: App, url: str) -> None:
+    """Refuse a forward's URL when the workload it forwards to is not in the cluster: nothing is deployed."""
+    target = next((spec.split()[0] for spec in app.settings.forwards if status.forward_url([spec]) == url), None)
+    if target is None:
+        return
+    result = app.run(app.kubectl("get", kube.normalise_workload(target), "-o", "name"), query=True, capture=True,
+                     check=False)
+    if result.exited != 0 or not result.stdout.strip():
+        where = f"namespace {app.settings.namespace}" if app.settings.namespace else "the context's namespace"
+        raise KitError(f"nothing of {app.settings.name or 'the app'} is deployed in {where} (context {app.context()}): "
+                       f"no Ingress or Service, and {target} of app.forwards is not there", evidence=result.stderr,
+                       hint="deploy first: inv up", code=1)
+
+
 @kit_task(name="open", help={"browser": "also open it in the default browser"})
 def open_(c: Context, env: str | None = None, browser: bool = False, allow_context: bool = False) -> None:
     """Print the app's URL (--browser opens it)."""
@@ -326,6 +338,8 @@ def open_(c: Context, env: str | None = None, browser: bool = False, allow_conte
     objects = rollout.list_json(app, app.kubectl("get", "ingresses,services", "-o", "json"), "ingresses and services")
     mine = [o for o in objects if ((o.get("metadata") or {}).get("labels") or {}).get(render.LABEL) == app.settings.name]
     url, source = app_url(app, mine or objects)
+    if not objects:  # the URL can only be a forward's: it answers only while its target runs
+        require_forward_target(app, url)
     app.say(f"from {source}")
     print(url, flush=True)
     if browser and not webbrowser.open(url):

@@ -1,13 +1,17 @@
 """Rollout: wait until the workloads are ready, failing fast on hopeless states with the reason.
 
-The state is re-read whenever the cluster reports a change (one `kubectl get KIND --watch` child per
-kind), so readiness and failures are seen within a fraction of a second, with a slow poll as a backstop.
+The wait reads the workloads once, then keeps that state current from watch events (one
+`kubectl get KIND --watch --output-watch-events -o json` child per kind), so readiness and failures are
+seen within a fraction of a second without re-listing; a full re-list is the slow backstop. Every kubectl
+call it makes ends by the deadline.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
+import queue
 import shlex
 import signal
 import subprocess
@@ -18,11 +22,14 @@ from typing import Any
 
 from devloop import flags, shell
 from devloop.core import kube, render, supervise
+from devloop.core.clusterstate import ClusterState
 from devloop.core.errors import KitError
 from devloop.kit import App
 
 WATCHED_KINDS = "deployments,statefulsets,daemonsets,jobs,replicasets,pods"
-BACKSTOP_SECONDS = 2.0  # re-read at least this often even if no change was reported
+BACKSTOP_SECONDS = 2.0  # the wait looks at its watch children at least this often (observe re-reads this often)
+RELIST_SECONDS = 15.0  # the wait re-lists everything when no event came for this long (the slow backstop)
+REQUEST_TIMEOUT = 10  # seconds one kubectl request of the wait may take (less when the deadline is nearer)
 EVENTS_EVERY = 5.0  # seconds between reads of Warning events while a pod runs but is not ready
 FEED_KINDS = {"deployment": "deployments", "statefulset": "statefulsets", "daemonset": "daemonsets", "job": "jobs"}
 
@@ -88,9 +95,24 @@ def list_json(app: App, argv: list[str], what: str) -> list[dict[str, Any]]:
     if shell.STOPPING.is_set():
         raise KeyboardInterrupt  # a signal landed while kubectl ran (invoke's runner swallowed it)
     if result.exited != 0:
-        raise KitError(f"cannot read {what} from the cluster", evidence=result.stderr,
-                       hint="check the cluster is up: inv doctor")
+        raise cluster_failure(app, what, result.stderr or "")
     return list(json.loads(result.stdout or "{}").get("items", []))
+
+
+def cluster_failure(app: App, what: str, stderr: str) -> KitError:
+    """One line: which cluster, and why (kubectl repeats its connection error five or six times)."""
+    _, why = kube.cluster_error(stderr)
+    return KitError(f"cannot read {what} from {which_cluster(app, stderr)}: {why}", hint="check the cluster is up: inv doctor")
+
+
+def which_cluster(app: App, stderr: str) -> str:
+    """'the cluster of context C (https://HOST:PORT)', the server when kubectl's error names it.
+
+    Not asked of `kubectl config view`: some kubectl builds (gcloud's dispatcher) ask the server for its
+    version before any command, which against a hanging server costs seconds past the deadline.
+    """
+    server, _ = kube.cluster_error(stderr)
+    return f"the cluster of context {app.context()}" + (f" ({server})" if server else "")
 
 
 # -- waiting ----------------------------------------------------------------------------------------
@@ -102,71 +124,198 @@ def wait_ready(app: App, workloads: list[str], timeout: int | None = None) -> ku
         app.say(f"would wait for {', '.join(workloads) or 'nothing'} (--dry)")
         return kube.Verdict()
     limit = flags.int_flag(timeout, "timeout") or app.settings.timeout
-    deadline = clock() + limit
-    registry = app.settings.cluster.registry if app.settings.cluster.provider == "registry" else ""
-    ours = [f"{registry}/{i.name}" if registry else i.name for i in app.settings.images]  # names: no hashing here
-    argv = app.kubectl("get", WATCHED_KINDS, "-o", "json")
-    kinds = ["pods"] + sorted({FEED_KINDS[w.split("/")[0]] for w in workloads if w.split("/")[0] in FEED_KINDS})
-    app.say(f"$ {shlex.join(argv)}    # re-read on every change, until ready or {limit}s")
-    shown: set[str] = set()
-    wake = supervise.Wakeup()
-    events_at = clock() + EVENTS_EVERY
-    feed: supervise.ChangeFeed | None = None  # opened only if the first read is not already the answer
-    with stop_on_signals(), contextlib.ExitStack() as stack:
+    return Waiter(app, workloads, limit).run()
+
+
+def watch_kinds(workloads: list[str]) -> list[str]:
+    """The kinds whose events the wait needs: pods, the wanted workloads' kinds, and a Deployment's ReplicaSets."""
+    kinds = {FEED_KINDS[w.split("/")[0]] for w in workloads if w.split("/")[0] in FEED_KINDS}
+    if "deployments" in kinds:
+        kinds.add("replicasets")  # which ReplicaSet is the newest decides which pods are current
+    return ["pods"] + sorted(kinds)
+
+
+def open_events(app: App, kinds: list[str], on_event: Callable[[Any], None],
+                notify: Callable[[], None]) -> supervise.EventFeed:
+    """An EventFeed on ``kinds`` in the app's namespace (no request timeout: a watch has to stay open)."""
+    argvs = [app.kubectl("get", kind, "--watch", "--output-watch-events", "-o", "json") for kind in kinds]
+    return supervise.EventFeed(argvs, spawner(app), on_event, notify, clock)
+
+
+def query(app: App, args: list[str], deadline: float, quiet: bool = True) -> Any:
+    """A kubectl read that ends by the deadline: its requests time out, and the process is killed at it."""
+    left = deadline - clock()
+    seconds = max(1, min(REQUEST_TIMEOUT, math.floor(left)))
+    return app.run(app.kubectl(*args, f"--request-timeout={seconds}s"), query=True, capture=True, check=False,
+                   quiet=quiet, timeout=max(left, 1.0))
+
+
+class Waiter:
+    """One wait: the state (a listing, then watch events), what was said, and the deadline."""
+
+    def __init__(self, app: App, workloads: list[str], limit: int) -> None:
+        self.app, self.workloads, self.limit = app, workloads, limit
+        self.deadline = clock() + limit
+        registry = app.settings.cluster.registry if app.settings.cluster.provider == "registry" else ""
+        self.ours = [f"{registry}/{i.name}" if registry else i.name for i in app.settings.images]  # names: no hashing
+        self.kinds = watch_kinds(workloads)
+        self.state = ClusterState()
+        self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.wake = supervise.Wakeup()
+        self.shown: set[str] = set()
+        self.delivered: set[str] = app.fact("delivered", set)  # images this run put on the node (delivery.py)
+        self.older: set[str] = set()  # pods from before the wait: one restart each for a pull the kit has fixed
+        self.feed: supervise.EventFeed | None = None  # opened only if the first read is not already the answer
+        self.seen_starts = 0
+        self.quiet_since = self.events_at = clock()
+
+    def run(self) -> kube.Verdict:
+        argv = self.app.kubectl("get", WATCHED_KINDS, "-o", "json", f"--request-timeout={min(REQUEST_TIMEOUT, self.limit)}s")
+        self.app.say(f"$ {shlex.join(argv)}    # then kept current by watching {', '.join(self.kinds)}, "
+                     f"until ready or {self.limit}s")
+        self.events_at += EVENTS_EVERY
+        with stop_on_signals(), contextlib.ExitStack() as stack:
+            self.relist()
+            self.older = {o["metadata"]["name"] for o in self.state.items() if o.get("kind") == "Pod"}
+            while True:
+                verdict = self.judge()
+                self.say_waiting(verdict)
+                if verdict.hopeless:
+                    raise KitError(explain(self.app, verdict.hopeless, self.deadline), code=1)
+                if verdict.done:
+                    self.app.say(f"ready: {', '.join(verdict.ready) or 'nothing to wait for'}")
+                    return verdict
+                now = clock()
+                if now >= self.deadline:
+                    raise self.not_ready(verdict)
+                self.say_probe_failures(verdict, now)
+                if self.feed is None:
+                    self.feed = open_events(self.app, self.kinds, self.on_event, self.wake.set)
+                    stack.enter_context(self.feed)
+                    self.seen_starts = self.feed.starts
+                self.feed.check()
+                self.wake.wait(min(self.deadline - now, BACKSTOP_SECONDS))
+                self.catch_up()
+
+    # -- the state ------------------------------------------------------------------------------
+
+    def on_event(self, event: Any) -> None:
+        """From a reader thread: queue the event for the waiting loop and wake it."""
+        self.events.put(event)
+        self.wake.set()
+
+    def drain(self) -> bool:
+        changed = False
         while True:
-            verdict = kube.assess(list_json(app, argv, "workload state"), workloads, ours)
-            for line in [f"{k}: {v}" for k, v in verdict.waiting.items()] + \
-                        [f"{p.workload} pod {p.pod}: {p.sentence}" for p in verdict.problems if not p.hopeless and p.pod]:
-                if line not in shown:
-                    shown.add(line)
-                    app.say(f"  waiting: {line}")
-            if verdict.hopeless:
-                raise KitError(explain(app, verdict.hopeless), code=1)
-            if verdict.done:
-                app.say(f"ready: {', '.join(verdict.ready) or 'nothing to wait for'}")
-                return verdict
-            now = clock()
-            if now >= deadline:
-                raise KitError(f"not ready after {limit}s:\n"
-                               + "\n".join(f"  {line}" for line in kube.deadline_report(verdict, events_of(app, verdict))),
-                               hint="see `inv k8s.status` and `inv k8s.logs`; raise app.timeout (or --timeout) if the "
-                                    "app is just slow to start", code=1)
-            if now >= events_at and any(p.reason == "NotReady" for p in verdict.problems):
-                events_at = now + EVENTS_EVERY
-                for pod, lines in events_of(app, verdict).items():
-                    message = kube.probe_failure(lines)
-                    line = f"pod {pod}: readiness probe failing: {message}"
-                    if message and line not in shown:
-                        shown.add(line)
-                        app.say(f"  waiting: {line}")
-            if feed is None:
-                feed = stack.enter_context(open_feed(app, kinds, wake.set))
-            feed.check()
-            wake.wait(min(deadline - now, BACKSTOP_SECONDS))
+            try:
+                changed = self.state.apply(self.events.get_nowait()) or changed
+            except queue.Empty:
+                return changed
+
+    def relist(self) -> None:
+        """The whole state from one listing (events queued meanwhile are applied after it, newest kept)."""
+        self.drain()
+        result = query(self.app, ["get", WATCHED_KINDS, "-o", "json"], self.deadline)
+        if shell.STOPPING.is_set():
+            raise KeyboardInterrupt  # a signal landed while kubectl ran (invoke's runner swallowed it)
+        if result.exited == 124:
+            raise self.silent_cluster(result.stderr or "")
+        if result.exited != 0:
+            raise cluster_failure(self.app, "workload state", result.stderr or "")
+        self.state.replace(json.loads(result.stdout or "{}").get("items", []))
+        self.quiet_since = clock()
+
+    def catch_up(self) -> None:
+        """Apply what the watches sent; re-list after a watch restarted, or after a long silence."""
+        assert self.feed is not None
+        if self.feed.starts > self.seen_starts:
+            self.seen_starts = self.feed.starts
+            self.relist()  # a restarted watch missed what happened while it was down
+        elif self.drain():
+            self.quiet_since = clock()
+        elif clock() - self.quiet_since >= RELIST_SECONDS:
+            self.relist()
+
+    def judge(self) -> kube.Verdict:
+        """Assess the state; a hopeless verdict from watch events is confirmed by a fresh listing first."""
+        verdict = self.assess()
+        if verdict.hopeless and self.feed is not None:
+            self.relist()
+            verdict = self.assess()
+        return verdict
+
+    def assess(self) -> kube.Verdict:
+        verdict = kube.assess(self.state.items(), self.workloads, self.ours)
+        retry = kube.pulls_to_retry(verdict, self.delivered, self.older)
+        if retry:
+            self.say_waiting(verdict)
+            self.restart([p.pod for p in retry])
+            verdict = kube.assess(self.state.items(), self.workloads, self.ours)
+        return verdict
+
+    def restart(self, pods: list[str]) -> None:
+        """Delete pods that failed to pull an image before the kit delivered it: their controller starts new ones
+        now, where the kubelet would retry only after its back-off (up to tens of seconds)."""
+        self.older -= set(pods)
+        result = self.app.run(self.app.kubectl("delete", "pod", *pods, "--wait=false"), check=False,
+                              timeout=max(self.deadline - clock(), 1.0))
+        if result.exited != 0:
+            raise cluster_failure(self.app, f"pod(s) {', '.join(pods)} (to restart them)", result.stderr or "")
+        self.relist()  # the deleted pods now carry their deletionTimestamp: no longer current
+
+    # -- what is said ---------------------------------------------------------------------------
+
+    def say_waiting(self, verdict: kube.Verdict) -> None:
+        lines = [f"{k}: {v}" for k, v in verdict.waiting.items()] + \
+                [f"{p.workload} pod {p.pod}: {p.sentence}" for p in verdict.problems if not p.hopeless and p.pod]
+        for line in lines:
+            if line not in self.shown:
+                self.shown.add(line)
+                self.app.say(f"  waiting: {line}")
+
+    def say_probe_failures(self, verdict: kube.Verdict, now: float) -> None:
+        if now < self.events_at or not any(p.reason == "NotReady" for p in verdict.problems):
+            return
+        self.events_at = now + EVENTS_EVERY
+        for pod, lines in events_of(self.app, verdict, self.deadline).items():
+            message = kube.probe_failure(lines)
+            line = f"pod {pod}: readiness probe failing: {message}"
+            if message and line not in self.shown:
+                self.shown.add(line)
+                self.app.say(f"  waiting: {line}")
+
+    def not_ready(self, verdict: kube.Verdict) -> KitError:
+        report = kube.deadline_report(verdict, events_of(self.app, verdict, self.deadline))
+        return KitError(f"not ready after {self.limit}s:\n" + "\n".join(f"  {line}" for line in report),
+                        hint="see `inv k8s.status` and `inv k8s.logs`; raise app.timeout (or --timeout) if the "
+                             "app is just slow to start", code=1)
+
+    def silent_cluster(self, stderr: str) -> KitError:
+        return KitError(f"not ready after {self.limit}s: {which_cluster(self.app, stderr)} did not answer in time",
+                        hint="check the cluster is up and not overloaded: inv doctor", code=1)
 
 
-def explain(app: App, problems: list[kube.Problem]) -> str:
+def explain(app: App, problems: list[kube.Problem], deadline: float | None = None) -> str:
     lines = []
+    until = deadline if deadline is not None else clock() + REQUEST_TIMEOUT
     for problem in problems:
         where = f"{problem.workload}" + (f" pod {problem.pod}" if problem.pod else "")
         lines.append(f"{where}: {problem.reason}: {problem.sentence}")
         if problem.wants_previous_log and problem.pod:
-            log = app.run(app.kubectl("logs", problem.pod, "-c", problem.container, "--previous", "--tail", "10"),
-                          query=True, capture=True, check=False, quiet=True)
+            log = query(app, ["logs", problem.pod, "-c", problem.container, "--previous", "--tail", "10"], until)
             lines += [f"    | {line}" for line in (log.stdout or log.stderr).rstrip().splitlines()]
         elif problem.reason == "JobFailed":
-            log = app.run(app.kubectl("logs", problem.workload, "--tail", "10"), query=True, capture=True, check=False,
-                          quiet=True)
+            log = query(app, ["logs", problem.workload, "--tail", "10"], until)
             lines += [f"    | {line}" for line in (log.stdout or log.stderr).rstrip().splitlines()]
     return "rollout failed:\n" + "\n".join(f"  {line}" for line in lines)
 
 
-def events_of(app: App, verdict: kube.Verdict) -> dict[str, list[str]]:
+def events_of(app: App, verdict: kube.Verdict, deadline: float | None = None) -> dict[str, list[str]]:
     """Warning events of the pods of workloads that are not ready (probe failures, mounts, scheduling)."""
     pods = {pod for key in verdict.waiting for pod in verdict.pods.get(key, [])}
     if not pods:
         return {}
-    result = app.run(app.kubectl("get", "events", "-o", "json"), query=True, capture=True, check=False, quiet=True)
+    result = query(app, ["get", "events", "-o", "json"], deadline if deadline is not None else clock() + REQUEST_TIMEOUT)
     if result.exited != 0:
         return {}
     return kube.warning_events(json.loads(result.stdout or "{}").get("items", []), pods)

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from invoke import Context
+from invoke.exceptions import CommandTimedOut
 from invoke.runners import Result
 
 from devloop.core.errors import KitError, tail
@@ -106,11 +107,13 @@ def run(
     interactive: bool = False,
     hint: str = "",
     quiet: bool = False,
+    timeout: float | None = None,
 ) -> Result:
     """Run ``argv`` through invoke, echoing it first.
 
     ``query`` marks a read-only command: it runs even under ``--dry`` so plans are real.
     Anything else only prints under ``--dry``. ``capture`` hides the output (still returned).
+    ``timeout``: the command is killed (and reaped) after that many seconds; the result has exit 124.
     """
     if STOPPING.is_set():
         stopping()
@@ -126,17 +129,22 @@ def run(
     streams: dict[str, Any] = {}
     if _SECRETS and not capture and not interactive:  # output shown live is masked too
         streams = {"out_stream": Masking(sys.stdout), "err_stream": Masking(sys.stderr)}
-    result = c.run(
-        command,
-        warn=True,
-        hide=capture,
-        echo=False,
-        env=dict(env or {}),
-        pty=interactive,
-        in_stream=None if interactive else False,
-        dry=False,
-        **streams,
-    )
+    try:
+        result = c.run(
+            command,
+            warn=True,
+            hide=capture,
+            echo=False,
+            env=dict(env or {}),
+            pty=interactive,
+            in_stream=None if interactive else False,
+            dry=False,
+            timeout=timeout,
+            **streams,
+        )
+    except CommandTimedOut as exc:  # invoke killed it; the result says so like any failure
+        result = Result(command=command, exited=124, stdout=exc.result.stdout,
+                        stderr=f"{exc.result.stderr}no answer within {timeout:.0f}s\n")
     if result is None:  # pragma: no cover - only with asynchronous/disown, which the kit never uses
         raise KitError(f"no result from {shown}")
     missing_tool = result.exited == 127 and "not found" in (result.stderr or "")

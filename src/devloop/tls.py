@@ -105,6 +105,7 @@ def tls_documents(app: App) -> list[dict[str, Any]]:
 def cert(c: Context, env: str | None = None, force: bool = False, allow_context: bool = False) -> None:
     """Make the Ingress host's TLS cert; store as a Secret."""
     app = App.load(c, env, allow_context)
+    app.context()  # the guard, before any file is written: a refused run leaves no key or Secret behind
     host, secret = env_host_and_secret(app)
     files = ensure_certificate(app, host, secret, force)
     apply_certificate(app, files, secret)

@@ -111,7 +111,7 @@ def attempt(app: App, stopper: Stopper, work: Callable[[], object]) -> bool:
 
 
 def cycle_runner(app: App, sets: dict[str, str], timeout: int | None, stopper: Stopper,
-                 live: livesync.LiveSync) -> Callable[[int, debounce.Batch, watchfilter.Plan], bool]:
+                 live: livesync.LiveSync, prune: bool = True) -> Callable[[int, debounce.Batch, watchfilter.Plan], bool]:
     """The loop's cycle: say why, sync or run workflow.cycle, report timings; a failure is reported, not fatal."""
 
     def run(number: int, batch: debounce.Batch, plan: watchfilter.Plan) -> bool:
@@ -124,7 +124,10 @@ def cycle_runner(app: App, sets: dict[str, str], timeout: int | None, stopper: S
         what = f"rebuild {', '.join(sorted(plan.images))}" if plan.build else \
             "rebuild: containers carry synced files" if build else "manifests only: no rebuild"
         app.say(f"── cycle {number}: {batch.describe()} changed ({what})")
-        if not attempt(app, stopper, lambda: workflow.cycle(app, sets, timeout, build=build, deliver=build)):
+        with live.rebuilding():
+            done = attempt(app, stopper, lambda: workflow.cycle(app, sets, timeout, build=build, deliver=build,
+                                                                 prune=prune))
+        if not done:
             failed_in = list(app.timings)[-1] if app.timings else "start"
             app.say(f"── cycle {number} failed in {failed_in} after {sum(app.timings.values()):.1f}s; "
                     "still watching: the next change retries")
@@ -151,12 +154,13 @@ def live_cycle(app: App, number: int, batch: debounce.Batch, live: livesync.Live
     return True
 
 
-def first_cycle(app: App, session: Session, sets: dict[str, str], timeout: int | None, stopper: Stopper) -> bool:
+def first_cycle(app: App, session: Session, sets: dict[str, str], timeout: int | None, stopper: Stopper,
+                prune: bool = True) -> bool:
     """`up` as cycle 0 of `inv dev`: changes saved meanwhile become one follow-up cycle."""
     app.say("── cycle 0: up")
     started = App.clock()
     with session.inbox.cycle():
-        if not attempt(app, stopper, lambda: workflow.cycle(app, sets, timeout)):
+        if not attempt(app, stopper, lambda: workflow.cycle(app, sets, timeout, prune=prune)):
             app.say("── cycle 0 failed; still watching: the next change retries")
             return False
     app.say(f"── cycle 0 ready: {phase_line(app.timings)}  │ total {App.clock() - started:.1f}s")
@@ -251,6 +255,7 @@ WATCH_HELP = {  # env, set, allow_context: devloop.flags.COMMON_HELP
     "debounce_ms": "quiet window before a cycle starts (default app.watch.debounce_ms)",
     "max_delay_ms": "start a cycle at the latest this long after the first change (default app.watch.max_delay_ms)",
     "cycles": "stop after this many cycles (default: run until Ctrl-C)",
+    "no_prune": "keep objects the manifests no longer have (by default each cycle deletes them)",
 }
 
 
@@ -268,7 +273,7 @@ def _check_last(last_ok: bool | None, cycles: int | None) -> None:
 @kit_task(iterable=["set"], help=WATCH_HELP)
 def watch(c: Context, env: str | None = None, set: list[str] | None = None, poll: bool = False,
           timeout: int | None = None, debounce_ms: int | None = None, max_delay_ms: int | None = None,
-          cycles: int | None = None, allow_context: bool = False) -> None:
+          cycles: int | None = None, no_prune: bool = False, allow_context: bool = False) -> None:
     """Rebuild and redeploy on each change (Ctrl-C stops)."""
     sets = k8s.parse_sets(set)  # the numeric flags were checked by kit_task, before any command
     app = _loaded(c, env, allow_context)
@@ -276,7 +281,7 @@ def watch(c: Context, env: str | None = None, set: list[str] | None = None, poll
         session = start_session(app, poll, debounce_ms, max_delay_ms)
         live = livesync.LiveSync(app)
         try:
-            last_ok = session.run(cycle_runner(app, sets, timeout, stopper, live), cycles, stopper.check)
+            last_ok = session.run(cycle_runner(app, sets, timeout, stopper, live, not no_prune), cycles, stopper.check)
         finally:
             session.stop()
             live.close()
@@ -288,7 +293,7 @@ def watch(c: Context, env: str | None = None, set: list[str] | None = None, poll
 def dev(c: Context, env: str | None = None, set: list[str] | None = None, poll: bool = False,
         timeout: int | None = None, debounce_ms: int | None = None, max_delay_ms: int | None = None,
         cycles: int | None = None, cleanup: bool = False, no_logs: bool = False, no_forwards: bool = False,
-        allow_context: bool = False) -> None:
+        no_prune: bool = False, allow_context: bool = False) -> None:
     """Up, then logs + forwards, and redeploy on change."""
     sets = k8s.parse_sets(set)  # the numeric flags were checked by kit_task, before any command
     app = _loaded(c, env, allow_context)
@@ -297,9 +302,9 @@ def dev(c: Context, env: str | None = None, set: list[str] | None = None, poll: 
         session = start_session(app, poll, debounce_ms, max_delay_ms)
         live = livesync.LiveSync(app)
         try:
-            first_cycle(app, session, sets, timeout, stopper)
+            first_cycle(app, session, sets, timeout, stopper, not no_prune)
             followers = start_followers(app, not no_logs, not no_forwards, allow_context)
-            last_ok = session.run(cycle_runner(app, sets, timeout, stopper, live), cycles, stopper.check)
+            last_ok = session.run(cycle_runner(app, sets, timeout, stopper, live, not no_prune), cycles, stopper.check)
         finally:
             session.stop()
             live.close()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import shutil
+import urllib.error
+import urllib.request
 from typing import Any
 
 from invoke import Context
@@ -12,17 +15,19 @@ from devloop import compose, docker_api, k8s, livesync, observe, rollout, shell
 from devloop.build import build_one, plan
 from devloop.core import compose as compose_core
 from devloop.core import lock, ports
+from devloop.core import registry as registry_core
 from devloop.core.errors import KitError
 from devloop.delivery import deliver_one
 from devloop.kit import App, kit_task, print_table
 
 
 def cycle(app: App, sets: dict[str, str] | None = None, timeout: int | None = None, build: bool = True,
-          deliver: bool = True, strict: bool = False) -> list[dict[str, Any]]:
+          deliver: bool = True, strict: bool = False, prune: bool = True, volumes: bool = False) -> list[dict[str, Any]]:
     """One pass of the loop, each phase timed into ``app.timings``; returns the applied documents.
 
     ``build=False`` deploys what the current tags name; ``deliver=False`` also skips delivery (a
-    manifest-only change in `inv watch`: the node already has these images).
+    manifest-only change in `inv watch`: the node already has these images). ``prune``: delete what the
+    manifests no longer have (PersistentVolumeClaims only with ``volumes``); changed Jobs run again.
     """
     with app.phase("build"):
         planned = [build_one(app, i) if build else plan(app, i) for i in app.settings.images]
@@ -32,9 +37,9 @@ def cycle(app: App, sets: dict[str, str] | None = None, timeout: int | None = No
                 deliver_one(app, p)
     with app.phase("render"):
         documents = k8s.rendered(app, sets)
-        k8s.lint_documents(app, documents, strict=strict)
+        converging, _ = k8s.check(app, documents, strict=strict, prune=prune, volumes=volumes)
     with app.phase("apply"):
-        k8s.apply_documents(app, documents)
+        k8s.apply_converged(app, documents, converging)
     with app.phase("ready"):
         rollout.wait_ready(app, rollout.wanted_workloads(app, documents), timeout)
     return documents
@@ -50,14 +55,17 @@ def cycle_lock(app: App) -> contextlib.AbstractContextManager[Any]:
 @kit_task(iterable=["set"], help={
     "no_build": "skip building; deliver and deploy what the current tags name",
     "ci": "CI gate: lint warnings fail too; exit 0 only when every workload is ready",
+    **k8s.CONVERGE_HELP,
 })
 def up(c: Context, env: str | None = None, set: list[str] | None = None, timeout: int | None = None,
-       no_build: bool = False, ci: bool = False, allow_context: bool = False) -> None:
+       no_build: bool = False, ci: bool = False, no_prune: bool = False, volumes: bool = False,
+       allow_context: bool = False) -> None:
     """Build, deliver, render, apply, and wait until ready."""
     app = App.load(c, env, allow_context)
     app.context()  # the guard runs before anything is built
     with cycle_lock(app):
-        documents = cycle(app, k8s.parse_sets(set), timeout, build=not no_build, strict=ci)
+        documents = cycle(app, k8s.parse_sets(set), timeout, build=not no_build, strict=ci, prune=not no_prune,
+                          volumes=volumes)
         if livesync.converge(app):  # pods a watch session left with synced files: back to the image as built
             with app.phase("ready"):
                 rollout.wait_ready(app, rollout.wanted_workloads(app, documents), timeout)
@@ -116,6 +124,7 @@ def _checks(app: App) -> list[tuple[str, bool, str]]:
                          f"for {forward.target}" if free else
                          f"{ports.taken_message(local, who, forward.target)}: {ports.stop_hint(who, local)}"))
     rows += _compose_port_checks(app)
+    rows += _registry_checks(app)
     return rows
 
 
@@ -137,6 +146,39 @@ def _compose_port_checks(app: App) -> list[tuple[str, bool, str]]:
             rows.append((f"local port {port.port} free", free, f"for {what}" if free else
                          f"{ports.taken_message(port.port, who, what)}: {ports.stop_hint(who, port.port)}"))
     return rows
+
+
+REGISTRY_TIMEOUT = 3  # seconds: a registry that takes longer to say hello will not take a push either
+
+
+def _registry_checks(app: App) -> list[tuple[str, bool, str]]:
+    """Provider `registry`: that the push target answers its API (`GET /v2/`), asked from here."""
+    cluster = app.settings.cluster
+    if cluster.provider != "registry":
+        return []
+    if not cluster.registry:
+        return [("registry set", False, "provider is 'registry' but app.cluster.registry is not set: set it in "
+                 "invoke.yaml (e.g. registry.example.com/team) or INVOKE_APP_CLUSTER_REGISTRY=... in .env")]
+    host = registry_core.registry_host(cluster.registry)
+    url = registry_core.probe_url(cluster.registry)
+    app.say(f"· registry API: GET {url}")
+    status, error = ask_registry(url, direct=registry_core.is_loopback(host))
+    ok, detail = registry_core.verdict(cluster.registry, url, status, error)
+    return [(f"registry {host} answers", ok, detail)]
+
+
+def ask_registry(url: str, direct: bool) -> tuple[int | None, str]:
+    """``GET url``: (HTTP status, "") or (None, why nothing answered). ``direct``: no proxy (loopback)."""
+    opener = urllib.request.build_opener(*([urllib.request.ProxyHandler({})] if direct else []))
+    try:
+        with opener.open(url, timeout=REGISTRY_TIMEOUT) as response:
+            return int(response.status), ""
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+    except urllib.error.URLError as exc:
+        return None, str(exc.reason)
+    except (OSError, http.client.HTTPException) as exc:
+        return None, str(exc) or type(exc).__name__
 
 
 @kit_task

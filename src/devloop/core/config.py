@@ -93,6 +93,8 @@ class Settings:
     compose: dict[str, Any] = field(default_factory=dict)
     tls: dict[str, Any] = field(default_factory=dict)
     helm: dict[str, Any] = field(default_factory=dict)
+    job_keep: int = 3  # finished Jobs no longer rendered that up keeps, newest first
+    rerun_jobs: bool = True  # a changed Job is deleted and created again (this environment's choice)
 
     def image(self, name: str) -> Image:
         for image in self.images:
@@ -267,6 +269,21 @@ def _rollout(r: _Reader) -> dict[str, Any]:
             "forwards": tuple(r.items(r.get("forwards"), "app.forwards"))}
 
 
+def _converge(r: _Reader, env_name: str, env_conf: Mapping[str, Any]) -> dict[str, Any]:
+    """What up does with what the manifests dropped or changed: finished Jobs kept, changed Jobs rerun."""
+    keep = r.get("job_keep")
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+        r.problems.append(f"app.job_keep must be a whole number, 0 or more, got {keep!r}")
+        keep = 0
+    given = env_conf.get("rerun_jobs")
+    key = f"app.environments.{env_name}.rerun_jobs" if given is not None else "app.rerun_jobs"
+    rerun = r.get("rerun_jobs") if given is None else given
+    if not isinstance(rerun, bool):
+        r.problems.append(f"{key} must be true or false, got {rerun!r}")
+        rerun = True
+    return {"job_keep": keep, "rerun_jobs": rerun}
+
+
 def _extras(r: _Reader) -> dict[str, Any]:
     """The sections read by their own task modules: secrets, compose, tls, helm."""
     return {"secrets": {str(k): str(v) for k, v in r.mapping("secrets").items()},
@@ -302,6 +319,7 @@ def settings_from(app: Mapping[str, Any], root: Path, config_file: Path | None =
         **_watch(r, root),
         **_logs(r, name),
         **_rollout(r),
+        **_converge(r, env_name, env_conf),
         **_extras(r),
     )
     _check(r.problems, config_file)

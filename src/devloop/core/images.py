@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import KitError
-from .render import image_repository
+from .render import containers, image_repository
 
 TAG_LENGTH = 12
 KIT_STATE = ".kit"  # the kit's own files in the app folder: never part of an image's identity
@@ -81,9 +81,7 @@ def _translate(pattern: str) -> str:
             if end == -1:
                 out.append(re.escape(ch))
             else:
-                body = pattern[i + 1:end]
-                if body.startswith("^") or body.startswith("!"):
-                    body = "^" + body[1:]
+                body = pattern[i + 1:end]  # as Go's regexp reads it: only ^ negates, a leading ! is a literal !
                 out.append(f"[{body}]")
                 i = end
         elif ch == "\\" and i + 1 < len(pattern):
@@ -124,8 +122,16 @@ def ignored(relpath: str, patterns: list[Pattern]) -> bool:
 
 
 def read_dockerignore(context: Path) -> list[Pattern]:
+    """Docker reads the file as bytes and matches names byte for byte: decoded like the names os.walk gives
+    (any encoding, Latin-1 included, matches the same files)."""
     ignore_file = context / ".dockerignore"
-    return parse_dockerignore(ignore_file.read_text(encoding="utf-8")) if ignore_file.is_file() else []
+    return parse_dockerignore(os.fsdecode(ignore_file.read_bytes())) if ignore_file.is_file() else []
+
+
+def read_dockerfile(path: Path) -> str:
+    """A Dockerfile's text for reading its ARGs, in any encoding Docker builds (bytes that are not UTF-8 are
+    kept as they are; the tag hashes the bytes)."""
+    return path.read_bytes().decode("utf-8", "surrogateescape")
 
 
 def context_files(context: Path, patterns: list[Pattern]) -> list[str]:
@@ -285,9 +291,9 @@ def build_inputs(context: Path, dockerfile: Path, build_args: Mapping[str, str],
     for rel in files:
         full = os.path.join(context, rel)
         info = os.lstat(full)
-        h.update(rel.encode() + b"\0")
+        h.update(os.fsencode(rel) + b"\0")  # a name that is not UTF-8 is hashed as the bytes Docker sends
         if stat.S_ISLNK(info.st_mode):
-            h.update(b"link\0" + os.readlink(full).encode())
+            h.update(b"link\0" + os.fsencode(os.readlink(full)))
         else:
             h.update(b"x" if info.st_mode & 0o111 else b"-")
             h.update(cache.digest(full, info) if cache is not None else _file_digest(full))
@@ -374,15 +380,15 @@ class PrunePlan:
     remove: list[tuple[LocalImage, str]] = field(default_factory=list)  # (image, why it goes)
 
 
-def prune_plan(images: Iterable[LocalImage], keep: int, current: Iterable[str]) -> PrunePlan:
-    """Per repository keep the newest ``keep`` tags and always the current ones; the rest go.
+def prune_plan(images: Iterable[LocalImage], keep: int, current: Iterable[str], deployed: Iterable[str] = ()) -> PrunePlan:
+    """Per repository keep the newest ``keep`` tags and always the current and the ``deployed`` ones; the rest go.
 
     ``images`` must already be only the project's (the caller lists by the kit's label), so other
     images are never candidates. Untagged leftovers of a ``--no-cache`` rebuild go too.
     """
     if keep < 0:
         raise KitError(f"--keep {keep} must be 0 or more", hint="write e.g. --keep 3", code=2)
-    current = set(current)
+    current, deployed = set(current), set(deployed)
     plan = PrunePlan()
     kept_per_repo: dict[str, int] = {}
     for image in newest_first(images):
@@ -390,6 +396,8 @@ def prune_plan(images: Iterable[LocalImage], keep: int, current: Iterable[str]) 
             plan.remove.append((image, "untagged leftover of a rebuild"))
         elif image.ref in current:
             plan.keep.append((image, "current: the tag the inputs give now"))
+        elif image.ref in deployed:  # the same image as the current tag, kept running: a new pod needs it
+            plan.keep.append((image, "deployed: the reference the cluster runs"))
         elif kept_per_repo.get(image.repository, 0) < keep:
             kept_per_repo[image.repository] = kept_per_repo.get(image.repository, 0) + 1
             plan.keep.append((image, f"one of the {keep} newest"))
@@ -500,3 +508,18 @@ def set_image_plan(objects: Iterable[Mapping[str, Any]], built: Mapping[str, str
         if plan.changes or plan.current:
             plans.append(plan)
     return plans, [w for w in wanted if w not in found]
+
+
+# ---------------------------------------------------------------------------------------------
+# What the cluster was last given: the kit's rendered set (.kit/rendered-<env>.yaml)
+
+
+def deployed_refs(documents: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """repository -> the reference the rendered ``documents`` run for it (the first container that names it)."""
+    found: dict[str, str] = {}
+    for doc in documents:
+        for container in containers(doc):
+            reference = str(container.get("image") or "")
+            if reference:
+                found.setdefault(image_repository(reference), reference)
+    return found

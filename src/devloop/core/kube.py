@@ -6,7 +6,7 @@ Pure: the task layer fetches JSON; this module decides ready / still waiting / h
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,20 @@ KIND_NAMES = {"Deployment": "deployment", "StatefulSet": "statefulset", "DaemonS
               "Job": "job", "ReplicaSet": "replicaset", "Pod": "pod", "Service": "service"}
 # A crash-looping container whose dependencies were still starting gets this many restarts to recover.
 CRASH_RESTARTS = 5
+# The scheduler's reason (in its "0/1 nodes are available: …" message) → what to do about it; the first match wins.
+UNSCHEDULABLE_FIXES = [
+    ("Too many pods", "the node runs as many pods as it may (its pod limit, not CPU or memory) — delete pods that are "
+                      "no longer needed (finished jobs, other namespaces, old apps), lower replicas, or raise the "
+                      "node's max-pods / add a node"),
+    ("Insufficient", "lower the pod's resource requests, or give the cluster more (inv minikube.start with more "
+                     "cpus/memory)"),
+    ("persistentvolumeclaim", "create the PersistentVolumeClaim it mounts, or check that it can bind (a StorageClass)"),
+    ("didn't match", "fix the pod's nodeSelector or affinity, or label a node to match it"),
+    ("taint", "add a toleration for the node's taint, or remove the taint"),
+]
+DEFAULT_UNSCHEDULABLE_FIX = ("lower the pod's resource requests, or give the cluster more (inv minikube.start with more "
+                             "cpus/memory)")
+PULL_REASONS = ("ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff")
 
 _MISSING_OBJECT = re.compile(r'^(secret|configmap)s? "([^"]+)" not found', re.IGNORECASE)
 _MISSING_KEY = re.compile(r"couldn't find key (\S+) in (Secret|ConfigMap) (?:([^/\s]+)/)?(\S+)", re.IGNORECASE)
@@ -45,6 +59,7 @@ class Problem:
     sentence: str
     hopeless: bool
     wants_previous_log: bool = False
+    image: str = ""  # the container's image, for failures about it
 
 
 @dataclass
@@ -97,8 +112,11 @@ def pod_ready(pod: Mapping[str, Any]) -> bool:
     return bool(ready and ready.get("status") == "True")
 
 
-def workload_progress(obj: Mapping[str, Any]) -> str | None:
-    """None when the workload is ready/complete, else what it is still waiting for."""
+def workload_progress(obj: Mapping[str, Any], old_pods: Sequence[Mapping[str, Any]] | None = None) -> str | None:
+    """None when the workload is ready/complete, else what it is still waiting for.
+
+    ``old_pods`` (a Deployment's pods of older ReplicaSets) tell old replicas still running from terminating ones.
+    """
     kind = obj.get("kind")
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
@@ -112,7 +130,7 @@ def workload_progress(obj: Mapping[str, Any]) -> str | None:
         if updated < want:
             return f"{updated}/{want} replicas updated"
         if total > updated:
-            return f"{total - updated} old replica(s) still terminating"
+            return old_replicas(total - updated, old_pods)
         if available < want or ready < want:
             return f"{min(ready, available)}/{want} replicas ready"
         return None
@@ -136,6 +154,20 @@ def workload_progress(obj: Mapping[str, Any]) -> str | None:
         want = spec.get("completions", 1) or 1
         return f"{status.get('succeeded', 0)}/{want} completions"
     return None
+
+
+def old_replicas(count: int, old_pods: Sequence[Mapping[str, Any]] | None) -> str:
+    """A rollout's old replicas as they are: still running (not yet scaled down) or terminating (being deleted).
+
+    ``status.replicas`` counts only pods not being deleted, so without the pods they are still running.
+    """
+    if not old_pods:
+        return f"{count} old replica(s) still running"
+    terminating = sum(1 for p in old_pods if (p.get("metadata") or {}).get("deletionTimestamp"))
+    running = len(old_pods) - terminating
+    if not running:
+        return f"{terminating} old replica(s) still terminating"
+    return f"{running} old replica(s) still running" + (f", {terminating} terminating" if terminating else "")
 
 
 def config_error_sentence(container: str, message: str, namespace: str) -> str:
@@ -178,10 +210,15 @@ def _unschedulable(pod: Mapping[str, Any], workload: str) -> list[Problem]:
     if (pod.get("status") or {}).get("phase") != "Pending" or not scheduled or scheduled.get("status") != "False" \
             or scheduled.get("reason") != "Unschedulable":
         return []
-    return [Problem(workload, name, "", "Unschedulable",
-                    f"no node can run pod {name}: {str(scheduled.get('message', '')).strip()} — "
-                    "lower the pod's resource requests, or give the cluster more (inv minikube.start with more "
-                    "cpus/memory)", hopeless=True)]
+    message = str(scheduled.get("message", "")).strip()
+    return [Problem(workload, name, "", "Unschedulable", f"no node can run pod {name}: {message} — "
+                    f"{unschedulable_fix(message)}", hopeless=True)]
+
+
+def unschedulable_fix(message: str) -> str:
+    """What to do about the scheduler's reason; the pod limit is not a resource shortage."""
+    lowered = message.lower()
+    return next((fix for pattern, fix in UNSCHEDULABLE_FIXES if pattern.lower() in lowered), DEFAULT_UNSCHEDULABLE_FIX)
 
 
 def _image_sentence(reason: str, image: str, message: str, is_ours: bool) -> str | None:
@@ -210,7 +247,7 @@ def _container_problem(cs: Mapping[str, Any], workload: str, pod: str, namespace
     image = cs.get("image", "")
     about_image = _image_sentence(reason, image, message, image_repository(image) in ours)
     if about_image:
-        return Problem(workload, pod, container, reason, about_image, hopeless=True)
+        return Problem(workload, pod, container, reason, about_image, hopeless=True, image=image)
     if reason == "CreateContainerConfigError":
         return Problem(workload, pod, container, reason, config_error_sentence(container, message, namespace), hopeless=True)
     if reason in ("CreateContainerError", "RunContainerError"):
@@ -280,10 +317,11 @@ class _Standing:
     problems_of: dict[str, list[Problem]] = field(default_factory=dict)
     ready_at: dict[str, str] = field(default_factory=dict)
 
-    def add(self, key: str, obj: Mapping[str, Any], pods: list[Mapping[str, Any]], ours: set[str]) -> None:
+    def add(self, key: str, obj: Mapping[str, Any], pods: list[Mapping[str, Any]], ours: set[str],
+            old: list[Mapping[str, Any]] | None = None) -> None:
         self.verdict.pods[key] = [p["metadata"]["name"] for p in pods]
         failed = _job_failed(key, obj)
-        progress = None if failed else workload_progress(obj)
+        progress = None if failed else workload_progress(obj, old)
         if failed:
             self.problems_of[key] = [failed]
         elif progress is None:
@@ -324,11 +362,12 @@ def assess(items: Iterable[Mapping[str, Any]], wanted: Iterable[str], our_images
     by_key = {key_of(o): o for o in objects}
     ours = set(our_images)
     pods_of = current_pods(objects)
+    old_of = old_pods(objects)
     standing = _Standing()
     for ref in wanted:
         key = normalise_workload(ref)
         if key in by_key:
-            standing.add(key, by_key[key], pods_of.get(key, []), ours)
+            standing.add(key, by_key[key], pods_of.get(key, []), ours, old_of.get(key))
         else:
             standing.verdict.missing.append(key)
     settled = standing.settled()
@@ -349,9 +388,8 @@ def _restarts(pod: Mapping[str, Any], container: str) -> int:
     return 0
 
 
-def current_pods(objects: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
-    """workload key → its live pods; a Deployment's pods are those of its newest ReplicaSet."""
-    objects = list(objects)
+def _newest_replicasets(objects: list[Mapping[str, Any]]) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """(ReplicaSet key → its owners, Deployment key → its newest ReplicaSet's key)."""
     by_key = {key_of(o): o for o in objects}
     rs_owner = {key_of(o): owners(o) for o in objects if o.get("kind") == "ReplicaSet"}
     newest: dict[str, str] = {}
@@ -361,6 +399,13 @@ def current_pods(objects: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping
                 best = newest.get(owner)
                 if best is None or revision(o) > revision(by_key[best]):
                     newest[owner] = key_of(o)
+    return rs_owner, newest
+
+
+def current_pods(objects: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """workload key → its live pods; a Deployment's pods are those of its newest ReplicaSet."""
+    objects = list(objects)
+    rs_owner, newest = _newest_replicasets(objects)
     pods_of: dict[str, list[Mapping[str, Any]]] = {}
     for o in objects:
         if o.get("kind") != "Pod" or (o.get("metadata") or {}).get("deletionTimestamp"):
@@ -372,6 +417,21 @@ def current_pods(objects: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping
                         pods_of.setdefault(deployment, []).append(o)
             else:
                 pods_of.setdefault(owner, []).append(o)
+    return pods_of
+
+
+def old_pods(objects: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """Deployment key → the pods of its older ReplicaSets, terminating ones included."""
+    objects = list(objects)
+    rs_owner, newest = _newest_replicasets(objects)
+    pods_of: dict[str, list[Mapping[str, Any]]] = {}
+    for o in objects:
+        if o.get("kind") != "Pod":
+            continue
+        for owner in owners(o):
+            for deployment in rs_owner.get(owner, []) if owner.startswith("replicaset/") else []:
+                if newest.get(deployment) != owner:
+                    pods_of.setdefault(deployment, []).append(o)
     return pods_of
 
 
@@ -431,6 +491,58 @@ def deadline_report(verdict: Verdict, events: Mapping[str, list[str]]) -> list[s
                 lines.append(f"  pod {pod}: {event}")
     lines += [f"{key}: not found in the cluster (was it applied to this namespace?)" for key in verdict.missing]
     return lines
+
+
+def same_ref(a: str, b: str) -> bool:
+    """Two image references naming the same image (Docker Hub's implicit prefixes aside)."""
+    def plain(ref: str) -> str:
+        for prefix in ("docker.io/library/", "docker.io/"):
+            ref = ref.removeprefix(prefix)
+        return ref
+
+    return plain(a) == plain(b)
+
+
+def pulls_to_retry(verdict: Verdict, delivered: Collection[str], older_pods: Collection[str]) -> list[Problem]:
+    """Pull failures that are not hopeless: the kit has just delivered that image, and the pod tried before it did.
+
+    The kubelet retries such a pod only on its next back-off (up to a few tens of seconds), so these are
+    marked not hopeless and returned for the caller to restart. A pod not among ``older_pods`` (started
+    since, or restarted already) that still cannot get the image stays hopeless: it did not reach the node.
+    """
+    found = []
+    for problem in verdict.problems:
+        if problem.hopeless and problem.reason in PULL_REASONS and problem.pod in older_pods \
+                and any(same_ref(problem.image, ref) for ref in delivered):
+            problem.hopeless = False
+            problem.sentence = (f"{problem.reason} for {problem.image}, which the kit has just delivered to the node: "
+                                "the pod tried before it was there; restarting the pod so it starts now")
+            found.append(problem)
+    return found
+
+
+_SERVER = re.compile(r"https?://[^/\s\"']+")
+_KUBECTL_ERR = re.compile(r'err="(.*?)"\s*$')
+
+
+def cluster_error(stderr: str) -> tuple[str, str]:
+    """(server, why) from kubectl's stderr when it cannot talk to the cluster, each line once.
+
+    kubectl repeats its discovery error five or six times before its own summary line; the summary
+    (or else the last distinct error) is the why.
+    """
+    server = next(iter(_SERVER.findall(stderr)), "")
+    reasons: list[str] = []
+    for line in stderr.splitlines():
+        line = line.strip()
+        found = _KUBECTL_ERR.search(line)
+        text = found.group(1).replace('\\"', '"') if found else line.removeprefix("error: ")
+        if text and text not in reasons:
+            reasons.append(text)
+    summary = [r for r in reasons if r.startswith(("Unable to connect to the server", "The connection to the server"))]
+    why = (summary or reasons or ["no answer"])[-1]
+    why = why.removeprefix("Unable to connect to the server: ")
+    return server, why
 
 
 # -- kubectl pass-through ---------------------------------------------------------------------------

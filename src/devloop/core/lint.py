@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .render import containers, image_repository, pod_specs
+from .converge import Rejection, template_changed
+from .render import containers, image_repository
 
 # (apiVersion, kind or "*") -> (replacement, Kubernetes version that removed it, error?)
 REMOVED_APIS: dict[tuple[str, str], tuple[str, str, bool]] = {
@@ -45,6 +46,8 @@ class Finding:
     message: str
     fix: str
     error: bool = True
+    ref: str = ""  # kind/name of the object, as kubectl and the API server name it
+    live: bool = False  # a guess from the live objects: an error only once the API server confirms it
 
     def __str__(self) -> str:
         level = "error" if self.error else "warning"
@@ -156,9 +159,9 @@ def recreate_strategy(obj: Subject, ctx: Context) -> Iterator[Finding]:
     if current and live_strategy.get("rollingUpdate") and "rollingUpdate" not in strategy:
         yield Finding(
             obj.where, "the live Deployment still has spec.strategy.rollingUpdate from an earlier RollingUpdate "
-                       "apply, so applying type Recreate is rejected (Forbidden)",
+                       "apply, so applying type Recreate may be rejected (Forbidden)",
             "add `rollingUpdate: null` under spec.strategy in the manifest, or "
-            f"`kubectl delete deployment {obj.name}` and apply again")
+            f"`kubectl delete deployment {obj.name}` and apply again", ref=f"deployment/{obj.name}", live=True)
 
 
 def selector_mismatch(obj: Subject, ctx: Context) -> Iterator[Finding]:
@@ -197,24 +200,16 @@ def foreign_image(obj: Subject, ctx: Context) -> Iterator[Finding]:
                           f"write `image: {last}` so the kit fills in the tag it builds", error=False)
 
 
-def _images_and_commands(pod: Mapping[str, Any]) -> tuple[list[Any], list[Any]]:
-    listed = pod.get("containers") or []
-    return [c.get("image") for c in listed], [(c.get("command"), c.get("args")) for c in listed]
-
-
 def job_changed(obj: Subject, ctx: Context) -> Iterator[Finding]:
-    """A Job that exists with another pod template: Jobs are immutable, so apply would fail."""
+    """A Job that exists with another pod template (and is not rerun): Jobs are immutable, so apply would fail."""
     current = ctx.live.get(f"Job/{obj.namespace}/{obj.name}") if obj.kind == "Job" else None
-    if not current:
-        return
-    new_pod = next(pod_specs(obj.doc), {})
-    old_pod = (((current.get("spec") or {}).get("template") or {}).get("spec")) or {}
-    if _images_and_commands(new_pod) != _images_and_commands(old_pod):
+    if current and template_changed(obj.doc, current):
         yield Finding(
             obj.where, f"Job {obj.name} already exists with another pod template; Jobs are immutable, "
                        "so apply would fail (field is immutable)",
-            f"delete it first (`inv k8s.kubectl -- delete job {obj.name}`), or give the Job a new "
-            "name per version (e.g. a suffix with the tag)")
+            f"delete it first (`inv k8s.kubectl -- delete job {obj.name}`), let the kit rerun it (rerun_jobs: "
+            "true for this environment), or give the Job a new name per version (e.g. a suffix with ${IMAGE_TAG})",
+            ref=f"job/{obj.name}", live=True)
 
 
 # Checked in this order for each object, objects in the order given.
@@ -232,3 +227,27 @@ def lint(documents: list[dict[str, Any]], origins: Mapping[int, Path] | None = N
     ctx = context(documents, our_images, built, live)
     subjects = [subject(doc, origins or {}) for doc in documents]
     return [finding for obj in subjects for rule in RULES for finding in rule(obj, ctx)]
+
+
+def places(documents: list[dict[str, Any]], origins: Mapping[int, Path] | None = None) -> dict[str, str]:
+    """kind/name -> "file Kind/name", to say where an object the API server refused comes from."""
+    found: dict[str, str] = {}
+    for doc in documents:
+        obj = subject(doc, origins or {})
+        found.setdefault(f"{obj.kind.lower()}/{obj.name}", obj.where)
+    return found
+
+
+def confirm(findings: list[Finding], refused: list[Rejection],
+            where: Mapping[str, str]) -> tuple[list[Finding], list[Finding]]:
+    """Live guesses checked against the API server's answer to a dry run: (findings to report, guesses it accepted).
+
+    A live error on an object the server accepted is dropped; each refusal becomes an error naming the field
+    and the fix (in place of the guess about that object).
+    """
+    refused_refs = {r.ref for r in refused}
+    guesses = [f for f in findings if f.live and f.error]
+    kept = [f for f in findings if not (f.live and f.error)]
+    answers = [Finding(where.get(r.ref, r.ref or "<server>"), f"{r.field} {r.said}".strip(),
+                       r.fix or "see the message; `inv k8s.lint` asks the server again", ref=r.ref) for r in refused]
+    return kept + answers, [f for f in guesses if f.ref not in refused_refs]

@@ -130,12 +130,30 @@ class Taken:
     again: bool  # this process already held it (nested: leave it held on the way out)
 
 
+def unwritable(folder: Path, exc: OSError) -> KitError:
+    """The kit's folder refuses the lock (read-only, not a folder, not ours): name it and the fix."""
+    return KitError(
+        f"cannot take the lock in {folder}: {exc.strerror or exc}",
+        hint=f"make {folder} a folder you can write (chmod u+rwx {folder}); if it is a file or on a read-only "
+             "mount, move it out of the way: the kit makes it again",
+        code=73,  # EX_CANTCREAT
+    )
+
+
 def acquire(path: Path, holder: Holder, alive: Callable[[Holder], bool] = holder_alive) -> Taken:
     """Take the lock for ``holder``.
 
-    Raises KitError naming the current holder when another live process has it. Taking it again
-    from the process that holds it is fine (``inv dev`` running its own cycles).
+    Raises KitError naming the current holder when another live process has it, or naming the folder
+    when the lock cannot be written there. Taking it again from the process that holds it is fine
+    (``inv dev`` running its own cycles).
     """
+    try:
+        return _take(path, holder, alive)
+    except OSError as exc:
+        raise unwritable(path.parent, exc) from None
+
+
+def _take(path: Path, holder: Holder, alive: Callable[[Holder], bool]) -> Taken:
     with _guard(path):
         try:
             current = parse(path.read_text(encoding="utf-8"))

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import KitError
-from .schema import yaml_error
+from .schema import RefusedYaml, strict_loader, yaml_error
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Always declared; computed (MINIKUBE_IP from the cluster) only when a manifest uses them.
 BUILTIN_VARS = ("MINIKUBE_IP", "INGRESS_HOST", "TLS_SECRET")
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # per file: a 24 MB one took 18 s and 205 MB to parse
 LABEL = "devloop/app"
 ENV_LABEL = "devloop/env"
 CLUSTER_SCOPED = {
@@ -158,11 +159,13 @@ def parse(sources: Iterable[Source], origins: dict[int, Path] | None = None) -> 
     """
     import yaml  # kept local for start-up time: `inv --list` never renders
 
+    loader = strict_loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     documents: list[dict[str, Any]] = []
     for source in sources:
+        check_size(source)
         try:
-            loaded = list(yaml.load_all(source.text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
-        except yaml.YAMLError as exc:
+            loaded = list(yaml.load_all(source.text, Loader=loader))
+        except (yaml.YAMLError, RefusedYaml) as exc:
             raise yaml_error(source.path, exc, source.text) from None
         for index, doc in enumerate(loaded):
             if doc is None:
@@ -176,6 +179,16 @@ def parse(sources: Iterable[Source], origins: dict[int, Path] | None = None) -> 
                 if origins is not None:
                     origins[id(item)] = source.path
     return documents
+
+
+def check_size(source: Source, limit: int = MAX_MANIFEST_BYTES) -> None:
+    """Refuse a manifest file too big to parse in reasonable time and memory, before parsing it."""
+    size = len(source.text.encode("utf-8", "surrogateescape"))
+    if size > limit:
+        raise KitError(f"{source.path}: {size / 2**20:.1f} MB, more than the {limit / 2**20:.0f} MB the kit parses "
+                       "in one manifest file", code=2,
+                       hint="split it into several files (every *.yaml in the folder is read), or keep bulk data out "
+                            "of the manifests (a ConfigMap from files, a volume)")
 
 
 def secret_document(name: str, values: Mapping[str, str]) -> dict[str, Any]:
@@ -247,8 +260,14 @@ def set_images(documents: list[dict[str, Any]], built: Mapping[str, str]) -> lis
     return changes
 
 
-def label(documents: list[dict[str, Any]], app: str, env: str, namespace: str = "") -> None:
-    """Mark every object so `down` removes exactly what the kit applied; pin the namespace if set."""
+def label(documents: list[dict[str, Any]], app: str, env: str, namespace: str = "",
+          origins: Mapping[int, Path] | None = None) -> list[str]:
+    """Mark every object so `down` removes exactly what the kit applied; pin the namespace if set.
+
+    Returns a warning for each object whose own ``metadata.namespace`` the environment's replaced
+    (``origins``: id(object) -> its manifest file, to name it).
+    """
+    warnings = []
     for doc in documents:
         metadata = doc.get("metadata") or {}  # an empty `metadata:` is None
         doc["metadata"] = metadata
@@ -258,7 +277,18 @@ def label(documents: list[dict[str, Any]], app: str, env: str, namespace: str = 
         metadata["labels"] = labels
         _label_pods(doc, app, env)
         if namespace and doc.get("kind") not in CLUSTER_SCOPED:
+            own = metadata.get("namespace")
+            if own and own != namespace:
+                warnings.append(namespace_replaced(doc, str(own), namespace, (origins or {}).get(id(doc))))
             metadata["namespace"] = namespace
+    return warnings
+
+
+def namespace_replaced(doc: Mapping[str, Any], own: str, namespace: str, origin: Path | None) -> str:
+    where = f"{origin}: " if origin else ""
+    return (f"{where}{doc.get('kind')}/{(doc.get('metadata') or {}).get('name')} says namespace {own!r}; "
+            f"the environment's namespace {namespace!r} is used instead (every object goes to the environment's "
+            "namespace)")
 
 
 POD_OWNERS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}  # Jobs' templates are immutable: left alone

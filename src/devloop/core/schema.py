@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import io
 import re
 from collections.abc import Mapping
@@ -36,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
     "vars": {},  # declared ${NAME} placeholders -> default value (null = must be given)
     "workloads": [],  # kind/name to wait for; [] = every Deployment/StatefulSet/Job rendered
     "timeout": 180,  # seconds: one deadline for everything to become ready
+    "job_keep": 3,  # up keeps this many newest finished Jobs the manifests no longer have (earlier versions)
+    "rerun_jobs": True,  # up/watch delete and create again a Job whose pod template changed; false: apply refuses
     "logs": {"selector": "", "since": "10s"},
     "forwards": [],  # e.g. "deploy/web 3000:3000"
     "watch": {"paths": [], "ignore": [], "debounce_ms": 300, "max_delay_ms": 2000},
@@ -71,7 +74,7 @@ DEFAULTS: dict[str, Any] = {
 
 IMAGE_KEYS = {"context": ".", "dockerfile": "Dockerfile", "build_args": {}, "target": "",
               "live_update": {}}  # {sync: [{src, dest}], run, rebuild}: see core/liveupdate.py
-ENVIRONMENT_KEYS = {"namespace": "", "manifests": [], "vars": {}}
+ENVIRONMENT_KEYS: dict[str, Any] = {"namespace": "", "manifests": [], "vars": {}, "rerun_jobs": None}  # None: app.rerun_jobs
 # Keys whose values are free-form mappings: their children are user names, not config keys.
 OPEN_MAPPINGS = {"images", "environments", "vars", "build_args", "secrets", "set", "live_update"}
 
@@ -85,14 +88,14 @@ def check_yaml_file(path: Path) -> dict[str, Any]:
     from invoke.util import yaml  # kept local for start-up time (the copy invoke loads anyway, only when parsing)
 
     try:
-        text = path.read_text(encoding="utf-8")
+        text = utf8_text(path, path.read_bytes())
     except FileNotFoundError:
         return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KitError(f"{path}: cannot be read: {exc}", hint="check the file's permissions and encoding") from None
+    except OSError as exc:
+        raise KitError(f"{path}: cannot be read: {exc}", hint="check the file's permissions") from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        data = yaml.load(text, Loader=strict_loader(yaml.SafeLoader))
+    except (yaml.YAMLError, RefusedYaml) as exc:
         raise yaml_error(path, exc, text) from None
     if data is None:
         return {}
@@ -102,10 +105,103 @@ def check_yaml_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def utf8_text(path: Path, data: bytes) -> str:
+    """``data`` (the bytes of ``path``) as UTF-8 text; anything else is an error naming line, column and byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path, data, exc.start) from None
+
+
+def not_utf8(path: Path, data: bytes, offset: int) -> KitError:
+    """Only the byte is shown, never the line: a .env line may hold a secret."""
+    line = data.count(b"\n", 0, offset) + 1
+    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+    return KitError(f"{path}:{line}:{column}: byte 0x{data[offset]:02x} is not UTF-8 (the kit reads this file as UTF-8)",
+                    hint=f"save it as UTF-8; from Latin-1: iconv -f latin1 -t utf-8 {path.name} > {path.name}.new "
+                         f"&& mv {path.name}.new {path.name}", code=2)
+
+
+# Values that aliases may add by repeating an anchored one: far above what real files do, far below an alias
+# bomb ("billion laughs"), which would take gigabytes once the objects are printed or sent.
+MAX_ALIAS_NODES = 100_000
+MERGE_TAG = "tag:yaml.org,2002:merge"  # `<<: *base`: keys merged in may be overridden, that is no duplicate
+
+
+class RefusedYaml(Exception):
+    """Valid YAML the kit will not build: a duplicate key, a recursive alias, aliases that expand too far."""
+
+    def __init__(self, problem: str, mark: Any, hint: str) -> None:
+        super().__init__(problem)
+        self.problem, self.problem_mark, self.hint = problem, mark, hint
+
+
+@functools.cache
+def strict_loader(base: type) -> type:
+    """``base`` (a PyYAML safe loader class) refusing duplicate keys and alias bombs before building a document."""
+
+    class StrictLoader(base):
+        def construct_document(self, node: Any) -> Any:
+            check_document(node)
+            return super().construct_document(node)
+
+    return StrictLoader
+
+
+def _children(node: Any) -> list[Any]:
+    if node.id == "mapping":
+        return [part for pair in node.value for part in pair]
+    return list(node.value) if node.id == "sequence" else []
+
+
+def check_document(root: Any) -> None:
+    """Walk a composed document once (each anchored value once): duplicate keys, recursive aliases, and how many
+    values the aliases would add when the document is built and printed."""
+    sizes: dict[int, int] = {}  # id(collection node) -> values in it, aliases expanded
+    open_nodes: set[int] = set()
+    written = 0  # values as written (an aliased scalar counts as written: it adds one value only)
+    stack: list[tuple[Any, list[Any] | None]] = [(root, None)]
+    while stack:
+        node, children = stack.pop()
+        if children is not None:  # every child is measured: measure the node
+            open_nodes.discard(id(node))
+            sizes[id(node)] = 1 + sum(1 if child.id == "scalar" else sizes[id(child)] for child in children)
+        elif id(node) in open_nodes:
+            raise RefusedYaml("an alias refers to a value that contains it (a recursive structure)",
+                              node.start_mark, "write the value out instead of the alias")
+        elif id(node) not in sizes:
+            open_nodes.add(id(node))
+            if node.id == "mapping":
+                check_duplicate_keys(node)
+            children = _children(node)
+            written += 1 + sum(child.id == "scalar" for child in children)
+            stack.append((node, children))
+            stack.extend((child, None) for child in children if child.id != "scalar" and id(child) not in sizes)
+    added = sizes.get(id(root), 1) - max(written, 1)
+    if added > MAX_ALIAS_NODES:
+        raise RefusedYaml(f"its aliases expand it by {added:,} values, more than the {MAX_ALIAS_NODES:,} allowed "
+                          "(an alias bomb?)", root.start_mark, "write the values out, or use fewer nested aliases")
+
+
+def check_duplicate_keys(node: Any) -> None:
+    """A key written twice in one mapping: YAML loaders silently keep the last one."""
+    seen: dict[tuple[str, str], int] = {}
+    for key, _ in node.value:
+        if key.id != "scalar" or key.tag == MERGE_TAG:
+            continue
+        line = key.start_mark.line + 1
+        if (key.tag, key.value) in seen:
+            raise RefusedYaml(f"duplicate key {key.value!r}: at line {seen[key.tag, key.value]} and again at line {line}",
+                              key.start_mark, "keep one of them: only the last one would count, silently")
+        seen[key.tag, key.value] = line
+
+
 def yaml_error(path: Path, exc: Exception, text: str = "") -> KitError:
     """A YAML parse error as file:line:column, the parser's words, and a fix."""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    if isinstance(exc, RefusedYaml):
+        return KitError(f"{where}: {exc.problem}", hint=exc.hint, code=2)
     words = " ".join(str(p) for p in (getattr(exc, "context", None), getattr(exc, "problem", None)) if p) or str(exc)
     lines = text.splitlines()
     at_tab = mark is not None and mark.line < len(lines) and "\t" in lines[mark.line][: mark.column + 1]
@@ -150,9 +246,12 @@ def read_dotenv(path: Path) -> DotenvFile:
 
     result = DotenvFile({}, [])
     try:
-        text = path.read_text(encoding="utf-8")
+        text = utf8_text(path, path.read_bytes())
     except FileNotFoundError:
         return result
+    except OSError as exc:
+        raise KitError(f"{path}: cannot be read: {exc.strerror or exc}", hint="check the file's permissions",
+                       code=2) from None
     for binding in parse_stream(io.StringIO(text)):
         if binding.error:  # name the key only: the rest of the line may be a secret value
             raw = binding.original.string.strip()
@@ -294,7 +393,7 @@ def with_env_overrides(environ: Mapping[str, str], app: Mapping[str, Any]) -> di
         if isinstance(current, (list, tuple, dict)):
             continue
         if isinstance(current, bool):
-            value: Any = raw not in ("0", "")
+            value: Any = raw.strip().lower() not in ("0", "", "false", "no", "off")
         elif isinstance(current, str) or current is None:
             value = raw
         else:

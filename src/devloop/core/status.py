@@ -46,9 +46,13 @@ def age(created: str, now: float) -> str:
 
 
 def short_image(reference: str) -> str:
-    """``registry.example.com/team/demoapp:3f2a1c`` → ``demoapp:3f2a1c`` (digests dropped)."""
-    name = reference.split("@", 1)[0]
-    return name.rsplit("/", 1)[-1]
+    """The reference the pods run, registry prefix kept (``127.0.0.1:5000/hello:3f2a1c``): a digest is dropped
+    when a tag names the image (``redis:7@sha256:…`` → ``redis:7``), else cut to 12 hex digits."""
+    name, _, digest = reference.partition("@")
+    if not digest or ":" in name.rsplit("/", 1)[-1]:
+        return name
+    algorithm, _, hexdigits = digest.partition(":")
+    return f"{name}@{algorithm}:{hexdigits[:12]}"
 
 
 def images_of(obj: Mapping[str, Any]) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
+from .clusterstate import JsonStream
 from .kube import pod_ready
 from .ports import Forward
 
@@ -42,6 +43,18 @@ def stop(proc: Proc | None, grace: float = 1.0) -> None:
         proc.wait(timeout=grace)
     except ProcessLookupError:
         pass
+
+
+def stop_all(procs: Iterable[Proc | None], grace: float = 1.0) -> None:
+    """Stop several children at once: SIGTERM to all first, so the grace periods overlap."""
+    running = [p for p in procs if p is not None and p.poll() is None]
+    for proc in running:
+        try:
+            proc.terminate()
+        except ProcessLookupError:
+            pass
+    for proc in running:
+        stop(proc, grace)
 
 
 def read_lines(proc: Proc, on_line: Callable[[str], None], on_end: Callable[[], None] | None = None) -> threading.Thread:
@@ -115,11 +128,14 @@ class ChangeFeed:
                 self.retry_at[i] = float("inf")
                 continue
             self.procs[i], self.started[i] = child, now
-            read_lines(child, lambda _line: self.notify())
+            self.attach(i, child)
+
+    def attach(self, index: int, child: Proc) -> None:
+        """Start reading a new child's output: here every line only notifies."""
+        read_lines(child, lambda _line: self.notify())
 
     def close(self) -> None:
-        for proc in self.procs:
-            stop(proc)
+        stop_all(self.procs)
         self.procs = [None] * len(self.argvs)
 
     def __enter__(self) -> ChangeFeed:
@@ -127,6 +143,32 @@ class ChangeFeed:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class EventFeed(ChangeFeed):
+    """A ChangeFeed whose children print watch events (``kubectl get KIND --watch --output-watch-events -o json``).
+
+    Each decoded event goes to ``on_event`` (from a reader thread); ``notify`` runs when a child ends.
+    ``starts`` counts children started: a watch that was restarted missed what happened while it was
+    down (deletions above all), so the caller re-lists once it sees the count grow.
+    """
+
+    def __init__(self, argvs: Iterable[list[str]], start: Callable[[list[str]], Proc | None],
+                 on_event: Callable[[Any], None], notify: Callable[[], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(argvs, start, notify, clock)
+        self.on_event = on_event
+        self.starts = 0
+
+    def attach(self, index: int, child: Proc) -> None:
+        self.starts += 1
+        stream = JsonStream()
+
+        def on_line(line: str) -> None:
+            for value in stream.feed(line):
+                self.on_event(value)
+
+        read_lines(child, on_line, self.notify)
 
 
 class Wakeup:

@@ -1,0 +1,139 @@
+"""Wall time and CPU of a rollout: the kit (`inv k8s.apply` + `inv k8s.wait`) against the raw commands
+(`kubectl apply`, then `kubectl rollout status` per Deployment, one after another as the Makefile does).
+
+N = 1, 10, 30 busybox Deployments (1 replica, exec readiness probe, terminationGracePeriodSeconds 1) in a
+namespace of their own; each round changes an env var in all of them. CPU is user+sys of the commands and
+everything they started (getrusage of reaped children). Prints; asserts nothing.
+
+Usage: KUBECONFIG=... .venv/bin/python bench/rollout_cpu_bench.py [N ...] [--rounds R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+INV = str(Path(sys.executable).with_name("inv"))
+BUSYBOX = "k8s-local/busybox:1"
+
+
+def deployment(name: str, version: str) -> dict:
+    container = {"name": "main", "image": BUSYBOX, "imagePullPolicy": "Never",
+                 "command": ["sh", "-c", "mkdir -p /tmp && touch /tmp/ready && exec sleep 3600"],
+                 "env": [{"name": "VERSION", "value": version}],
+                 "readinessProbe": {"exec": {"command": ["test", "-f", "/tmp/ready"]}, "periodSeconds": 1}}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"terminationGracePeriodSeconds": 1, "containers": [container]}}}}
+
+
+def measured(commands: Callable[[], None]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of reaped children) of running ``commands``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    commands()
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+class Bench:
+    def __init__(self, root: Path, count: int) -> None:
+        self.root, self.count = root, count
+        self.namespace = f"kit-bench-cpu-{count}-{secrets.token_hex(2)}"
+        self.names = [f"svc{i:02d}" for i in range(count)]
+        (root / "k8s").mkdir(parents=True)
+        (root / "tasks.py").write_text("from devloop import namespace\n\nns = namespace()\n")
+        config = {"name": "cpu", "namespace": self.namespace, "timeout": 300,
+                  "cluster": {"provider": "docker", "ip": "127.0.0.1"}}
+        (root / "invoke.yaml").write_text(yaml.safe_dump({"app": config}))
+        self.env = dict(os.environ, PATH=f"{Path(INV).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+        self.version = 0
+
+    def write(self) -> Path:
+        self.version += 1
+        docs = [deployment(name, str(self.version)) for name in self.names]
+        (self.root / "k8s" / "app.yaml").write_text(yaml.safe_dump_all(docs))
+        return self.root / "k8s" / "app.yaml"
+
+    def run(self, *argv: str) -> None:
+        done = subprocess.run(list(argv), cwd=self.root, env=self.env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+
+    def kit(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """(apply+wait, wait alone) as (wall, CPU)."""
+        self.write()
+        applied = measured(lambda: self.run(INV, "k8s.apply"))
+        waited = measured(lambda: self.run(INV, "k8s.wait"))
+        return (applied[0] + waited[0], applied[1] + waited[1]), waited
+
+    def raw(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        path = self.write()
+        kubectl = ["kubectl", "--namespace", self.namespace]
+        applied = measured(lambda: self.run(*kubectl, "apply", "-f", str(path)))
+
+        def statuses() -> None:
+            for name in self.names:
+                self.run(*kubectl, "rollout", "status", f"deployment/{name}", "--timeout", "300s")
+
+        waited = measured(statuses)
+        return (applied[0] + waited[0], applied[1] + waited[1]), waited
+
+
+def row(label: str, kit: list[tuple[float, float]], raw: list[tuple[float, float]]) -> str:
+    def med(values: list[tuple[float, float]], i: int) -> float:
+        return statistics.median(v[i] for v in values)
+
+    kw, kc, rw, rc = med(kit, 0), med(kit, 1), med(raw, 0), med(raw, 1)
+    return (f"  {label:<22} wall kit {kw:6.1f}s  raw {rw:6.1f}s  ({kw / rw:4.2f}x)    "
+            f"CPU kit {kc:6.2f}s  raw {rc:6.2f}s  ({kc / rc:4.2f}x)")
+
+
+def bench(count: int, rounds: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        b = Bench(Path(tmp) / "app", count)
+        subprocess.run(["kubectl", "create", "namespace", b.namespace], check=True, capture_output=True)
+        try:
+            b.kit()  # first deployment: not measured
+            kit_all, kit_wait, raw_all, raw_wait = [], [], [], []
+            for _ in range(rounds):  # alternating, so both see the same cluster load
+                total, waited = b.kit()
+                kit_all.append(total)
+                kit_wait.append(waited)
+                total, waited = b.raw()
+                raw_all.append(total)
+                raw_wait.append(waited)
+            print(f"N = {count} Deployments ({rounds} rollout(s) each, medians):")
+            print(row("apply + ready", kit_all, raw_all))
+            print(row("ready only (wait)", kit_wait, raw_wait))
+        finally:
+            subprocess.run(["kubectl", "delete", "namespace", b.namespace, "--wait=false"], capture_output=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("counts", nargs="*", type=int, default=[1, 10, 30])
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    if not os.environ.get("KUBECONFIG"):
+        raise SystemExit("set KUBECONFIG to the test cluster's kubeconfig (k8s-local env)")
+    print("kit = inv k8s.apply + inv k8s.wait; raw = kubectl apply + kubectl rollout status per Deployment")
+    for count in args.counts:
+        bench(count, args.rounds)
+
+
+if __name__ == "__main__":
+    main()

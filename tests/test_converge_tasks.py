@@ -1,0 +1,159 @@
+"""Converging through `inv k8s.apply` and `inv up` against a strict mock context: the exact commands for prune,
+Job reruns and the server-side dry run, and the API server's refusals in one line each."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import make_app
+from invoke import Exit
+from strict import StrictContext, fail, ok, rx
+from test_converge import PATCH_JOB, PATCH_SERVICE
+from test_tasks_up import hello_config, ready_listing
+
+from devloop import docker_api, k8s, shell, workflow
+from devloop.core import converge
+
+CONTEXT = "kubectl config current-context"
+LIST = f"kubectl --context k8s-local get {converge.listing_kinds()} -l devloop/app=hello,devloop/env=dev -o json"
+APPLY = "kubectl --context k8s-local apply -f .kit/rendered-dev.yaml"
+DRY_RUN = "kubectl --context k8s-local apply --dry-run=server -f .kit/dry-run-dev.yaml"
+RERUN = "kubectl --context k8s-local delete job hello-migrate --cascade=foreground --wait=true --timeout=120s --ignore-not-found"
+PRUNE = "kubectl --context k8s-local delete deployment/hello-old --ignore-not-found --wait=false"
+LABELS = {"devloop/app": "hello", "devloop/env": "dev"}
+JOB = """apiVersion: batch/v1
+kind: Job
+metadata: {name: hello-migrate}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      terminationGracePeriodSeconds: 1
+      containers: [{name: migrate, image: hello, command: [sh, -c, "echo migrated"]}]
+"""
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    target = make_app(tmp_path)
+    monkeypatch.chdir(target)
+    monkeypatch.setattr(docker_api, "daemon_url", lambda env: None)  # the mock context scripts `docker image inspect`
+    monkeypatch.setattr(shell, "spawn", lambda *a, **kw: None)  # no kubectl --watch children
+    return target
+
+
+def config(app_dir: Path, **overrides: Any) -> dict[str, Any]:
+    return hello_config(app_dir, cluster={"provider": "docker", "ip": "127.0.0.1"}, **overrides)
+
+
+def listed(*items: dict[str, Any]) -> Any:
+    return ok(json.dumps({"items": list(items)}))
+
+
+def stale_deployment() -> dict[str, Any]:
+    return {"kind": "Deployment", "metadata": {"name": "hello-old", "labels": LABELS}}
+
+
+def live_job(image: str = "hello:old") -> dict[str, Any]:
+    applied = {"kind": "Job", "spec": {"template": {"spec": {"containers": [{"name": "migrate", "image": image}]}}}}
+    return {"kind": "Job", "metadata": {"name": "hello-migrate", "labels": LABELS,
+                                        "annotations": {converge.LAST_APPLIED: json.dumps(applied)}},
+            "spec": applied["spec"], "status": {"succeeded": 1}}
+
+
+def context(app_dir: Path, results: dict[Any, Any], dry: bool = False, **overrides: Any) -> StrictContext:
+    return StrictContext({CONTEXT: ok("k8s-local\n"), rx(r"^docker image inspect "): ok("sha256:1\n"), **results},
+                         app=config(app_dir, **overrides), dry=dry)
+
+
+def kubectl_commands(c: StrictContext) -> list[str]:
+    return [cmd for cmd in c.commands if cmd.startswith("kubectl --context")]
+
+
+def test_apply_reruns_the_changed_job_applies_then_prunes_what_was_dropped(app_dir: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    (app_dir / "k8s" / "migrate-job.yaml").write_text(JOB)
+    c = context(app_dir, {LIST: listed(live_job(), stale_deployment()), RERUN: ok(), APPLY: ok(), PRUNE: ok()})
+    k8s.apply(c)
+    assert kubectl_commands(c) == [LIST, RERUN, APPLY, PRUNE]
+    err = capsys.readouterr().err
+    assert "rerun job/hello-migrate: its pod template changed; deleting it with its pods, the apply creates it again" in err
+    assert "pruned deployment/hello-old: no longer in k8s/" in err
+
+
+def test_no_prune_keeps_what_was_dropped_and_needs_no_read(app_dir: Path) -> None:
+    c = context(app_dir, {APPLY: ok()})
+    k8s.apply(c, no_prune=True)
+    assert kubectl_commands(c) == [APPLY]
+
+
+def test_volumes_lists_claims_too(app_dir: Path) -> None:
+    claims = LIST.replace("networkpolicies,", "networkpolicies,persistentvolumeclaims,")
+    claim = {"kind": "PersistentVolumeClaim", "metadata": {"name": "hello-data", "labels": LABELS}}
+    prune = "kubectl --context k8s-local delete persistentvolumeclaim/hello-data --ignore-not-found --wait=false"
+    c = context(app_dir, {claims: listed(claim), APPLY: ok(), prune: ok()})
+    k8s.apply(c, volumes=True)
+    assert kubectl_commands(c) == [claims, APPLY, prune]
+
+
+def test_dry_apply_reads_but_deletes_nothing(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    c = context(app_dir, {LIST: listed(stale_deployment())}, dry=True)
+    k8s.apply(c)
+    assert kubectl_commands(c) == [LIST]
+    err = capsys.readouterr().err
+    assert f"$ {PRUNE}    # --dry: not run" in err and "would prune (--dry) deployment/hello-old: no longer in k8s/" in err
+
+
+def recreate(app_dir: Path) -> None:
+    deploy = app_dir / "k8s" / "web-deploy.yaml"
+    deploy.write_text(deploy.read_text().replace("spec:\n  replicas:", "spec:\n  strategy: {type: Recreate}\n  replicas:", 1))
+
+
+def test_a_live_guess_the_server_accepts_does_not_block_the_apply(app_dir: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    recreate(app_dir)
+    web = {"kind": "Deployment", "metadata": {"name": "hello-web", "labels": LABELS},
+           "spec": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}}}
+    c = context(app_dir, {LIST: listed(web), DRY_RUN: ok("deployment.apps/hello-web configured (server dry run)\n"),
+                          APPLY: ok()})
+    k8s.apply(c)
+    assert kubectl_commands(c) == [LIST, DRY_RUN, APPLY]
+    assert "lint: deployment/hello-web: the API server accepts the change (server-side dry run), so this is no error" \
+        in capsys.readouterr().err
+
+
+def test_a_refused_rerun_is_confirmed_by_the_server_and_explained_in_two_lines(app_dir: Path) -> None:
+    (app_dir / "k8s" / "migrate-job.yaml").write_text(JOB)
+    refused = fail(1, stderr=PATCH_JOB.replace('"mig"', '"hello-migrate"'))
+    c = context(app_dir, {LIST: listed(live_job()), DRY_RUN: refused}, rerun_jobs=False)
+    with pytest.raises(Exit) as raised:
+        k8s.apply(c)
+    assert kubectl_commands(c) == [LIST, DRY_RUN]  # nothing applied
+    message = str(raised.value.message)
+    assert "migrate-job.yaml Job/hello-migrate: error: spec.template is immutable\n    fix: a Job cannot change" in message
+    assert "PodTemplateSpec" not in message and len(message) < 1000
+
+
+def test_a_refusal_of_the_apply_itself_is_one_line_per_object(app_dir: Path) -> None:
+    c = context(app_dir, {LIST: listed(), APPLY: fail(1, stderr=PATCH_SERVICE.replace('"web"', '"hello-web"'))})
+    with pytest.raises(Exit) as raised:
+        k8s.apply(c)
+    assert str(raised.value.message).splitlines() == [
+        "error: the API server refused 1 change(s) (the other objects were applied):",
+        "  service/hello-web: spec.clusterIPs[0] is immutable — drop spec.clusterIP from the manifest (the server picks "
+        "one), or delete the Service (`inv k8s.kubectl -- delete service hello-web`) to give it the new one",
+        "  fix: fix them and run again (`inv k8s.lint` asks the server without applying)"]
+
+
+def test_up_converges_the_same_way(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    c = context(app_dir, {LIST: listed(stale_deployment()), APPLY: ok(), PRUNE: ok(),
+                          rx(r"^kubectl --context k8s-local get deployments,statefulsets,daemonsets,jobs,replicasets,pods "):
+                              ok(ready_listing())})
+    workflow.up(c)
+    commands = kubectl_commands(c)
+    assert commands[:3] == [LIST, APPLY, PRUNE]
+    assert "pruned deployment/hello-old: no longer in k8s/" in capsys.readouterr().err
