@@ -22,6 +22,9 @@ HELLO = REPO / "examples" / "hello"
 CLUSTER_KUBECONFIG = os.environ.get("KUBECONFIG", "")
 INV = str(Path(sys.executable).with_name("inv"))
 
+# CI (CI=true, as .ci/run is run) must not pass by skipping: there an integration test that skips fails.
+REQUIRE_INTEGRATION = os.environ.get("CI") == "true" or os.environ.get("DEVLOOP_REQUIRE_INTEGRATION") == "1"
+
 APP_TASKS_PY = "from devloop import namespace\n\nns = namespace()\n"
 
 
@@ -94,3 +97,13 @@ def inv(app: Path, *args: str, env: dict[str, str] | None = None, timeout: float
     full_env = dict(os.environ, **(env or {}))
     full_env["PATH"] = f"{Path(INV).parent}{os.pathsep}{full_env.get('PATH', '')}"
     return subprocess.run([INV, *args], cwd=app, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_INTEGRATION and report.skipped and item.get_closest_marker("integration"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"an integration test skipped where it must run (CI=true): {reason}"

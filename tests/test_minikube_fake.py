@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import FAKES, docker_ok, inv, make_app
+from conftest import FAKES, inv, make_app
 
 FAKE = str(FAKES / "minikube")
 
@@ -135,11 +135,33 @@ def test_minikube_missing(app: Path, world: dict[str, str], tmp_path: Path) -> N
     assert "minikube not found" in result.stderr and "install minikube" in result.stderr
 
 
-def test_the_stand_in_replays_minikube_formats(world: dict[str, str]) -> None:
+def stand_in(world: dict[str, str]):  # type: ignore[no-untyped-def]
     env = dict(os.environ, **world)
 
     def mk(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([FAKE, *args], capture_output=True, text=True, env=dict(env, **extra))
+
+    return mk
+
+
+@pytest.mark.integration
+def test_the_stand_in_loads_images_from_the_real_docker_engine(world: dict[str, str], base_image: str) -> None:
+    mk = stand_in(world)
+    assert mk("start", "--container-runtime=containerd").returncode == 0
+    loaded = mk("image", "load", base_image)
+    assert loaded.returncode == 0, loaded.stderr
+    image_id = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", base_image],
+                              capture_output=True, text=True).stdout.strip().split(":")[-1]
+    table = mk("image", "ls", "--format", "table").stdout
+    repository, tag = base_image.rsplit(":", 1)
+    assert f"| docker.io/library/{repository} " in table or f"| docker.io/{repository} " in table, table
+    assert image_id[:12] in table
+    missing = mk("image", "load", "no-such-image:0")
+    assert missing.returncode == 80 and "GUEST_IMAGE_LOAD" in missing.stderr
+
+
+def test_the_stand_in_replays_minikube_formats(world: dict[str, str]) -> None:
+    mk = stand_in(world)
 
     first = mk("status")
     assert first.returncode == 85 and 'Profile "minikube" not found' in first.stdout
@@ -156,15 +178,5 @@ def test_the_stand_in_replays_minikube_formats(world: dict[str, str]) -> None:
     url = mk("service", "web", "--url", FAKE_MINIKUBE_SERVICE_URL="http://192.168.49.2:30080")
     assert url.stdout == "http://192.168.49.2:30080\n"
     assert mk("dashboard", "--url").stdout.endswith("/proxy/\n")
-    if docker_ok():
-        loaded = mk("image", "load", "k8s-local/busybox:1")
-        assert loaded.returncode == 0, loaded.stderr
-        image_id = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", "k8s-local/busybox:1"],
-                                  capture_output=True, text=True).stdout.strip().split(":")[-1]
-        table = mk("image", "ls", "--format", "table").stdout
-        assert "| docker.io/k8s-local/busybox " in table and image_id[:12] in table
-        assert "docker.io/k8s-local/busybox:1" in mk("image", "ls").stdout.splitlines()
-        missing = mk("image", "load", "no-such-image:0")
-        assert missing.returncode == 80 and "GUEST_IMAGE_LOAD" in missing.stderr
     assert mk("-p", "minikube", "delete").returncode == 0
     assert [call[:2] for call in calls(world)][:2] == [["status"], ["start", "--container-runtime=containerd"]]
