@@ -120,13 +120,23 @@ class Loop:
         (self.app / "app" / "www" / "version.txt").write_text(text + "\n")
         return self.readers.everywhere(text, timeout) - saved
 
-    def reread(self) -> None:
-        """The rebuild loop replaces the pods: follow the new ones."""
-        self.readers.close()
-        deadline = time.monotonic() + 120
-        while len(web_pods(self.ns)) != 2 and time.monotonic() < deadline:
-            time.sleep(0.5)
+    def save_and_roll(self, text: str, timeout: float = 300) -> float:
+        """The rebuild loop: write version.txt; seconds until its cycle is ready (new pods), then check every web
+        container of the new pods has the text (inside each container)."""
+        self.readers.close()  # they read the pods this rollout replaces
+        seen = len(self.watcher.lines)
+        saved = time.monotonic()
+        (self.app / "app" / "www" / "version.txt").write_text(text + "\n")
+        _, at, line = self.watcher.wait_for(r"── cycle \d+ (ready|failed)", timeout, seen)
+        if "failed" in line:
+            raise SystemExit(f"rebuild cycle failed:\n{self.watcher.text[-3000:]}")
+        for pod in web_pods(self.ns):
+            got = subprocess.run(["kubectl", "--namespace", self.ns, "exec", pod, "-c", "web", "--", "cat",
+                                  "/app/www/version.txt"], capture_output=True, text=True).stdout.strip()
+            if got != text:
+                raise SystemExit(f"{pod} serves {got!r} after the rebuild cycle, not {text!r}")
         self.readers = Readers(self.ns, web_pods(self.ns))
+        return at - saved
 
     def close(self) -> None:
         self.readers.close()
@@ -155,8 +165,7 @@ def bench(live: Loop, rebuild: Loop, rounds: int, saves: int) -> None:
     live_times, rebuild_times = [], []
     for k in range(rounds):
         live_times.append(live.save(f"live {k} {time.time()}"))
-        rebuild_times.append(rebuild.save(f"rebuild {k} {time.time()}"))
-        rebuild.reread()
+        rebuild_times.append(rebuild.save_and_roll(f"rebuild {k} {time.time()}"))
     lp50, lp95, rp50 = percentile(live_times, 50), percentile(live_times, 95), statistics.median(rebuild_times)
     print(f"1. save → new content in both web replicas (checked inside each container), {rounds} saves each, alternating:")
     print(f"   live update: p50 {lp50:.2f} s, p95 {lp95:.2f} s (min {min(live_times):.2f}, max {max(live_times):.2f})"

@@ -257,3 +257,61 @@ def test_the_digest_cache_forgets_files_no_longer_seen_and_survives_garbage(tmp_
     unwritten = images.DigestCache(path, now_ns=lambda: later(100), write=False)
     images.build_inputs(ctx, ctx / "Dockerfile", {}, cache=unwritten)
     assert path.read_text() == "not json"
+
+
+def test_an_image_name_may_have_255_characters() -> None:
+    images.check_name("a" * 255)
+    with pytest.raises(KitError, match="invalid image name"):
+        images.check_name("a" * 256)
+
+
+@pytest.mark.parametrize("patterns,path,expected", [
+    ("a\\*", "a*", True),  # an escaped star is a star
+    ("a\\*", "ab", False),
+    ("abc\\", "abc\\", True),  # a trailing backslash is itself
+    ("#notes.txt", "#notes.txt", False),  # a comment, not a pattern
+])
+def test_dockerignore_escapes_and_comments(patterns: str, path: str, expected: bool) -> None:
+    assert ignores(patterns, path) is expected
+
+
+def test_the_kits_own_folder_never_changes_the_tag(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path)
+    base = tag_of(ctx)
+    (ctx / ".kit").mkdir()
+    (ctx / ".kit" / "rendered-dev.yaml").write_text("x\n")
+    assert tag_of(ctx) == base and ".kit/rendered-dev.yaml" not in images.build_inputs(ctx, ctx / "Dockerfile", {}).files
+
+
+def test_a_file_is_remembered_only_once_older_than_the_racy_window(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path)
+    info = (ctx / "app" / "main.sh").stat()
+    written = max(info.st_mtime_ns, info.st_ctime_ns)
+    full = str(ctx / "app" / "main.sh")
+    at_edge = images.DigestCache(None, now_ns=lambda: written + images.DigestCache.RACY_NS)
+    images.build_inputs(ctx, ctx / "Dockerfile", {}, cache=at_edge)
+    assert full not in at_edge.entries
+    past = images.DigestCache(None, now_ns=lambda: written + images.DigestCache.RACY_NS + 1)
+    images.build_inputs(ctx, ctx / "Dockerfile", {}, cache=past)
+    assert full in past.entries
+
+
+def test_the_digest_cache_is_written_only_when_it_changed(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path)
+    path = tmp_path / "digests.json"
+    images.build_inputs(ctx, ctx / "Dockerfile", {}, cache=images.DigestCache(path, now_ns=lambda: later(100)))
+    unchanged = images.DigestCache(path, now_ns=lambda: later(100))
+    path.unlink()
+    images.build_inputs(ctx, ctx / "Dockerfile", {}, cache=unchanged)
+    assert not path.exists()  # every digest was a hit: nothing to write
+
+
+def test_a_racy_rewrite_drops_the_remembered_digest_from_the_file(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path)
+    path = tmp_path / "digests.json"
+    full = str(ctx / "app" / "main.sh")
+    images.build_inputs(ctx, ctx / "Dockerfile", {}, cache=images.DigestCache(path, now_ns=lambda: later(100)))
+    assert full in images.DigestCache(path).entries
+    (ctx / "app" / "main.sh").write_text("echo rewritten\n")
+    images.build_inputs(ctx, ctx / "Dockerfile", {}, cache=images.DigestCache(path, now_ns=time.time_ns))
+    assert full not in images.DigestCache(path).entries

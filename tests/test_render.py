@@ -262,3 +262,55 @@ def test_every_workload_kind_is_waited_for_in_order() -> None:
             {"kind": "Job", "metadata": {"name": "setup"}}, {"kind": "Deployment", "metadata": {}},
             {"kind": "CronJob", "metadata": {"name": "nightly"}}]
     assert render.workloads(docs) == ["statefulset/db", "daemonset/agent", "deployment/web", "job/setup"]
+
+
+@pytest.mark.parametrize("kind", sorted(render.CLUSTER_SCOPED))
+def test_cluster_scoped_kinds_get_no_namespace(kind: str) -> None:
+    docs = [{"kind": kind, "metadata": {"name": "x"}}]
+    assert render.label(docs, "demo", "dev", "demo-dev") == [] and "namespace" not in docs[0]["metadata"]
+
+
+def test_cluster_scoped_kinds_are_all_listed() -> None:
+    assert {
+        "Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass", "CustomResourceDefinition",
+        "IngressClass", "PriorityClass", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService",
+        "Node", "CSIDriver", "RuntimeClass"} == render.CLUSTER_SCOPED
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"])
+def test_the_pods_of_every_pod_owner_are_labelled_keeping_their_own_labels(kind: str) -> None:
+    docs = [{"kind": kind, "metadata": {"name": "w"},
+             "spec": {"template": {"metadata": {"labels": {"app": "web"}}, "spec": {}}}},
+            {"kind": kind, "metadata": {"name": "bare"}, "spec": {"template": {"spec": {}}}}]
+    render.label(docs, "demo", "qa")
+    assert docs[0]["spec"]["template"]["metadata"]["labels"] == {"app": "web", render.LABEL: "demo",
+                                                                  render.ENV_LABEL: "qa"}
+    assert docs[1]["spec"]["template"]["metadata"]["labels"] == {render.LABEL: "demo", render.ENV_LABEL: "qa"}
+
+
+def test_a_jobs_pod_template_is_left_alone() -> None:
+    docs = [{"kind": "Job", "metadata": {"name": "j"}, "spec": {"template": {"metadata": {"labels": {"a": "b"}}}}}]
+    render.label(docs, "demo", "dev")
+    assert docs[0]["spec"]["template"]["metadata"]["labels"] == {"a": "b"}
+
+
+def test_tls_secret_names_per_environment() -> None:
+    assert render.tls_secret("demo", "dev") == "demo-tls"
+    assert render.tls_secret("demo", "qa") == "demo-qa-tls"
+    assert render.tls_secret("demo", "qa", "mine") == "mine"
+
+
+def test_secret_document_and_masking() -> None:
+    secret = render.secret_document("db", {"PASSWORD": "s3cret"})
+    assert secret == {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "type": "Opaque",
+                      "stringData": {"PASSWORD": "s3cret"}}
+    encoded = {"kind": "Secret", "metadata": {"name": "e"}, "data": {"TOKEN": "czNjcmV0"}}
+    shown = render.masked([secret, encoded, {"kind": "ConfigMap", "data": {"a": "1"}}])
+    assert shown[0]["stringData"] == {"PASSWORD": "****"} and shown[1]["data"] == {"TOKEN": "****"}
+    assert shown[2]["data"] == {"a": "1"} and secret["stringData"] == {"PASSWORD": "s3cret"}
+
+
+def test_a_manifest_exactly_at_the_size_limit_is_read() -> None:
+    render.check_size(src("a" * 10), limit=10)
+    with pytest.raises(KitError):
+        render.check_size(src("a" * 11), limit=10)

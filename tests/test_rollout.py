@@ -138,7 +138,7 @@ def test_waits_on_watch_events_until_ready_without_listing_again(tmp_path: Path,
 
 
 def test_a_restarted_watch_and_a_long_silence_each_bring_one_full_listing(tmp_path: Path, fake_time: FakeTime) -> None:
-    events = "kubectl --context k8s-local get events -o json --request-timeout=10s"
+    events = "kubectl --context k8s-local get events --field-selector type=Warning -o json --request-timeout=10s"
     app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), events: [ok("{}")] * 5,
                              GET: [listing(*WEB_STARTING)] * 2 + [listing(*WEB_READY)]})
     fake_time.restart_at_wait = 1
@@ -205,7 +205,7 @@ def test_a_failed_job_shows_its_log(tmp_path: Path, fake_time: FakeTime) -> None
 
 def test_the_deadline_names_the_workload_and_the_probes_message(tmp_path: Path, fake_time: FakeTime,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    events = "kubectl --context k8s-local get events -o json --request-timeout=1s"  # the deadline is near
+    events = "kubectl --context k8s-local get events --field-selector type=Warning -o json --request-timeout=1s"
     probe = {"items": [{"involvedObject": {"name": "web-1-a"}, "type": "Warning", "reason": "Unhealthy",
                         "message": "Readiness probe failed: wget: server returned error: HTTP/1.1 503",
                         "lastTimestamp": "2026-01-01T00:00:09Z", "count": 7}]}

@@ -279,3 +279,11 @@ def test_symlinked_folders_are_not_planned_twice(tmp_path: Path) -> None:
     watches = set(plan_watches([str(tmp_path)], f.prunable))
     assert watches == {Watch(str(tmp_path), False), Watch(str(tmp_path / "a"), False),
                        Watch(str(tmp_path / "a" / "src"), True)}
+
+
+def test_folders_holding_only_the_context_or_only_the_dockerfile_are_kept(tmp_path: Path) -> None:
+    tree(tmp_path, "services/web/app.rb", "docker/web.Dockerfile", "other/x.txt")
+    context = tmp_path / "services" / "web"
+    f = WatchFilter(tmp_path, [("web", context, tmp_path / "docker" / "web.Dockerfile")], [])
+    assert not f.prunable(str(tmp_path / "services")) and not f.prunable(str(tmp_path / "docker"))
+    assert f.prunable(str(tmp_path / "other"))

@@ -30,7 +30,8 @@ WATCHED_KINDS = "deployments,statefulsets,daemonsets,jobs,replicasets,pods"
 BACKSTOP_SECONDS = 2.0  # the wait looks at its watch children at least this often (observe re-reads this often)
 RELIST_SECONDS = 15.0  # the wait re-lists everything when no event came for this long (the slow backstop)
 REQUEST_TIMEOUT = 10  # seconds one kubectl request of the wait may take (less when the deadline is nearer)
-EVENTS_EVERY = 5.0  # seconds between reads of Warning events while a pod runs but is not ready
+EVENTS_EVERY = 5.0  # seconds before the first read of Warning events while a pod runs but is not ready
+EVENTS_AT_MOST = 30.0  # the gap between those reads doubles up to this (a long rollout reads few)
 FEED_KINDS = {"deployment": "deployments", "statefulset": "statefulsets", "daemonset": "daemonsets", "job": "jobs"}
 
 clock: Callable[[], float] = time.monotonic
@@ -168,6 +169,7 @@ class Waiter:
         self.feed: supervise.EventFeed | None = None  # opened only if the first read is not already the answer
         self.seen_starts = 0
         self.quiet_since = self.events_at = clock()
+        self.events_every = EVENTS_EVERY
 
     def run(self) -> kube.Verdict:
         argv = self.app.kubectl("get", WATCHED_KINDS, "-o", "json", f"--request-timeout={min(REQUEST_TIMEOUT, self.limit)}s")
@@ -276,7 +278,8 @@ class Waiter:
     def say_probe_failures(self, verdict: kube.Verdict, now: float) -> None:
         if now < self.events_at or not any(p.reason == "NotReady" for p in verdict.problems):
             return
-        self.events_at = now + EVENTS_EVERY
+        self.events_at = now + self.events_every
+        self.events_every = min(self.events_every * 2, EVENTS_AT_MOST)
         for pod, lines in events_of(self.app, verdict, self.deadline).items():
             message = kube.probe_failure(lines)
             line = f"pod {pod}: readiness probe failing: {message}"
@@ -315,7 +318,8 @@ def events_of(app: App, verdict: kube.Verdict, deadline: float | None = None) ->
     pods = {pod for key in verdict.waiting for pod in verdict.pods.get(key, [])}
     if not pods:
         return {}
-    result = query(app, ["get", "events", "-o", "json"], deadline if deadline is not None else clock() + REQUEST_TIMEOUT)
+    result = query(app, ["get", "events", "--field-selector", "type=Warning", "-o", "json"],
+                   deadline if deadline is not None else clock() + REQUEST_TIMEOUT)
     if result.exited != 0:
         return {}
     return kube.warning_events(json.loads(result.stdout or "{}").get("items", []), pods)
