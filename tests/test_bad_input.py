@@ -63,6 +63,20 @@ def test_unknown_config_key_is_named_with_its_line(app: Path) -> None:
     result = inv(app, "k8s.render")
     assert result.returncode == 2
     assert f"invoke.yaml:{line}: unknown config key app.timout; did you mean 'timeout'?" in result.stderr
+    assert result.stderr.count("unknown config key app.timout") == 1
+    no_traceback(result)
+    listing = inv(app, "--list")  # listed, with the warning
+    assert listing.returncode == 0 and "k8s.render" in listing.stdout
+    assert f"invoke.yaml:{line}: unknown config key app.timout" in listing.stderr
+
+
+def test_a_value_of_the_wrong_type_is_named_with_its_line(app: Path) -> None:
+    text = (app / "invoke.yaml").read_text().replace("  timeout: 120", "  timeout: soon")
+    (app / "invoke.yaml").write_text(text)
+    line = text.splitlines().index("  timeout: soon") + 1
+    result = inv(app, "k8s.render")
+    assert result.returncode == 2
+    assert f"invoke.yaml:{line}: app.timeout must be a whole number, got 'soon'" in result.stderr
     no_traceback(result)
 
 

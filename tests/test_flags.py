@@ -63,14 +63,14 @@ def test_help_is_kept_for_the_next_reader_and_shared_texts_fill_the_gaps(tmp_pat
     first = {a.name: a.help for a in task.get_arguments()}
     assert first == {a.name: a.help for a in task.get_arguments()}  # invoke used to consume help= as it read it
     assert first["allow_context"] == flags.COMMON_HELP["allow_context"]
-    assert first["env"] == "environment: dev, staging, qa… (default dev, app.env)"
-    assert first["timeout"] == "seconds to wait in all (default 180s, app.timeout)"
+    assert first["env"] == "environment: dev, staging, qa… (default app.env, dev unless set)"
+    assert first["timeout"] == "seconds to wait in all (default app.timeout, 180s unless set)"
 
 
 @pytest.mark.parametrize(("text", "shown"), [
-    ("seconds (default app.timeout)", "seconds (default 180s, app.timeout)"),
-    ("(default app.watch.debounce_ms)", "(default 300ms, app.watch.debounce_ms)"),
-    ("(default app.cluster.minikube.profile)", "(default minikube, app.cluster.minikube.profile)"),
+    ("seconds (default app.timeout)", "seconds (default app.timeout, 180s unless set)"),
+    ("(default app.watch.debounce_ms)", "(default app.watch.debounce_ms, 300ms unless set)"),
+    ("(default app.cluster.minikube.profile)", "(default app.cluster.minikube.profile, minikube unless set)"),
     ("(default app.logs.selector, else app=<name>)", "(default app.logs.selector, else app=<name>)"),  # "" is no value
     ("(default app.nothing.here)", "(default app.nothing.here)"),
     ("(default: every image in app.images)", "(default: every image in app.images)"),
@@ -134,8 +134,8 @@ def test_help_shows_int_flags_short_flags_and_default_values(app: Path) -> None:
     result = inv(app, "up", "--help")
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())  # help wraps long lines
-    assert "-t INT, --timeout=INT seconds to wait for readiness in all (default 180s, app.timeout)" in text
-    assert "-e STRING, --env=STRING environment: dev, staging, qa… (default dev, app.env)" in text
+    assert "-t INT, --timeout=INT seconds to wait for readiness in all (default app.timeout, 180s unless set)" in text
+    assert "-e STRING, --env=STRING environment: dev, staging, qa… (default app.env, dev unless set)" in text
     assert "-a, --allow-context" in text
 
 

@@ -355,3 +355,21 @@ def test_a_crashing_init_container_is_named() -> None:
     problem = kube.assess(items, ["deploy/web"], ["demoapp"]).hopeless[0]
     assert (problem.container, problem.reason) == ("migrate", "CrashLoopBackOff")
     assert "container migrate keeps crashing (exit code 2, 4 restarts)" in problem.sentence
+
+
+ALIASES = {"deployment": ["deploy", "deployment", "deployments", "Deploy"],
+           "statefulset": ["sts", "statefulset", "statefulsets", "STS"], "daemonset": ["ds", "daemonset", "daemonsets"],
+           "job": ["job", "jobs"], "service": ["svc", "service", "services"], "pod": ["po", "pod", "pods"],
+           "replicaset": ["rs", "replicaset", "replicasets"]}
+
+
+@pytest.mark.parametrize(("alias", "kind"), [(alias, kind) for kind, aliases in ALIASES.items() for alias in aliases])
+def test_every_kind_alias_names_the_same_kind_as_kubectl(alias: str, kind: str) -> None:
+    assert kube.normalise_workload(f"{alias}/web") == f"{kind}/web"
+
+
+@pytest.mark.parametrize(("kind", "name"), [("Deployment", "deployment"), ("StatefulSet", "statefulset"),
+                                            ("DaemonSet", "daemonset"), ("Job", "job"), ("ReplicaSet", "replicaset"),
+                                            ("Pod", "pod"), ("Service", "service")])
+def test_every_object_kind_has_its_kubectl_name(kind: str, name: str) -> None:
+    assert kube.KIND_NAMES[kind] == name and kube.key_of({"kind": kind, "metadata": {"name": "x"}}) == f"{name}/x"

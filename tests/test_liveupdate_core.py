@@ -110,3 +110,15 @@ def test_the_tar_stream_puts_files_at_their_container_paths(tmp_path: Path) -> N
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         member = tar.getmember("app/www/index.html")
         assert tar.extractfile(member).read() == b"<h1>v2</h1>"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("owner,labels,expected", [
+    ({"kind": "ReplicaSet", "name": "hello-web-5db4bcd47"}, {"pod-template-hash": "5db4bcd47"}, "deployment/hello-web"),
+    ({"kind": "ReplicaSet", "name": "plain-rs"}, {}, "replicaset/plain-rs"),
+    ({"kind": "StatefulSet", "name": "db"}, {}, "statefulset/db"),
+    ({"kind": "Job", "name": "migrate"}, {}, ""),
+    (None, {}, ""),
+])
+def test_a_pods_workload_is_found_from_its_owner(owner: dict | None, labels: dict, expected: str) -> None:  # type: ignore[type-arg]
+    meta = {"name": "p", "labels": labels, **({"ownerReferences": [owner]} if owner else {})}
+    assert lu.pod_owner({"metadata": meta}) == expected

@@ -93,6 +93,7 @@ def test_saves_sync_into_every_container_then_a_script_change_rebuilds(cluster: 
             # 2. a deletion reaches every container too
             (www / "extra.html").unlink()
             watcher.wait_for(r"^── cycle 2 ready: live update", 60)
+            assert "synced 1 file(s) (1 deleted) of hello to 3 container(s)" in watcher.text
             assert everywhere(ns, "/app/www/extra.html") == {None}
 
             # 3. a replacement pod gets the synced files without a save
@@ -106,7 +107,7 @@ def test_saves_sync_into_every_container_then_a_script_change_rebuilds(cluster: 
             # 4. a file outside the sync rules: rebuild, and the new image has every change
             with (app / "app" / "worker.sh").open("a") as script:
                 script.write("# touched by the live update test\n")
-            watcher.wait_for(r"live update: rebuilding hello: app/worker.sh is outside every sync rule", 60)
+            watcher.wait_for(r"── cycle 3: app/worker.sh changed \(rebuild hello: app/worker.sh is outside every sync rule\)", 60)
             assert watcher.proc.wait(timeout=240) == 0, watcher.text
         finally:
             watcher.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from invoke import Program
@@ -33,4 +34,9 @@ def app_folder(start: Path) -> Path:
 
 
 def main() -> None:
-    DevloopProgram(app_folder(Path.cwd())).run()
+    folder = app_folder(Path.cwd())
+    quiet = {"--version", "-V", "--help", "-h", "--complete", "--print-completion-script"} & set(sys.argv[1:])
+    if not (folder / "invoke.yaml").is_file() and not quiet:
+        print(f"devloop: no invoke.yaml in {folder} or above; its folder is the app (see the README, "
+              "section Configuration): using the kit's defaults here", file=sys.stderr)
+    DevloopProgram(folder).run()

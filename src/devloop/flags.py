@@ -116,10 +116,13 @@ def config_default(key: str, defaults: Mapping[str, Any] = DEFAULTS) -> str | No
 
 
 def with_defaults(text: str) -> str:
-    """Help text with each "default app.KEY" showing the value too: "default 180s, app.timeout"."""
+    """Help text with each "default app.KEY" showing the kit's value too: "default app.timeout, 180s unless set".
+
+    (Help is printed before any configuration is read: the app's own value is not known here.)
+    """
 
     def shown(match: re.Match[str]) -> str:
         value = config_default(match.group(1))
-        return f"default {value}, {match.group(1)}" if value is not None else match.group(0)
+        return f"default {match.group(1)}, {value} unless set" if value is not None else match.group(0)
 
     return _DEFAULT_KEY.sub(shown, text)

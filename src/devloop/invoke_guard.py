@@ -18,7 +18,7 @@ from invoke.env import Environment
 from invoke.exceptions import UncastableEnvVar
 
 from devloop.core.errors import KitError
-from devloop.core.schema import check_yaml_file, project_problems
+from devloop.core.schema import check_yaml_file, key_line, project_problems, unknown_keys
 
 _ROOTS: set[Path] = set()
 REPORTED: dict[Path, str] = {}  # config file -> the problems printed at load time
@@ -36,7 +36,7 @@ def install(root: Path) -> None:
             return original_load(self, path)
         try:
             data = check_yaml_file(file)
-            problems = project_problems(data, file)
+            problems = project_problems(data, file) + unknown_app_keys(data, file)
         except KitError as exc:
             _report(file, exc.message)
             return {}
@@ -54,6 +54,13 @@ def install(root: Path) -> None:
     Config._load_yaml = load_yaml  # type: ignore[method-assign]
     Config._load_yml = load_yaml
     Environment._cast = cast  # type: ignore[method-assign]
+
+
+def unknown_app_keys(data: Any, file: Path) -> list[str]:
+    app = data.get("app") if isinstance(data, dict) else None
+    if not isinstance(app, dict):
+        return []
+    return [f"{file}:{key_line(file, key) or 1}: unknown config key {key}{hint}" for key, hint in unknown_keys(app)]
 
 
 def _report(file: Path, problems: str) -> None:

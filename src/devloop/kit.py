@@ -139,6 +139,9 @@ def app_root(c: Context) -> Path:
     return Path(configured or os.getcwd()).resolve()
 
 
+FIX_CONFIG = "fix them in invoke.yaml (the kit's README, section Configuration, lists every key and its default)"
+
+
 def _problem_list(problems: list[str]) -> str:
     return "\n".join(f"  - {p}" for p in problems)
 
@@ -151,12 +154,12 @@ def read_app_config(c: Context, root: Path) -> dict[str, Any]:
     config_file = root / "invoke.yaml"
     if config_file.resolve() in invoke_guard.REPORTED:
         raise KitError(f"{config_file.name} has the problems listed above",
-                       hint="fix them in invoke.yaml (.env.example lists every key and its default)", code=2)
+                       hint=FIX_CONFIG, code=2)
     if config_file.is_file():
         problems = project_problems(check_yaml_file(config_file), config_file)
         if problems:
             raise KitError("invoke.yaml has settings the kit cannot use:\n" + _problem_list(problems),
-                           hint="fix them in invoke.yaml (.env.example lists every key and its default)", code=2)
+                           hint=FIX_CONFIG, code=2)
     dotenv = read_dotenv(root / ".env")
     if dotenv.errors:
         raise KitError("the .env file has lines that cannot be read:\n" + _problem_list(dotenv.errors),

@@ -103,7 +103,9 @@ class LiveSync:
             batch = {file.dest for file in decision.files}
             sent = self.push(image, targets, batch)
             caught_up = f" ({sent} new, given all {len(overlay.files)} synced files)" if sent and len(overlay.files) > len(batch) else ""
-            self.app.say(f"synced {len(decision.files)} file(s) of {image.name} to {len(targets)} container(s){caught_up} "
+            deleted = sum(1 for f in decision.files if overlay.files.get(f.dest) is None)
+            what = f"{len(decision.files)} file(s)" + (f" ({deleted} deleted)" if deleted else "")
+            self.app.say(f"synced {what} of {image.name} to {len(targets)} container(s){caught_up} "
                          f"in {(time.monotonic() - started) * 1000:.0f} ms")
             self.record()
 
@@ -143,18 +145,17 @@ class LiveSync:
         """Some containers run files the deployed image does not have: only a rebuild converges."""
         return any(self.overlays.values())
 
-    def plan(self, images: Iterable[str], paths: Iterable[str]) -> list[tuple[config.Image, liveupdate.Decision]]:
-        """The syncs that answer this batch instead of a rebuild; [] (the reason said) when it must rebuild."""
-        if self.stale:
-            return []
+    def plan(self, images: Iterable[str], paths: Iterable[str]) -> tuple[list[tuple[config.Image, liveupdate.Decision]], str]:
+        """The syncs that answer this batch instead of a rebuild, or ([], why it must rebuild; "" without rules)."""
         planned = decisions(self.app, images, paths)
         if not any(image.live_update for image, _ in planned):
-            return []
-        for image, decision in planned:
-            if not decision.sync:
-                self.app.say(f"live update: rebuilding {image.name}: {decision.rebuild}")
-                return []
-        return planned
+            return [], ""
+        if self.stale:
+            return [], "a container could not be given the synced files"
+        why = next((decision.rebuild for _, decision in planned if not decision.sync), "")
+        if why:
+            return [], why
+        return planned, ""
 
     def targets(self, image: config.Image, strict: bool = True) -> list[liveupdate.Target]:
         pods = rollout.list_json(self.app, self.app.kubectl("get", "pods", "-l", selector(self.app), "-o", "json"), "pods")
@@ -282,18 +283,22 @@ class Feed:
 
 
 def converge(app: App) -> list[str]:
-    """Pods still running live-updated files (a watch session ended): delete them, so their workloads make
-    new ones from the image as built. Returns the pods deleted."""
+    """Workloads whose pods still run live-updated files (a watch session ended): restart them, rolling, so their
+    pods run the image as built; a bare pod is deleted. Returns what was restarted or deleted."""
     marks = live_marks(app)
     if not marks:
         return []
     pods = rollout.list_json(app, app.kubectl("get", "pods", "-l", selector(app), "-o", "json"), "pods")
     uids = {key.split("/", 1)[0] for key in marks}
-    doomed = [str(p["metadata"]["name"]) for p in pods if p["metadata"].get("uid") in uids
-              and not p["metadata"].get("deletionTimestamp")]
-    if doomed:
-        app.say(f"live update: {len(doomed)} pod(s) still run synced files; replacing them with the image as built")
-        app.run(app.kubectl("delete", "pod", "--wait=false", *doomed))
+    marked = [p for p in pods if p["metadata"].get("uid") in uids and not p["metadata"].get("deletionTimestamp")]
+    owners = sorted({o for o in map(liveupdate.pod_owner, marked) if o})
+    bare = [f"pod/{p['metadata']['name']}" for p in marked if not liveupdate.pod_owner(p)]
+    if owners or bare:
+        app.say(f"live update: {', '.join(owners + bare)} still run synced files; restarting them on the image as built")
+    if owners:
+        app.run(app.kubectl("rollout", "restart", *owners))
+    if bare:
+        app.run(app.kubectl("delete", "--wait=false", *bare))
     if not shell.is_dry(app.c):
         state_file(app).unlink(missing_ok=True)
-    return doomed
+    return owners + bare

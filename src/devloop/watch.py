@@ -117,12 +117,15 @@ def cycle_runner(app: App, sets: dict[str, str], timeout: int | None, stopper: S
     def run(number: int, batch: debounce.Batch, plan: watchfilter.Plan) -> bool:
         app.forget("plan:")  # file contents changed: tags are computed again
         app.timings.clear()
-        syncs = live.plan(plan.images, batch.paths) if plan.build and not plan.manifests else []
+        syncs, why = live.plan(plan.images, batch.paths) if plan.build else ([], "")
+        if plan.manifests and syncs:
+            syncs, why = [], "a manifest changed too"
         if syncs and live_cycle(app, number, batch, live, syncs):
             return True
         build = plan.build or live.active  # synced files only converge through a new image
         what = f"rebuild {', '.join(sorted(plan.images))}" if plan.build else \
             "rebuild: containers carry synced files" if build else "manifests only: no rebuild"
+        what += f": {why}" if why and plan.build else ""
         app.say(f"── cycle {number}: {batch.describe()} changed ({what})")
         with live.rebuilding():
             done = attempt(app, stopper, lambda: workflow.cycle(app, sets, timeout, build=build, deliver=build,
@@ -274,7 +277,7 @@ def _check_last(last_ok: bool | None, cycles: int | None) -> None:
 def watch(c: Context, env: str | None = None, set: list[str] | None = None, poll: bool = False,
           timeout: int | None = None, debounce_ms: int | None = None, max_delay_ms: int | None = None,
           cycles: int | None = None, no_prune: bool = False, allow_context: bool = False) -> None:
-    """Rebuild and redeploy on each change (Ctrl-C stops)."""
+    """Sync or rebuild and redeploy on each change (Ctrl-C)."""
     sets = k8s.parse_sets(set)  # the numeric flags were checked by kit_task, before any command
     app = _loaded(c, env, allow_context)
     with children.stopping() as stopper, workflow.cycle_lock(app):

@@ -290,12 +290,21 @@ def _extras(r: _Reader) -> dict[str, Any]:
             "compose": r.section("compose"), "tls": r.section("tls"), "helm": r.section("helm")}
 
 
+def _located(problem: str, config_file: Path | None) -> str:
+    """The problem with the file and line of the key it names, when invoke.yaml sets that key."""
+    key = problem.split(" ", 1)[0]
+    line = key_line(config_file, key) if config_file and key.startswith("app.") else None
+    return f"{config_file}:{line}: {problem}" if line else problem
+
+
 def _check(problems: list[str], config_file: Path | None) -> None:
     if problems:
         where = f" ({config_file})" if config_file else ""
+        located = [_located(p, config_file) for p in problems]
         raise KitError(
-            f"the configuration has {len(problems)} problem(s){where}:\n" + "\n".join(f"  - {p}" for p in problems),
-            hint="edit invoke.yaml (or the INVOKE_APP_* variable / .env line that sets it); `.env.example` lists every key",
+            f"the configuration has {len(problems)} problem(s){where}:\n" + "\n".join(f"  - {p}" for p in located),
+            hint="edit invoke.yaml (or the INVOKE_APP_* variable / .env line that sets it); "
+                 "the kit's README, section Configuration, lists every key",
             code=2,
         )
 

@@ -17,8 +17,10 @@ from .render import ENV_LABEL, LABEL, pod_specs
 
 # The namespaced kinds the kit applies (and `down` deletes), the cluster-scoped ones prune also looks at,
 # and the ones that hold data (only with --volumes).
-NAMESPACED_KINDS = ("ingresses", "services", "deployments", "statefulsets", "daemonsets", "jobs", "cronjobs", "pods",
-                    "replicasets", "configmaps", "secrets", "serviceaccounts", "roles", "rolebindings",
+# Owners before what they own (workloads, then ReplicaSets, then pods): `kubectl delete` goes in this order, and a
+# pod deleted while its ReplicaSet still exists is made again at once.
+NAMESPACED_KINDS = ("ingresses", "services", "deployments", "statefulsets", "daemonsets", "jobs", "cronjobs",
+                    "replicasets", "pods", "configmaps", "secrets", "serviceaccounts", "roles", "rolebindings",
                     "horizontalpodautoscalers", "poddisruptionbudgets", "networkpolicies")
 CLUSTER_KINDS = ("clusterroles", "clusterrolebindings", "ingressclasses", "priorityclasses", "storageclasses",
                  "namespaces")

@@ -222,3 +222,16 @@ def running_containers(pods: Iterable[Mapping[str, Any]], repository: str) -> tu
                 continue
             targets.append(Target(str(meta.get("name")), name, str(meta.get("uid")), int(state.get("restartCount") or 0)))
     return targets, problems
+
+
+def pod_owner(pod: Mapping[str, Any]) -> str:
+    """The workload a pod belongs to (``deployment/web``, ``statefulset/db``…); "" for a bare pod."""
+    meta = pod.get("metadata") or {}
+    owner = next(iter(meta.get("ownerReferences") or []), None)
+    if not owner:
+        return ""
+    kind, name = str(owner.get("kind")), str(owner.get("name"))
+    template_hash = (meta.get("labels") or {}).get("pod-template-hash")
+    if kind == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
+        return f"deployment/{name[:-len(template_hash) - 1]}"
+    return f"{kind.lower()}/{name}" if kind in ("StatefulSet", "DaemonSet", "ReplicaSet") else ""
