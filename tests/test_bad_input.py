@@ -261,3 +261,14 @@ def test_a_duplicate_key_in_invoke_yaml_stops_every_task_naming_both_lines(app: 
     assert result.returncode == 2
     assert f"{app}/invoke.yaml:" in result.stderr and "duplicate key 'timeout': at line" in result.stderr
     no_traceback(result)
+
+
+def test_forward_to_an_unreachable_cluster_says_which_cluster_and_why_once(app: Path, tmp_path: Path) -> None:
+    config = tmp_path / "kubeconfig"
+    config.write_text(UNREACHABLE_KUBECONFIG)
+    result = inv(app, "k8s.forward", env={"KUBECONFIG": str(config), "BASE_IMAGE": "busybox:1"}, timeout=120)
+    assert result.returncode != 0
+    assert "cannot read deploy/hello-web from the cluster of context minikube (https://127.0.0.1:1)" in result.stderr
+    assert "is not in the cluster" not in result.stderr
+    assert result.stderr.count("was refused") == 1, result.stderr
+    no_traceback(result)

@@ -230,3 +230,18 @@ def test_ci_gate_fails_on_lint_warnings_before_anything_is_applied(app_dir: Path
         workflow.up(c, ci=True)
     assert "orphan-service.yaml Service/orphan: warning: Service selector" in str(err.value.message)
     assert not any(" apply " in cmd for cmd in c.commands)
+
+
+def test_ci_gate_fails_on_an_undeclared_placeholder_before_anything_is_applied(app_dir: Path) -> None:
+    (app_dir / "k8s" / "greeting.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: greeting}\ndata:\n  who: ${WHO}\n")
+    tag = hello_tag(app_dir)
+    c = StrictContext({
+        "kubectl config current-context": ok("k8s-local\n"),
+        f"docker image inspect --format '{{{{.Id}}}}' hello:{tag}": ok("sha256:1234\n"),
+        listing(): ok('{"items": []}'),
+    }, app=hello_config(app_dir, cluster={"provider": "docker", "ip": "127.0.0.1"}))
+    with pytest.raises(Exit) as err:
+        workflow.up(c, ci=True)
+    assert "greeting.yaml:5: ${WHO} is not declared in app.vars" in str(err.value.message)
+    assert not any(" apply " in cmd for cmd in c.commands)

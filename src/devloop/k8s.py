@@ -87,9 +87,10 @@ def rendered(app: App, sets: dict[str, str] | None = None, path: str | None = No
     refs = image_refs(app, strict)
     tags = tag_vars(refs)
     declared = set(app.settings.vars) | set(render.BUILTIN_VARS) | set(tags)
-    for use in render.undeclared(srcs, declared):
-        if use.name.isupper():
-            app.say(f"warning: {use.path}:{use.line}: ${{{use.name}}} is not declared in app.vars; left as it is")
+    undeclared = [u for u in render.undeclared(srcs, declared) if u.name.isupper()]
+    app.undeclared = [f"{u.path}:{u.line}: ${{{u.name}}}" for u in undeclared]
+    for use in undeclared:
+        app.say(f"warning: {use.path}:{use.line}: ${{{use.name}}} is not declared in app.vars; left as it is")
     wanted = {u.name for u in render.uses(srcs, declared)}
     for name in sorted(set(sets or {}) - declared):
         app.say(f"warning: --set {name}=…: no manifest declares ${{{name}}} (app.vars); it changes nothing")

@@ -191,6 +191,7 @@ class App:
         self.settings = settings
         self._facts: dict[str, Any] = {}
         self.timings: dict[str, float] = {}
+        self.undeclared: list[str] = []  # `file:line: ${NAME}` left as they are by the last render
         self.origins: dict[int, Path] = {}  # id(rendered object) -> its manifest file, for lint messages
 
     @classmethod

@@ -235,6 +235,8 @@ def supervisor(app: App, forward: ports.Forward) -> supervise.ForwardSupervisor:
     service: Mapping[str, Any] | None = None
     if kind != "pod":
         result = app.run(app.kubectl("get", f"{kind}/{name}", "-o", "json"), query=True, capture=True, check=False)
+        if result.exited != 0 and "NotFound" not in (result.stderr or ""):  # the cluster did not answer
+            raise rollout.cluster_failure(app, forward.target, result.stderr or "")
         if result.exited != 0:
             raise KitError(f"cannot forward to {forward.target}: it is not in the cluster", evidence=result.stderr,
                            hint="deploy first (inv up), or fix app.forwards / --target", code=1)

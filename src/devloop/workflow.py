@@ -37,6 +37,11 @@ def cycle(app: App, sets: dict[str, str] | None = None, timeout: int | None = No
                 deliver_one(app, p)
     with app.phase("render"):
         documents = k8s.rendered(app, sets)
+        if strict and app.undeclared:  # --ci: a placeholder left in a manifest is not a warning
+            raise KitError("--ci: placeholders no value was given for are left in the manifests:\n"
+                           + "\n".join(f"  - {u} is not declared in app.vars" for u in app.undeclared),
+                           hint="declare them under app.vars in invoke.yaml (with a default, or set them with --set / .env)",
+                           code=1)
         converging, _ = k8s.check(app, documents, strict=strict, prune=prune, volumes=volumes)
     with app.phase("apply"):
         k8s.apply_converged(app, documents, converging)
