@@ -282,7 +282,7 @@ CONVERGE_HELP = {
 @kit_task(iterable=["set"], help=CONVERGE_HELP)
 def apply(c: Context, env: str | None = None, set: list[str] | None = None, no_prune: bool = False,
           volumes: bool = False, allow_context: bool = False) -> None:
-    """Lint, apply the manifests, prune what they dropped."""
+    """Lint, apply, prune what the manifests dropped."""
     app = App.load(c, env, allow_context)
     documents = rendered(app, parse_sets(set))
     plan, _ = check(app, documents, prune=not no_prune, volumes=volumes)
