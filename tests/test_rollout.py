@@ -64,7 +64,7 @@ class FakeTime:
     def check(self) -> None:
         self.checks += 1
 
-    def wake(self) -> Any:
+    def wake(self, settle: float = 0.0) -> Any:
         outer = self
 
         class Wake:

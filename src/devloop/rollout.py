@@ -32,6 +32,7 @@ RELIST_SECONDS = 15.0  # the wait re-lists everything when no event came for thi
 REQUEST_TIMEOUT = 10  # seconds one kubectl request of the wait may take (less when the deadline is nearer)
 EVENTS_EVERY = 5.0  # seconds before the first read of Warning events while a pod runs but is not ready
 EVENTS_AT_MOST = 30.0  # the gap between those reads doubles up to this (a long rollout reads few)
+SETTLE_SECONDS = 0.1  # after a wake-up, the wait lets a burst of events arrive before judging them all at once
 FEED_KINDS = {"deployment": "deployments", "statefulset": "statefulsets", "daemonset": "daemonsets", "job": "jobs"}
 
 clock: Callable[[], float] = time.monotonic
@@ -162,7 +163,7 @@ class Waiter:
         self.kinds = watch_kinds(workloads)
         self.state = ClusterState()
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.wake = supervise.Wakeup()
+        self.wake = supervise.Wakeup(settle=SETTLE_SECONDS)
         self.shown: set[str] = set()
         self.delivered: set[str] = app.fact("delivered", set)  # images this run put on the node (delivery.py)
         self.older: set[str] = set()  # pods from before the wait: one restart each for a pull the kit has fixed
@@ -179,8 +180,8 @@ class Waiter:
         with stop_on_signals(), contextlib.ExitStack() as stack:
             self.relist()
             self.older = {o["metadata"]["name"] for o in self.state.items() if o.get("kind") == "Pod"}
+            verdict = self.judge()
             while True:
-                verdict = self.judge()
                 self.say_waiting(verdict)
                 if verdict.hopeless:
                     raise KitError(explain(self.app, verdict.hopeless, self.deadline), code=1)
@@ -197,7 +198,8 @@ class Waiter:
                     self.seen_starts = self.feed.starts
                 self.feed.check()
                 self.wake.wait(min(self.deadline - now, BACKSTOP_SECONDS))
-                self.catch_up()
+                if self.catch_up():
+                    verdict = self.judge()  # judged again only when the state changed: assess is the wait's main cost
 
     # -- the state ------------------------------------------------------------------------------
 
@@ -227,8 +229,10 @@ class Waiter:
         self.state.replace(json.loads(result.stdout or "{}").get("items", []))
         self.quiet_since = clock()
 
-    def catch_up(self) -> None:
-        """Apply what the watches sent; re-list after a watch restarted, or after a long silence."""
+    def catch_up(self) -> bool:
+        """Apply what the watches sent; re-list after a watch restarted, or after a long silence.
+
+        True when the state may have changed (events applied, or a fresh listing)."""
         assert self.feed is not None
         if self.feed.starts > self.seen_starts:
             self.seen_starts = self.feed.starts
@@ -237,6 +241,9 @@ class Waiter:
             self.quiet_since = clock()
         elif clock() - self.quiet_since >= RELIST_SECONDS:
             self.relist()
+        else:
+            return False
+        return True
 
     def judge(self) -> kube.Verdict:
         """Assess the state; a hopeless verdict from watch events is confirmed by a fresh listing first."""

@@ -361,8 +361,7 @@ def assess(items: Iterable[Mapping[str, Any]], wanted: Iterable[str], our_images
     objects = [o for o in items if (o.get("metadata") or {}).get("name")]
     by_key = {key_of(o): o for o in objects}
     ours = set(our_images)
-    pods_of = current_pods(objects)
-    old_of = old_pods(objects)
+    pods_of, old_of = pods_by_workload(objects)
     standing = _Standing()
     for ref in wanted:
         key = normalise_workload(ref)
@@ -390,49 +389,54 @@ def _restarts(pod: Mapping[str, Any], container: str) -> int:
 
 def _newest_replicasets(objects: list[Mapping[str, Any]]) -> tuple[dict[str, list[str]], dict[str, str]]:
     """(ReplicaSet key → its owners, Deployment key → its newest ReplicaSet's key)."""
-    by_key = {key_of(o): o for o in objects}
-    rs_owner = {key_of(o): owners(o) for o in objects if o.get("kind") == "ReplicaSet"}
-    newest: dict[str, str] = {}
+    rs_owner: dict[str, list[str]] = {}
+    newest: dict[str, tuple[int, str]] = {}
     for o in objects:
         if o.get("kind") == "ReplicaSet":
-            for owner in owners(o):
+            key, made_by, number = key_of(o), owners(o), revision(o)
+            rs_owner[key] = made_by
+            for owner in made_by:
                 best = newest.get(owner)
-                if best is None or revision(o) > revision(by_key[best]):
-                    newest[owner] = key_of(o)
-    return rs_owner, newest
+                if best is None or number > best[0]:
+                    newest[owner] = (number, key)
+    return rs_owner, {owner: key for owner, (_, key) in newest.items()}
+
+
+def pods_by_workload(objects: Iterable[Mapping[str, Any]]) -> tuple[dict[str, list[Mapping[str, Any]]],
+                                                                   dict[str, list[Mapping[str, Any]]]]:
+    """(workload key → its live pods, Deployment key → the pods of its older ReplicaSets), in one pass.
+
+    A Deployment's live pods are those of its newest ReplicaSet; its old ones include terminating pods.
+    """
+    objects = list(objects)
+    rs_owner, newest = _newest_replicasets(objects)
+    current: dict[str, list[Mapping[str, Any]]] = {}
+    old: dict[str, list[Mapping[str, Any]]] = {}
+    for o in objects:
+        if o.get("kind") != "Pod":
+            continue
+        live = not (o.get("metadata") or {}).get("deletionTimestamp")
+        for owner in owners(o):
+            if not owner.startswith("replicaset/"):
+                if live:
+                    current.setdefault(owner, []).append(o)
+                continue
+            for deployment in rs_owner.get(owner, []):
+                if newest.get(deployment) != owner:
+                    old.setdefault(deployment, []).append(o)
+                elif live:
+                    current.setdefault(deployment, []).append(o)
+    return current, old
 
 
 def current_pods(objects: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
     """workload key → its live pods; a Deployment's pods are those of its newest ReplicaSet."""
-    objects = list(objects)
-    rs_owner, newest = _newest_replicasets(objects)
-    pods_of: dict[str, list[Mapping[str, Any]]] = {}
-    for o in objects:
-        if o.get("kind") != "Pod" or (o.get("metadata") or {}).get("deletionTimestamp"):
-            continue
-        for owner in owners(o):
-            if owner.startswith("replicaset/"):
-                for deployment in rs_owner.get(owner, []):
-                    if newest.get(deployment) == owner:
-                        pods_of.setdefault(deployment, []).append(o)
-            else:
-                pods_of.setdefault(owner, []).append(o)
-    return pods_of
+    return pods_by_workload(objects)[0]
 
 
 def old_pods(objects: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
     """Deployment key → the pods of its older ReplicaSets, terminating ones included."""
-    objects = list(objects)
-    rs_owner, newest = _newest_replicasets(objects)
-    pods_of: dict[str, list[Mapping[str, Any]]] = {}
-    for o in objects:
-        if o.get("kind") != "Pod":
-            continue
-        for owner in owners(o):
-            for deployment in rs_owner.get(owner, []) if owner.startswith("replicaset/") else []:
-                if newest.get(deployment) != owner:
-                    pods_of.setdefault(deployment, []).append(o)
-    return pods_of
+    return pods_by_workload(objects)[1]
 
 
 def warning_events(events: Iterable[Mapping[str, Any]], pods: Iterable[str]) -> dict[str, list[str]]:

@@ -172,16 +172,23 @@ class EventFeed(ChangeFeed):
 
 
 class Wakeup:
-    """A flag the feed sets and the waiting loop sleeps on (``threading.Event`` with a clear-on-wake)."""
+    """A flag the feed sets and the waiting loop sleeps on (``threading.Event`` with a clear-on-wake).
 
-    def __init__(self) -> None:
+    With ``settle`` > 0, a wake-up first lets that many seconds of further news arrive, so a burst of watch
+    events (a rollout sends several per pod) is judged once, not once per event.
+    """
+
+    def __init__(self, settle: float = 0.0) -> None:
         self.event = threading.Event()
+        self.settle = settle
 
     def set(self) -> None:
         self.event.set()
 
     def wait(self, timeout: float) -> bool:
         woke = self.event.wait(max(0.0, timeout))
+        if woke and self.settle > 0:
+            time.sleep(self.settle)
         self.event.clear()
         return woke
 
