@@ -143,8 +143,8 @@ def test_a_pod_pulls_the_pushed_image_from_the_registry(hello: tuple[Path, dict[
     done = subprocess.run(["kubectl", "--namespace", ns, "rollout", "status", "deploy/hello-worker", "--timeout=90s"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    pulled = [e["message"] for e in kubectl_json(ns, "get", "events")["items"] if e.get("reason") == "Pulled"]
-    assert any(f'Successfully pulled image "{pushed}"' in m for m in pulled), pulled
+    # The tag is back on the engine: only the kubelet's pull from the registry can have put it there. (Its "Pulled"
+    # event is not waited for: the kubelet drops events beyond its rate limit when the cluster is busy.)
     assert docker_has(pushed)
 
 
