@@ -3,7 +3,9 @@
 
 N = 1, 10, 30 busybox Deployments (1 replica, exec readiness probe, terminationGracePeriodSeconds 1) in a
 namespace of their own; each round changes an env var in all of them. CPU is user+sys of the commands and
-everything they started (getrusage of reaped children). Prints; asserts nothing.
+everything they started (getrusage of reaped children). The "ready only" row is `inv k8s.wait` alone (its own
+Python start-up included) against the `kubectl rollout status` loop alone; "apply + ready" adds `inv k8s.apply`,
+a second Python start-up that `inv up` (one process) does not pay. Prints; asserts nothing.
 
 Usage: KUBECONFIG=... .venv/bin/python bench/rollout_cpu_bench.py [N ...] [--rounds R]
 """
@@ -117,6 +119,9 @@ def bench(count: int, rounds: int) -> None:
                 raw_all.append(total)
                 raw_wait.append(waited)
             print(f"N = {count} Deployments ({rounds} rollout(s) each, medians):")
+            for i in range(rounds):
+                print(f"  round {i + 1}: wait CPU kit {kit_wait[i][1]:.2f}s raw {raw_wait[i][1]:.2f}s, "
+                      f"wall kit {kit_wait[i][0]:.1f}s raw {raw_wait[i][0]:.1f}s")
             print(row("apply + ready", kit_all, raw_all))
             print(row("ready only (wait)", kit_wait, raw_wait))
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -240,6 +241,15 @@ def test_wakeup_clears_after_waking() -> None:
     wake.set()
     assert wake.wait(0) is True
     assert wake.wait(0) is False
+
+
+def test_wakeup_settles_at_most_until_its_timeout() -> None:
+    wake = supervise.Wakeup(settle=30.0)  # a burst is gathered, never past the caller's timeout (10 ms here)
+    wake.set()
+    started = time.monotonic()
+    assert wake.wait(0.01) is True
+    assert time.monotonic() - started < 5.0
+    assert wake.wait(0) is False  # what arrived while settling was taken with that wake-up
 
 
 def test_event_feed_decodes_watch_events_and_counts_starts() -> None:

@@ -32,7 +32,7 @@ RELIST_SECONDS = 15.0  # the wait re-lists everything when no event came for thi
 REQUEST_TIMEOUT = 10  # seconds one kubectl request of the wait may take (less when the deadline is nearer)
 EVENTS_EVERY = 5.0  # seconds before the first read of Warning events while a pod runs but is not ready
 EVENTS_AT_MOST = 30.0  # the gap between those reads doubles up to this (a long rollout reads few)
-SETTLE_SECONDS = 0.1  # after a wake-up, the wait lets a burst of events arrive before judging them all at once
+SETTLE_SECONDS = 0.25  # after a wake-up the wait lets a burst of events arrive, then judges them all at once
 FEED_KINDS = {"deployment": "deployments", "statefulset": "statefulsets", "daemonset": "daemonsets", "job": "jobs"}
 
 clock: Callable[[], float] = time.monotonic

@@ -186,9 +186,10 @@ class Wakeup:
         self.event.set()
 
     def wait(self, timeout: float) -> bool:
+        started = time.monotonic()
         woke = self.event.wait(max(0.0, timeout))
         if woke and self.settle > 0:
-            time.sleep(self.settle)
+            time.sleep(max(0.0, min(self.settle, timeout - (time.monotonic() - started))))  # never past the timeout
         self.event.clear()
         return woke
 
