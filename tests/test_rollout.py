@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from invoke import Exit
 from kube_objects import container_status, crashed, deployment, job, pod, replicaset, waiting
-from strict import StrictContext, fail, ok
+from strict import StrictContext, fail, ok, rx
 
 from devloop import k8s, rollout
 from devloop.build import built_refs
@@ -205,7 +205,8 @@ def test_a_failed_job_shows_its_log(tmp_path: Path, fake_time: FakeTime) -> None
 
 def test_the_deadline_names_the_workload_and_the_probes_message(tmp_path: Path, fake_time: FakeTime,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    events = "kubectl --context k8s-local get events --field-selector type=Warning -o json --request-timeout=1s"
+    # read while waiting (1 s left of the request budget) and for the final report (its own few seconds)
+    events = rx(r"^kubectl --context k8s-local get events --field-selector type=Warning -o json --request-timeout=[13]s$")
     probe = {"items": [{"involvedObject": {"name": "web-1-a"}, "type": "Warning", "reason": "Unhealthy",
                         "message": "Readiness probe failed: wget: server returned error: HTTP/1.1 503",
                         "lastTimestamp": "2026-01-01T00:00:09Z", "count": 7}]}

@@ -31,6 +31,7 @@ BACKSTOP_SECONDS = 2.0  # the wait looks at its watch children at least this oft
 RELIST_SECONDS = 15.0  # the wait re-lists everything when no event came for this long (the slow backstop)
 REQUEST_TIMEOUT = 10  # seconds one kubectl request of the wait may take (less when the deadline is nearer)
 EVENTS_EVERY = 5.0  # seconds before the first read of Warning events while a pod runs but is not ready
+REPORT_SECONDS = 3.0  # what the final "not ready" report may take to read the probe messages
 EVENTS_AT_MOST = 30.0  # the gap between those reads doubles up to this (a long rollout reads few)
 SETTLE_SECONDS = 0.25  # after a wake-up the wait lets a burst of events arrive, then judges them all at once
 FEED_KINDS = {"deployment": "deployments", "statefulset": "statefulsets", "daemonset": "daemonsets", "job": "jobs"}
@@ -295,7 +296,8 @@ class Waiter:
                 self.app.say(f"  waiting: {line}")
 
     def not_ready(self, verdict: kube.Verdict) -> KitError:
-        report = kube.deadline_report(verdict, events_of(self.app, verdict, self.deadline))
+        # The report's own read of Warning events (probe messages) gets a few seconds past the deadline.
+        report = kube.deadline_report(verdict, events_of(self.app, verdict, clock() + REPORT_SECONDS))
         return KitError(f"not ready after {self.limit}s:\n" + "\n".join(f"  {line}" for line in report),
                         hint="see `inv k8s.status` and `inv k8s.logs`; raise app.timeout (or --timeout) if the "
                              "app is just slow to start", code=1)
