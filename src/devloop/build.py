@@ -3,7 +3,6 @@ images are built in lacks that tag."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Any, NamedTuple
 
@@ -43,6 +42,8 @@ def compute_plan(app: App, image: config.Image) -> Planned:
     dry = bool(app.c.config.run.dry)  # --dry writes nothing: the cache is only read
     state = (app.settings.root / STATE_DIR if dry else app.state_dir).resolve()
     skip = [os.path.relpath(state, image.context)] if state.is_relative_to(image.context) else []
+    import hashlib  # kept local for start-up time: `inv --list` hashes nothing
+
     cache_name = hashlib.sha1(str(image.context).encode()).hexdigest()[:12]
     cache = core.DigestCache(state / f"digests-{cache_name}.json", write=not dry)
     inputs = core.build_inputs(image.context, image.dockerfile, args, image.target, cache=cache, skip=skip)

@@ -17,8 +17,6 @@ from devloop.core.errors import KitError
 from devloop.environment import builtin_var, ensure_namespace, secret_documents
 from devloop.kit import STATE_DIR, App, kit_task, shown_path
 
-DELETE_KINDS = ",".join(converge.NAMESPACED_KINDS)
-
 
 def parse_sets(sets: list[str] | None) -> dict[str, str]:
     values = {}
@@ -255,7 +253,7 @@ def apply_converged(app: App, documents: list[dict[str, Any]], plan: converge.Pl
 
 
 def delete_applied(app: App, volumes: bool = False) -> None:
-    kinds = DELETE_KINDS + (",persistentvolumeclaims" if volumes else "")
+    kinds = ",".join(converge.NAMESPACED_KINDS) + (",persistentvolumeclaims" if volumes else "")
     app.run(app.kubectl("delete", kinds, "-l", selector(app), "--ignore-not-found", "--wait=false"))
 
 

@@ -11,11 +11,9 @@ import contextlib
 import io
 import json
 import shlex
-import tarfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,8 @@ def selector(app: App) -> str:
 
 def tar_stream(files: dict[str, str]) -> bytes:
     """A tar of local files (dest in the container -> local path) with paths relative to /."""
+    import tarfile  # kept local for start-up time: only a sync needs it
+
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for dest, local in sorted(files.items()):
@@ -189,6 +189,8 @@ class LiveSync:
             if index == 0 and len(jobs) > 1:
                 self.app.say(f"$ {shell.mask(shlex.join(argv))} < (tar stream)    # and {len(jobs) - 1} more container(s)")
             return shell.feed(self.app.c, argv, tar_stream(present), quiet=index > 0 or len(jobs) > 1)
+
+        from concurrent.futures import ThreadPoolExecutor  # kept local for start-up time: only a sync needs it
 
         with ThreadPoolExecutor(max_workers=max(1, min(8, len(jobs)))) as pool:
             return list(pool.map(lambda job: one(*job), [(i, t, d) for i, (t, d) in enumerate(jobs)]))

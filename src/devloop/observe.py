@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import webbrowser
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -344,6 +343,8 @@ def open_(c: Context, env: str | None = None, browser: bool = False, allow_conte
         require_forward_target(app, url)
     app.say(f"from {source}")
     print(url, flush=True)
+    import webbrowser  # kept local for start-up time: only --browser needs it
+
     if browser and not webbrowser.open(url):
         raise KitError(f"no browser could be started for {url}", hint="open the URL by hand, or set $BROWSER")
 

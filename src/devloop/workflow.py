@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import http.client
 import shutil
-import urllib.error
-import urllib.request
 from typing import Any
 
 from invoke import Context
@@ -174,6 +171,11 @@ def _registry_checks(app: App) -> list[tuple[str, bool, str]]:
 
 def ask_registry(url: str, direct: bool) -> tuple[int | None, str]:
     """``GET url``: (HTTP status, "") or (None, why nothing answered). ``direct``: no proxy (loopback)."""
+    # urllib.request brings http.client and email (~8 ms), for doctor alone:
+    import http.client  # kept local for start-up time
+    import urllib.error  # kept local for start-up time
+    import urllib.request  # kept local for start-up time
+
     opener = urllib.request.build_opener(*([urllib.request.ProxyHandler({})] if direct else []))
     try:
         with opener.open(url, timeout=REGISTRY_TIMEOUT) as response:
