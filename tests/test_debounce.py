@@ -217,3 +217,13 @@ def test_different_self_written_paths_start_a_new_streak() -> None:
 
 def test_a_limit_of_one_stops_at_the_first_self_triggered_batch() -> None:
     assert LoopGuard(limit=1).check(batch(("a", "b"), ("a", "b"))) == ("a", "b")
+
+
+def test_a_cycle_that_wrote_nothing_resets_the_loop_guard() -> None:
+    """A live update writes nothing into the tree: the same file saved during two syncs in a row is the user's."""
+    guard = LoopGuard()
+    during = Batch(("app/www/index.html",), 0.0, 0.0, 1, frozenset({"app/www/index.html"}))
+    assert guard.check(during) is None
+    guard.reset()
+    assert guard.check(during) is None  # without the reset this would be the second in a row: a loop
+    assert guard.check(during) == ("app/www/index.html",)

@@ -110,8 +110,8 @@ def attempt(app: App, stopper: Stopper, work: Callable[[], object]) -> bool:
     return True
 
 
-def cycle_runner(app: App, sets: dict[str, str], timeout: int | None, stopper: Stopper,
-                 live: livesync.LiveSync, prune: bool = True) -> Callable[[int, debounce.Batch, watchfilter.Plan], bool]:
+def cycle_runner(app: App, sets: dict[str, str], timeout: int | None, stopper: Stopper, live: livesync.LiveSync,
+                 prune: bool = True, guard: debounce.LoopGuard | None = None) -> Callable[[int, debounce.Batch, watchfilter.Plan], bool]:
     """The loop's cycle: say why, sync or run workflow.cycle, report timings; a failure is reported, not fatal."""
 
     def run(number: int, batch: debounce.Batch, plan: watchfilter.Plan) -> bool:
@@ -121,6 +121,8 @@ def cycle_runner(app: App, sets: dict[str, str], timeout: int | None, stopper: S
         if plan.manifests and syncs:
             syncs, why = [], "a manifest changed too"
         if syncs and live_cycle(app, number, batch, live, syncs):
+            if guard:
+                guard.reset()  # a sync writes nothing into the tree: saves made during it are the user's
             return True
         build = plan.build or live.active  # synced files only converge through a new image
         what = f"rebuild {', '.join(sorted(plan.images))}" if plan.build else \
@@ -284,7 +286,8 @@ def watch(c: Context, env: str | None = None, set: list[str] | None = None, poll
         session = start_session(app, poll, debounce_ms, max_delay_ms)
         live = livesync.LiveSync(app)
         try:
-            last_ok = session.run(cycle_runner(app, sets, timeout, stopper, live, not no_prune), cycles, stopper.check)
+            last_ok = session.run(cycle_runner(app, sets, timeout, stopper, live, not no_prune, session.guard),
+                                   cycles, stopper.check)
         finally:
             session.stop()
             live.close()
@@ -307,7 +310,8 @@ def dev(c: Context, env: str | None = None, set: list[str] | None = None, poll: 
         try:
             first_cycle(app, session, sets, timeout, stopper, not no_prune)
             followers = start_followers(app, not no_logs, not no_forwards, allow_context)
-            last_ok = session.run(cycle_runner(app, sets, timeout, stopper, live, not no_prune), cycles, stopper.check)
+            last_ok = session.run(cycle_runner(app, sets, timeout, stopper, live, not no_prune, session.guard),
+                                   cycles, stopper.check)
         finally:
             session.stop()
             live.close()

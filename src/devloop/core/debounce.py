@@ -121,6 +121,10 @@ class LoopGuard:
             self._streak, self._paths = 1, paths
         return tuple(sorted(paths)) if self._streak >= self.limit else None
 
+    def reset(self) -> None:
+        """The cycle that just ran wrote nothing into the tree (a live update): what changed meanwhile was saved."""
+        self._streak, self._paths = 0, frozenset()
+
     @property
     def streak(self) -> int:
         return self._streak
