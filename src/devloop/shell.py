@@ -96,6 +96,18 @@ def is_dry(c: Context) -> bool:
         return False
 
 
+def announce(c: Context, shown: str, *, changes: bool = True, quiet: bool = False) -> bool:
+    """Echo a command before it runs (``shown`` already masked); True when ``--dry`` means it must not run."""
+    if STOPPING.is_set():
+        stopping()
+    if is_dry(c) and changes:
+        say(f"$ {shown}    # --dry: not run")
+        return True
+    if not quiet:
+        say(f"$ {shown}")
+    return False
+
+
 def run(
     c: Context,
     argv: Sequence[str],
@@ -115,17 +127,12 @@ def run(
     Anything else only prints under ``--dry``. ``capture`` hides the output (still returned).
     ``timeout``: the command is killed (and reaped) after that many seconds; the result has exit 124.
     """
-    if STOPPING.is_set():
-        stopping()
     command = shlex.join(argv)
     # Show the environment that changes what a command talks to (minikube docker-env).
     prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items() if k.startswith("DOCKER_"))
     shown = mask(f"{prefix} {command}".strip())
-    if is_dry(c) and not query:
-        say(f"$ {shown}    # --dry: not run")
+    if announce(c, shown, changes=not query, quiet=quiet):
         return Result(command=command, exited=0, stdout="", stderr="")
-    if not quiet:
-        say(f"$ {shown}")
     streams: dict[str, Any] = {}
     if _SECRETS and not capture and not interactive:  # output shown live is masked too
         streams = {"out_stream": Masking(sys.stdout), "err_stream": Masking(sys.stderr)}
@@ -200,15 +207,9 @@ def feed(c: Context, argv: Sequence[str], data: bytes, *, quiet: bool = False, t
 
     Echoed and ``--dry``-aware like ``run``; a non-zero exit is returned, not raised: the caller names it.
     """
-    if STOPPING.is_set():
-        stopping()
     command = shlex.join(argv)
-    shown = mask(command)
-    if is_dry(c):
-        say(f"$ {shown} < (tar stream)    # --dry: not run")
+    if announce(c, mask(command) + " < (tar stream)", quiet=quiet):
         return Result(command=command, exited=0, stdout="", stderr="")
-    if not quiet:
-        say(f"$ {shown} < (tar stream)")
     try:
         done = subprocess.run(list(argv), input=data, capture_output=True, timeout=timeout, start_new_session=True)
     except FileNotFoundError:
