@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -315,3 +318,241 @@ def test_a_racy_rewrite_drops_the_remembered_digest_from_the_file(tmp_path: Path
     (ctx / "app" / "main.sh").write_text("echo rewritten\n")
     images.build_inputs(ctx, ctx / "Dockerfile", {}, cache=images.DigestCache(path, now_ns=time.time_ns))
     assert full not in images.DigestCache(path).entries
+
+
+# -- mutation gaps, part 2: the .dockerignore root, file modes, and reading what Docker/minikube/the cluster say --
+
+
+def test_lines_that_name_the_context_root_select_nothing(tmp_path: Path) -> None:
+    """Docker never leaves out the context root, so ``.``, ``/`` or a lone ``!`` is no pattern: no file is left
+    out, and no ``!`` line is recorded (which would make every ignored folder be walked)."""
+    assert images.parse_dockerignore(".\n/\n./\n!\n!.\n!/\n") == []
+    ctx = make_context(tmp_path)
+    (ctx / ".dockerignore").write_text(".\n/\n")
+    assert "notes.md" in images.build_inputs(ctx, ctx / "Dockerfile", {}).files
+
+
+def test_every_permission_bit_is_a_build_input(tmp_path: Path) -> None:
+    """COPY keeps a file's mode, so a file made private (644 -> 600) gives another image and another tag."""
+    ctx = make_context(tmp_path)
+    script = ctx / "app" / "main.sh"
+    script.chmod(0o644)
+    readable = tag_of(ctx)
+    script.chmod(0o600)
+    private = tag_of(ctx)
+    assert private != readable
+    script.chmod(0o700)
+    assert tag_of(ctx) not in (readable, private)
+    script.chmod(0o644)
+    assert tag_of(ctx) == readable
+
+
+LEGACY_NOTICE = """DEPRECATED: The legacy builder is deprecated and will be removed in a future release.
+            Install the buildx component to build images with BuildKit:
+            https://docs.docker.com/go/buildx/
+"""
+
+
+def test_a_failed_legacy_build_names_its_last_step_without_the_cli_notice() -> None:
+    output = LEGACY_NOTICE + "Sending build context to Docker daemon  3.072kB\n\nStep 1/3 : FROM busybox:1\n" \
+        " ---> 3f57d9401f8d\nStep 2/3 : RUN false\n ---> Running in 1b2c\n\n" \
+        "The command '/bin/sh -c false' returned a non-zero code: 1\n"
+    step, tail = images.build_failure(output)
+    assert step == "Step 2/3 : RUN false"
+    assert tail.splitlines() == ["Sending build context to Docker daemon  3.072kB", "Step 1/3 : FROM busybox:1",
+                                 " ---> 3f57d9401f8d", "Step 2/3 : RUN false", " ---> Running in 1b2c",
+                                 "The command '/bin/sh -c false' returned a non-zero code: 1"]
+
+
+def test_a_failed_buildkit_build_names_its_step_and_keeps_only_the_tail() -> None:
+    lines = [f"#{n} [{n}/20] RUN step {n}" for n in range(1, 21)] + ["ERROR: failed to solve: exit code: 1"]
+    step, tail = images.build_failure("\n".join(lines), lines=3)
+    assert step == "#20 [20/20] RUN step 20"
+    assert tail.splitlines() == ["#19 [19/20] RUN step 19", "#20 [20/20] RUN step 20",
+                                 "ERROR: failed to solve: exit code: 1"]
+
+
+def test_a_build_that_failed_before_any_step_has_no_step() -> None:
+    assert images.build_failure("unable to prepare context: path \"nope\" not found\n") == \
+        ("", 'unable to prepare context: path "nope" not found')
+    assert images.build_failure("") == ("", "")
+
+
+IMAGE_LS = "\n".join([
+    json.dumps({"Containers": "N/A", "CreatedAt": "2024-11-27 15:24:00 +0000 UTC", "CreatedSince": "2 hours ago",
+                "ID": "1111aaaa2222", "Repository": "demoapp", "Size": "4.26MB", "Tag": "3f2a9c1b0d4e"}),
+    "WARNING: some daemon notice",
+    json.dumps({"CreatedAt": "2024-11-27 17:24:00 +0100 CET", "CreatedSince": "3 hours ago", "ID": "3333bbbb4444",
+                "Repository": "<none>", "Size": "4.26MB", "Tag": "<none>"}),
+    "{not json",
+    json.dumps({"ID": "5555cccc6666", "Repository": "demoapp", "Tag": "old", "CreatedAt": "yesterday"}),
+]) + "\n"
+
+
+def test_docker_image_ls_json_lines_are_read_and_other_lines_skipped() -> None:
+    listed = images.parse_image_list(IMAGE_LS)
+    assert [(i.repository, i.tag, i.id, i.since, i.size) for i in listed] == [
+        ("demoapp", "3f2a9c1b0d4e", "1111aaaa2222", "2 hours ago", "4.26MB"),
+        ("<none>", "<none>", "3333bbbb4444", "3 hours ago", "4.26MB"),
+        ("demoapp", "old", "5555cccc6666", "", ""),
+    ]
+    first, untagged, odd = listed
+    assert first.created == datetime(2024, 11, 27, 15, 24, tzinfo=timezone.utc)
+    assert untagged.created == datetime(2024, 11, 27, 16, 24, tzinfo=timezone.utc)  # the offset counts, not the zone name
+    assert odd.created == images.EPOCH  # unreadable: oldest of all
+    assert images.parse_image_list("") == []
+
+
+@pytest.mark.parametrize("repository,tag,dangling,ref", [
+    ("demoapp", "3f2a", False, "demoapp:3f2a"),
+    ("<none>", "<none>", True, "sha256:abc"),
+    ("demoapp", "<none>", True, "sha256:abc"),  # its tag moved to a newer build
+    ("<none>", "3f2a", True, "sha256:abc"),
+])
+def test_an_untagged_image_is_removed_by_its_id(repository: str, tag: str, dangling: bool, ref: str) -> None:
+    image = images.LocalImage(repository, tag, "sha256:abc", images.EPOCH)
+    assert image.dangling is dangling and image.ref == ref
+
+
+def at(hour: int) -> datetime:
+    return datetime(2024, 11, 27, hour, tzinfo=timezone.utc)
+
+
+def local(ref: str, hour: int) -> images.LocalImage:
+    repository, tag = ref.rsplit(":", 1)
+    return images.LocalImage(repository, tag, f"id-{ref}", at(hour))
+
+
+def decided(plan: images.PrunePlan) -> tuple[list[str], list[str]]:
+    return [i.ref for i, _ in plan.keep], [i.ref for i, _ in plan.remove]
+
+
+def test_prune_keeps_the_newest_per_repository_and_removes_the_rest() -> None:
+    listed = [local("web:a", 1), local("web:b", 2), local("web:c", 3), local("web:d", 4),
+              local("worker:x", 1), local("worker:y", 2), local("worker:y", 2)]
+    plan = images.prune_plan(listed, 2, current=[])
+    assert decided(plan) == (["web:d", "web:c", "worker:y", "worker:x"], ["web:b", "web:a"])
+    assert [why for _, why in plan.remove] == ["older than the 2 newest"] * 2
+
+
+def test_prune_always_keeps_the_current_and_the_deployed_tags() -> None:
+    listed = [local("web:old", 1), local("web:deployed", 2), local("web:new1", 3), local("web:new2", 4),
+              local("web:current", 5)]
+    plan = images.prune_plan(listed, 1, current={"web:current"}, deployed=["web:deployed", "web:gone"])
+    assert decided(plan) == (["web:current", "web:new2", "web:deployed"], ["web:new1", "web:old"])
+    assert [why.split(":")[0] for _, why in plan.keep] == ["current", "one of the 1 newest", "deployed"]
+
+
+def test_prune_with_keep_0_removes_all_but_current_and_untagged_always_go() -> None:
+    untagged = images.LocalImage("<none>", "<none>", "sha256:dead", at(9))
+    listed = [local("web:a", 1), local("web:b", 2), untagged]
+    assert decided(images.prune_plan(listed, 0, current=["web:a"])) == (["web:a"], ["sha256:dead", "web:b"])
+    assert decided(images.prune_plan([untagged], 5, current=["sha256:dead"]))[1] == ["sha256:dead"]
+    with pytest.raises(KitError, match="--keep -1 must be 0 or more"):
+        images.prune_plan(listed, -1, current=[])
+
+
+def test_refs_docker_would_not_remove_because_a_container_uses_them() -> None:
+    stderr = ('Error response from daemon: conflict: unable to remove repository reference "web:a" (must force) - '
+              "container 1b2c is using its referenced image 3f2a\n"
+              "Error response from daemon: conflict: unable to delete 3f2a9c1b0d4e (cannot be forced) - image is "
+              "being used by running container 1b2c\n"
+              "Error response from daemon: No such image: web:gone\n")
+    assert images.removal_conflicts(stderr) == ["web:a", "3f2a9c1b0d4e"]
+
+
+@pytest.mark.parametrize("ref,qualified", [
+    ("hello", "docker.io/library/hello:latest"),
+    ("hello:1", "docker.io/library/hello:1"),
+    ("team/hello:1", "docker.io/team/hello:1"),
+    ("registry.local/hello:1", "registry.local/hello:1"),
+    ("registry.local:5000/team/hello", "registry.local:5000/team/hello:latest"),
+    ("localhost:5000/hello:1", "localhost:5000/hello:1"),
+    ("localhost/hello:1", "localhost/hello:1"),
+    ("docker.io/library/hello:1", "docker.io/library/hello:1"),
+])
+def test_refs_are_qualified_the_way_containerd_lists_them(ref: str, qualified: str) -> None:
+    assert images.qualified_ref(ref) == qualified
+
+
+MINIKUBE_LS = """[
+ {"id":"sha256:9a7c1b2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b","repoDigests":[],
+  "repoTags":["docker.io/library/demoapp:3f2a9c1b0d4e","docker.io/library/demoapp:latest"],"size":"4260000"},
+ {"id":"5b6c7d8e9f0a1b2c","repoDigests":[],"repoTags":["registry.k8s.io/pause:3.9"],"size":"1"},
+ {"id":"sha256:0000","repoDigests":["x@sha256:1"],"repoTags":null,"size":"1"}
+]"""
+FULL_ID = "9a7c1b2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"
+
+
+def test_the_node_listing_maps_qualified_refs_to_image_ids() -> None:
+    assert images.parse_node_images(MINIKUBE_LS) == {
+        "docker.io/library/demoapp:3f2a9c1b0d4e": FULL_ID,
+        "docker.io/library/demoapp:latest": FULL_ID,
+        "registry.k8s.io/pause:3.9": "5b6c7d8e9f0a1b2c",
+    }
+    for broken in ("", "not json", '{"error": "no node"}', "null"):
+        assert images.parse_node_images(broken) == {}
+
+
+@pytest.mark.parametrize("ref,image_id,state", [
+    ("demoapp:3f2a9c1b0d4e", "sha256:" + FULL_ID, "same"),
+    ("demoapp:3f2a9c1b0d4e", FULL_ID[:12], "same"),  # the short ID `docker image ls` prints
+    ("demoapp:3f2a9c1b0d4e", FULL_ID[:11], "different"),  # too short to tell
+    ("demoapp:3f2a9c1b0d4e", "sha256:" + "1" + FULL_ID[1:], "different"),
+    ("demoapp:3f2a9c1b0d4e", "", "different"),
+    ("demoapp:other", "sha256:" + FULL_ID, "missing"),
+    ("registry.k8s.io/pause:3.9", "5b6c7d8e9f0a1b2c", "same"),
+])
+def test_the_node_has_our_image_only_with_the_same_image_id(ref: str, image_id: str, state: str) -> None:
+    assert images.node_state(images.parse_node_images(MINIKUBE_LS), ref, image_id) == state
+
+
+def workload(kind: str, name: str, *containers: dict[str, str], init: tuple[dict[str, str], ...] = ()) -> dict[str, Any]:
+    return {"kind": kind, "metadata": {"name": name},
+            "spec": {"template": {"spec": {"initContainers": list(init), "containers": list(containers)}}}}
+
+
+def test_set_image_points_every_rollable_workload_at_the_built_reference() -> None:
+    live = [
+        workload("Deployment", "web", {"name": "app", "image": "demoapp:old"}, {"name": "proxy", "image": "nginx:1"},
+                 init=({"name": "migrate", "image": "demoapp:old"},)),
+        workload("StatefulSet", "db-tools", {"name": "tools", "image": "demoapp:3f2a"}),
+        workload("DaemonSet", "agent", {"name": "agent", "image": "demoapp", "imagePullPolicy": "Always"}),
+        workload("Job", "once", {"name": "job", "image": "demoapp:old"}),
+        workload("Deployment", "other", {"name": "other", "image": "nginx:1"}),
+    ]
+    plans, missing = images.set_image_plan(live, {"demoapp": "demoapp:3f2a"})
+    assert [(p.workload, p.changes, p.current, p.pull_always) for p in plans] == [
+        ("deployment/web", {"migrate": "demoapp:3f2a", "app": "demoapp:3f2a"}, [], []),
+        ("statefulset/db-tools", {}, ["tools"], []),
+        ("daemonset/agent", {"agent": "demoapp:3f2a"}, [], ["agent"]),
+    ]
+    assert plans[0].argv() == ["set", "image", "deployment/web", "migrate=demoapp:3f2a", "app=demoapp:3f2a"]
+    assert missing == []
+
+
+def test_set_image_follows_a_registry_reference_and_is_limited_to_the_wanted_workloads() -> None:
+    built = {"demoapp": "registry.local:5000/demoapp:3f2a"}
+    live = [workload("Deployment", "web", {"name": "app", "image": "registry.local:5000/demoapp:old"}),
+            workload("Deployment", "admin", {"name": "app", "image": "demoapp:old"})]
+    plans, missing = images.set_image_plan(live, built, wanted=["deployment/web", "deployment/gone"])
+    assert [(p.workload, p.changes) for p in plans] == [("deployment/web", {"app": "registry.local:5000/demoapp:3f2a"})]
+    assert missing == ["deployment/gone"]
+
+
+def test_set_image_skips_objects_without_a_pod_spec_or_image() -> None:
+    live: list[dict[str, Any]] = [{"kind": "Deployment", "metadata": {"name": "empty"}, "spec": None},
+                                  {"kind": "Deployment", "metadata": {"name": "bare"}, "spec": {"template": {}}},
+                                  workload("Deployment", "noimage", {"name": "app"})]
+    assert images.set_image_plan(live, {"demoapp": "demoapp:3f2a"}) == ([], [])
+
+
+def test_the_deployed_reference_is_the_first_container_naming_the_repository() -> None:
+    documents: list[dict[str, Any]] = [
+        {"kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"image": "demoapp:nope"}},
+        workload("Deployment", "web", {"name": "sidecar"}, {"name": "app", "image": "demoapp:3f2a"},
+                 init=({"name": "migrate", "image": "registry.local:5000/demoapp:3f2a"},)),
+        workload("Deployment", "worker", {"name": "worker", "image": "demoapp:older"}, {"name": "x", "image": ""}),
+    ]
+    assert images.deployed_refs(documents) == {"registry.local:5000/demoapp": "registry.local:5000/demoapp:3f2a",
+                                               "demoapp": "demoapp:3f2a"}

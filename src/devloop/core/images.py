@@ -102,8 +102,8 @@ def parse_dockerignore(text: str) -> list[Pattern]:
         exclusion = line.startswith("!")
         if exclusion:
             line = line[1:].strip()
-        line = os.path.normpath(line).lstrip("/") if line else line
-        if line in ("", "."):
+        line = os.path.normpath(line).lstrip("/") or "."  # "" (a lone !) and "/" name the context root too
+        if line == ".":  # the context root itself: Docker never leaves it out, so the line selects nothing
             continue
         patterns.append(Pattern(re.compile("^" + _translate(line) + "$"), exclusion, raw.strip()))
     return patterns
@@ -295,7 +295,7 @@ def build_inputs(context: Path, dockerfile: Path, build_args: Mapping[str, str],
         if stat.S_ISLNK(info.st_mode):
             h.update(b"link\0" + os.fsencode(os.readlink(full)))
         else:
-            h.update(b"x" if info.st_mode & 0o111 else b"-")
+            h.update(b"mode\0%o\0" % stat.S_IMODE(info.st_mode))  # COPY keeps every permission bit
             h.update(cache.digest(full, info) if cache is not None else _file_digest(full))
     if cache is not None:
         cache.save()
