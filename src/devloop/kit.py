@@ -194,6 +194,7 @@ class App:
         self.timings: dict[str, float] = {}
         self.undeclared: list[str] = []  # `file:line: ${NAME}` left as they are by the last render
         self.origins: dict[int, Path] = {}  # id(rendered object) -> its manifest file, for lint messages
+        self.seen_ready: list[dict[str, Any]] | None = None  # the objects the last wait saw ready (up's table shows them)
 
     @classmethod
     def load(cls, c: Context, env: str | None = None, allow_context: bool = False) -> App:

@@ -47,8 +47,11 @@ def app_workloads(app: App, items: list[dict[str, Any]]) -> list[str] | None:
     return list(dict.fromkeys(found)) or None
 
 
-def status_table(app: App, only: list[str] | None = None, everything: bool = False) -> list[list[str]]:
-    items = rollout.list_json(app, app.kubectl("get", rollout.WATCHED_KINDS, "-o", "json"), "workload state")
+def status_table(app: App, only: list[str] | None = None, everything: bool = False,
+                 items: list[dict[str, Any]] | None = None) -> list[list[str]]:
+    """The table of workloads, ReplicaSets and pods: from ``items`` when given, else from a fresh listing."""
+    if items is None:
+        items = rollout.list_json(app, app.kubectl("get", rollout.WATCHED_KINDS, "-o", "json"), "workload state")
     scope = None if everything else (only if only is not None else app_workloads(app, items))
     probes: dict[str, str] = {}
     unready = status.not_ready_pods(items)
@@ -388,7 +391,7 @@ def summary(app: App, documents: list[dict[str, Any]]) -> None:
     if shell.is_dry(app.c):
         app.say("status and URL: decided at run time (--dry)")
         return
-    show_table(status_table(app, only=workloads))
+    show_table(status_table(app, only=workloads, items=app.seen_ready))  # as the wait saw them ready: no re-read
     try:
         url, source = app_url(app, documents)
     except KitError as exc:

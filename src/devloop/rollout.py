@@ -188,6 +188,7 @@ class Waiter:
                     raise KitError(explain(self.app, verdict.hopeless, self.deadline), code=1)
                 if verdict.done:
                     self.app.say(f"ready: {', '.join(verdict.ready) or 'nothing to wait for'}")
+                    self.app.seen_ready = self.state.items()
                     return verdict
                 now = clock()
                 if now >= self.deadline:
