@@ -373,3 +373,108 @@ def test_every_kind_alias_names_the_same_kind_as_kubectl(alias: str, kind: str) 
                                             ("Pod", "pod"), ("Service", "service")])
 def test_every_object_kind_has_its_kubectl_name(kind: str, name: str) -> None:
     assert kube.KIND_NAMES[kind] == name and kube.key_of({"kind": kind, "metadata": {"name": "x"}}) == f"{name}/x"
+
+
+# -- mutation gaps (#13): scheduler reasons, pull retries, init and job timing, events, kubectl arguments -----
+
+
+@pytest.mark.parametrize(("message", "fix"), [
+    ("0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }.",
+     "lower the pod's resource requests"),  # the first reason the scheduler names is the one to fix
+    ("0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims.", "create the PersistentVolumeClaim"),
+    ("0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.", "fix the pod's nodeSelector"),
+    ("0/1 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/disk-pressure: }.",
+     "add a toleration"),
+])
+def test_each_scheduler_reason_gets_its_own_fix(message: str, fix: str) -> None:
+    conditions = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}]
+    problem = kube.assess(web_with([], phase="Pending", conditions=conditions), ["deploy/web"], []).hopeless[0]
+    assert problem.sentence.startswith(f"no node can run pod web-1-a: {message} — {fix}")
+
+
+def pull_failure(reason: str) -> list[dict[str, Any]]:
+    status = container_status(ready=False, image="demoapp:abc", state=waiting(reason, "pull access denied"))
+    return [deployment("web", 1, 0), replicaset("web-1", "web"),
+            pod("web-1-a", "web-1", ready=False, image="demoapp:abc", statuses=[status])]
+
+
+@pytest.mark.parametrize("reason", ["ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff"])
+def test_every_pull_failure_of_our_just_delivered_image_is_retried(reason: str) -> None:
+    verdict = kube.assess(pull_failure(reason), ["deploy/web"], ["demoapp"])
+    assert [p.reason for p in verdict.hopeless] == [reason]
+    assert [p.pod for p in kube.pulls_to_retry(verdict, {"demoapp:abc"}, {"web-1-a"})] == ["web-1-a"]
+    assert not verdict.hopeless
+
+
+@pytest.mark.parametrize("state", [waiting("ErrImageNeverPull"), waiting("CreateContainerConfigError", "secret \"x\" not found"),
+                                   waiting("RunContainerError", "exec failed"), None])
+def test_only_a_crash_loop_asks_for_the_previous_log(state: dict[str, Any] | None) -> None:
+    """A container that never ran (or runs now) has no previous log: asking kubectl for one only prints an error."""
+    verdict = kube.assess(web_with([container_status(ready=False, state=state)]), ["deploy/web"], ["demoapp"])
+    assert len(verdict.problems) == 1 and not verdict.problems[0].wants_previous_log
+
+
+def test_a_pod_still_initialising_has_no_problem_yet() -> None:
+    init = container_status("migrate", ready=False)  # running, not done yet
+    items = web_with([container_status(ready=False, state=waiting("PodInitializing"))], phase="Pending")
+    items[-1]["status"]["initContainerStatuses"] = [init]
+    verdict = kube.assess(items, ["deploy/web"], ["demoapp"])
+    assert verdict.problems == [] and verdict.waiting == {"deployment/web": "0/1 replicas ready"}
+
+
+@pytest.mark.parametrize(("ready", "conditions", "expected"), [
+    (True, None, True), (False, None, False), (False, [{"type": "PodScheduled", "status": "True"}], False)])
+def test_a_pod_is_ready_only_when_its_ready_condition_is_true(ready: bool, conditions: list[dict[str, Any]] | None,
+                                                              expected: bool) -> None:
+    assert kube.pod_ready(pod("web-1-a", "web-1", ready=ready, conditions=conditions)) is expected
+
+
+def test_a_crash_loop_waits_for_a_job_to_complete_then_is_hopeless() -> None:
+    migrate = job("migrate", complete=True)
+    migrate["status"]["completionTime"] = "2026-01-01T00:00:40Z"
+    wanted = ["deploy/web", "job/migrate"]
+    before = kube.assess(web_with([crash_loop("2026-01-01T00:00:30Z")]) + [migrate], wanted, [])
+    assert before.ready == ["job/migrate"] and not before.hopeless
+    after = kube.assess(web_with([crash_loop("2026-01-01T00:00:45Z")]) + [migrate], wanted, [])
+    assert [p.reason for p in after.hopeless] == ["CrashLoopBackOff"]
+
+
+def test_a_crash_in_the_second_its_dependency_became_ready_gets_another_restart() -> None:
+    """Times have second resolution: a crash stamped the same second may still have missed the dependency."""
+    mysql = [deployment("mysql", 1), replicaset("mysql-1", "mysql"), pod("mysql-1-a", "mysql-1", ready_at="2026-01-01T00:00:40Z")]
+    verdict = kube.assess(web_with([crash_loop("2026-01-01T00:00:40Z")]) + mysql, ["deploy/web", "deploy/mysql"], [])
+    assert not verdict.hopeless and "may still be starting" in verdict.problems[0].sentence
+
+
+def test_events_with_only_an_event_time_are_ordered_by_it() -> None:
+    """events.k8s.io/v1 events (and some controllers') leave lastTimestamp empty and give eventTime."""
+    events = [{"involvedObject": {"name": "web-1-a"}, "type": "Warning", "reason": "BackOff", "message": "restarting",
+               "lastTimestamp": None, "eventTime": "2026-01-01T00:00:20.000000Z"},
+              {"involvedObject": {"name": "web-1-a"}, "type": "Warning", "reason": "FailedMount", "message": "no secret",
+               "lastTimestamp": None, "eventTime": "2026-01-01T00:00:10.000000Z"},
+              {"involvedObject": {"name": "web-1-a"}, "type": "Warning", "reason": "Unhealthy", "message": "probe",
+               "lastTimestamp": "2026-01-01T00:00:15Z"}]
+    assert kube.warning_events(events, ["web-1-a"]) == {"web-1-a": ["FailedMount: no secret", "Unhealthy: probe",
+                                                                    "BackOff: restarting"]}
+
+
+@pytest.mark.parametrize("stderr", ["", "\n", "  \n\n"])
+def test_a_silent_kubectl_failure_says_no_answer(stderr: str) -> None:
+    assert kube.cluster_error(stderr) == ("", "no answer")
+
+
+def test_blank_lines_after_kubectls_error_are_not_the_reason() -> None:
+    assert kube.cluster_error("error: You must be logged in to the server (Unauthorized)\n\n") == \
+        ("", "You must be logged in to the server (Unauthorized)")
+
+
+@pytest.mark.parametrize("args", [["get", "pods", "--namespace", "other"], ["get", "pods", "-n=other"],
+                                  ["get", "pods", "--all-namespaces"]])
+def test_every_way_of_choosing_a_namespace_keeps_the_kits_out(args: list[str]) -> None:
+    assert kube.pass_through(args, "ctx", "ns") == ["kubectl", "--context", "ctx", *args]
+
+
+def test_an_option_missing_its_value_is_left_for_kubectl_to_report() -> None:
+    assert kube.option_value(["get", "pods", "--context"], "--context") is None
+    assert kube.pass_through(["get", "pods", "--context"], "ctx", "ns") == [
+        "kubectl", "--context", "ctx", "--namespace", "ns", "get", "pods", "--context"]

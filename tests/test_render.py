@@ -314,3 +314,18 @@ def test_a_manifest_exactly_at_the_size_limit_is_read() -> None:
     render.check_size(src("a" * 10), limit=10)
     with pytest.raises(KitError):
         render.check_size(src("a" * 11), limit=10)
+
+
+def test_every_builtin_placeholder_is_declared_and_filled() -> None:
+    text = "host: ${INGRESS_HOST}\nip: ${MINIKUBE_IP}\nsecretName: ${TLS_SECRET}\n"
+    assert render.undeclared([src(text)], render.BUILTIN_VARS) == []
+    values = {"INGRESS_HOST": "demo.1.2.3.4.nip.io", "MINIKUBE_IP": "1.2.3.4", "TLS_SECRET": "demo-tls"}
+    [out] = render.substitute([src(text)], render.BUILTIN_VARS, values)
+    assert yaml.safe_load(out.text) == {"host": "demo.1.2.3.4.nip.io", "ip": "1.2.3.4", "secretName": "demo-tls"}
+
+
+def test_dump_keeps_the_manifests_key_order_in_block_style() -> None:
+    docs = render.parse([src("kind: ConfigMap\napiVersion: v1\nmetadata: {name: c}\ndata: {b: '2', a: '1'}\n---\n"
+                             "kind: Secret\nmetadata: {name: s}\n")])
+    assert render.dump(docs) == ("kind: ConfigMap\napiVersion: v1\nmetadata:\n  name: c\ndata:\n  b: '2'\n  a: '1'\n"
+                                 "---\nkind: Secret\nmetadata:\n  name: s\n")
