@@ -12,14 +12,10 @@ from typing import Any
 
 from .render import image_repository
 
-KIND_ALIASES = {
-    "deploy": "deployment", "deployment": "deployment", "deployments": "deployment",
-    "sts": "statefulset", "statefulset": "statefulset", "statefulsets": "statefulset",
-    "ds": "daemonset", "daemonset": "daemonset", "daemonsets": "daemonset",
-    "job": "job", "jobs": "job",
-    "svc": "service", "service": "service", "services": "service",
-    "po": "pod", "pod": "pod", "pods": "pod",
-    "rs": "replicaset", "replicaset": "replicaset", "replicasets": "replicaset",
+KIND_ALIASES = {  # kubectl's short and plural names; a kind's own name stands for itself
+    "deploy": "deployment", "deployments": "deployment", "sts": "statefulset", "statefulsets": "statefulset",
+    "ds": "daemonset", "daemonsets": "daemonset", "jobs": "job", "svc": "service", "services": "service",
+    "po": "pod", "pods": "pod", "rs": "replicaset", "replicasets": "replicaset",
 }
 KIND_NAMES = {"Deployment": "deployment", "StatefulSet": "statefulset", "DaemonSet": "daemonset",
               "Job": "job", "ReplicaSet": "replicaset", "Pod": "pod", "Service": "service"}
