@@ -49,7 +49,7 @@ class FakeTime:
         self.feeds.append(kinds)
         return self
 
-    def open_events(self, app: App, kinds: list[str], on_event: Any, notify: Any) -> FakeTime:
+    def open_events(self, app: App, kinds: list[str], on_event: Any, notify: Any, listed: Any = None) -> FakeTime:
         self.feeds.append(kinds)
         self.on_event = on_event
         self.starts = len(kinds)
@@ -332,3 +332,33 @@ def test_every_request_of_the_wait_ends_by_the_deadline(tmp_path: Path, fake_tim
     assert len(queries) == 2  # the listing, and the events for the report at the deadline
     assert all(argv[-1] in ("--request-timeout=3s", "--request-timeout=1s") for argv, _ in queries)
     assert all(timeout is not None and timeout <= 3 for _, timeout in queries)
+
+
+# -- the watch children ------------------------------------------------------------------------------
+
+
+def test_each_kind_is_watched_at_its_api_path(tmp_path: Path) -> None:
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n")}, namespace="shop")
+    feed = rollout.open_events(app, ["pods", "deployments", "replicasets", "statefulsets", "daemonsets", "jobs"],
+                               lambda event: None, lambda: None)
+    assert [argv[-1] for argv in feed.argvs] == [
+        "/api/v1/namespaces/shop/pods?watch=1", "/apis/apps/v1/namespaces/shop/deployments?watch=1",
+        "/apis/apps/v1/namespaces/shop/replicasets?watch=1", "/apis/apps/v1/namespaces/shop/statefulsets?watch=1",
+        "/apis/apps/v1/namespaces/shop/daemonsets?watch=1", "/apis/batch/v1/namespaces/shop/jobs?watch=1"]
+    assert all(argv[:5] == ["kubectl", "--context", "k8s-local", "get", "--raw"] for argv in feed.argvs)
+
+
+def test_without_an_environment_namespace_the_watch_follows_the_listed_objects(tmp_path: Path) -> None:
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n")})
+    listed = [{"kind": "Deployment", "metadata": {"name": "web", "namespace": "team-a"}}]
+    feed = rollout.open_events(app, ["pods"], lambda event: None, lambda: None, listed)
+    assert feed.argvs[0][-1] == "/api/v1/namespaces/team-a/pods?watch=1"
+
+
+@pytest.mark.parametrize(("answer", "namespace"), [("team-b", "team-b"), ("", "default")])
+def test_with_nothing_listed_the_watch_asks_the_context_for_its_namespace(tmp_path: Path, answer: str,
+                                                                          namespace: str) -> None:
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"),
+                             "kubectl --context k8s-local config view --minify -o 'jsonpath={..namespace}'": ok(answer)})
+    feed = rollout.open_events(app, ["pods"], lambda event: None, lambda: None, [])
+    assert feed.argvs[0][-1] == f"/api/v1/namespaces/{namespace}/pods?watch=1"

@@ -1,7 +1,7 @@
 """Rollout: wait until the workloads are ready, failing fast on hopeless states with the reason.
 
 The wait reads the workloads once, then keeps that state current from watch events (one
-`kubectl get KIND --watch --output-watch-events -o json` child per kind), so readiness and failures are
+`kubectl get --raw …?watch=1` child per kind), so readiness and failures are
 seen within a fraction of a second without re-listing; a full re-list is the slow backstop. Every kubectl
 call it makes ends by the deadline.
 """
@@ -138,11 +138,40 @@ def watch_kinds(workloads: list[str]) -> list[str]:
     return ["pods"] + sorted(kinds)
 
 
-def open_events(app: App, kinds: list[str], on_event: Callable[[Any], None],
-                notify: Callable[[], None]) -> supervise.EventFeed:
-    """An EventFeed on ``kinds`` in the app's namespace (no request timeout: a watch has to stay open)."""
-    argvs = [app.kubectl("get", kind, "--watch", "--output-watch-events", "-o", "json") for kind in kinds]
+API_PATHS = {"pods": "/api/v1", "deployments": "/apis/apps/v1", "statefulsets": "/apis/apps/v1",
+             "daemonsets": "/apis/apps/v1", "replicasets": "/apis/apps/v1", "jobs": "/apis/batch/v1"}
+
+
+def watch_url(namespace: str, kind: str) -> str:
+    """The API server's watch of one kind in one namespace; its first events are the objects that exist."""
+    return f"{API_PATHS[kind]}/namespaces/{namespace}/{kind}?watch=1"
+
+
+def open_events(app: App, kinds: list[str], on_event: Callable[[Any], None], notify: Callable[[], None],
+                listed: list[dict[str, Any]] | None = None) -> supervise.EventFeed:
+    """An EventFeed on ``kinds`` in the app's namespace (no request timeout: a watch has to stay open).
+
+    Each child is `kubectl get --raw` on a watch URL: kubectl passes the server's events through, one JSON
+    object per line, where `kubectl get KIND --watch -o json` decodes and prints each one again, at twice
+    the CPU (bench/rollout_cpu_bench.py). ``listed``: objects already read, which name the namespace when
+    the environment does not.
+    """
+    namespace = watched_namespace(app, listed or [])
+    argvs = [app.kubectl("get", "--raw", watch_url(namespace, kind), namespaced=False) for kind in kinds]
     return supervise.EventFeed(argvs, spawner(app), on_event, notify, clock)
+
+
+def watched_namespace(app: App, listed: list[dict[str, Any]]) -> str:
+    """The environment's namespace, else the one the listed objects are in, else the kube context's own."""
+    if app.settings.namespace:
+        return app.settings.namespace
+    for obj in listed:
+        found = (obj.get("metadata") or {}).get("namespace")
+        if found:
+            return str(found)
+    result = app.run(app.kubectl("config", "view", "--minify", "-o", "jsonpath={..namespace}", namespaced=False),
+                     query=True, capture=True, check=False, quiet=True)
+    return (result.stdout or "").strip() or "default"
 
 
 def query(app: App, args: list[str], deadline: float, quiet: bool = True) -> Any:
@@ -195,7 +224,7 @@ class Waiter:
                     raise self.not_ready(verdict)
                 self.say_probe_failures(verdict, now)
                 if self.feed is None:
-                    self.feed = open_events(self.app, self.kinds, self.on_event, self.wake.set)
+                    self.feed = open_events(self.app, self.kinds, self.on_event, self.wake.set, self.state.items())
                     stack.enter_context(self.feed)
                     self.seen_starts = self.feed.starts
                 self.feed.check()

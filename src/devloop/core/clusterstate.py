@@ -1,4 +1,4 @@
-"""The cluster as the wait sees it: objects kept current from `kubectl get KIND --watch --output-watch-events -o json`.
+"""The cluster as the wait sees it: objects kept current from watch events (`kubectl get --raw …?watch=1`).
 
 Pure: the task layer feeds it one full listing and then the watch events it reads; `assess` runs on ``items()``.
 """

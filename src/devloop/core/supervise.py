@@ -146,7 +146,7 @@ class ChangeFeed:
 
 
 class EventFeed(ChangeFeed):
-    """A ChangeFeed whose children print watch events (``kubectl get KIND --watch --output-watch-events -o json``).
+    """A ChangeFeed whose children print watch events, one JSON object each (``kubectl get --raw URL?watch=1``).
 
     Each decoded event goes to ``on_event`` (from a reader thread); ``notify`` runs when a child ends.
     ``starts`` counts children started: a watch that was restarted missed what happened while it was
