@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -250,6 +251,16 @@ def test_wakeup_settles_at_most_until_its_timeout() -> None:
     assert wake.wait(0.01) is True
     assert time.monotonic() - started < 5.0
     assert wake.wait(0) is False  # what arrived while settling was taken with that wake-up
+
+
+def test_urgent_news_ends_the_settling_at_once() -> None:
+    wake = supervise.Wakeup(settle=30.0)
+    wake.set()
+    threading.Timer(0.05, lambda: wake.set(urgent=True)).start()
+    started = time.monotonic()
+    assert wake.wait(60.0) is True
+    assert time.monotonic() - started < 5.0  # not the 30 s settle
+    assert wake.wait(0) is False
 
 
 def test_event_feed_decodes_watch_events_and_counts_starts() -> None:

@@ -40,6 +40,7 @@ class FakeTime:
         self.restart_at_wait: int | None = None  # a watch child is restarted during that wait
         self.starts = 0
         self.on_event: Any = None
+        self.urgent: list[bool] = []  # per wake-up set by an event: whether it cut the settling short
 
     def clock(self) -> float:
         return self.now
@@ -68,8 +69,8 @@ class FakeTime:
         outer = self
 
         class Wake:
-            def set(self) -> None:
-                pass
+            def set(self, urgent: bool = False) -> None:
+                outer.urgent.append(urgent)
 
             def wait(self, timeout: float) -> bool:
                 outer.waits.append(timeout)
@@ -135,6 +136,15 @@ def test_waits_on_watch_events_until_ready_without_listing_again(tmp_path: Path,
     assert err.count("waiting: deployment/web: 0/1 replicas ready") == 1  # said once, not per event
     assert "container main is running but not ready" in err
     assert "ready: deployment/web" in err
+
+
+def test_a_workloads_own_event_is_judged_at_once_pod_events_are_gathered_first(tmp_path: Path,
+                                                                              fake_time: FakeTime) -> None:
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), GET: listing(*WEB_STARTING)})
+    fake_time.script = [modified(WEB_STARTING[2]), modified(*WEB_READY)]
+    rollout.wait_ready(app, ["deployment/web"], timeout=30)
+    # the pod's event waits for the rest of its burst; the Deployment's status (readiness) cuts that short
+    assert fake_time.urgent == [False, True, False, False]
 
 
 def test_a_restarted_watch_and_a_long_silence_each_bring_one_full_listing(tmp_path: Path, fake_time: FakeTime) -> None:

@@ -34,6 +34,7 @@ EVENTS_EVERY = 5.0  # seconds before the first read of Warning events while a po
 REPORT_SECONDS = 3.0  # what the final "not ready" report may take to read the probe messages
 EVENTS_AT_MOST = 30.0  # the gap between those reads doubles up to this (a long rollout reads few)
 SETTLE_SECONDS = 0.25  # after a wake-up the wait lets a burst of events arrive, then judges them all at once
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 FEED_KINDS = {"deployment": "deployments", "statefulset": "statefulsets", "daemonset": "daemonsets", "job": "jobs"}
 
 clock: Callable[[], float] = time.monotonic
@@ -235,9 +236,11 @@ class Waiter:
     # -- the state ------------------------------------------------------------------------------
 
     def on_event(self, event: Any) -> None:
-        """From a reader thread: queue the event for the waiting loop and wake it."""
+        """From a reader thread: queue the event for the waiting loop and wake it (at once for a workload's own
+        event: its status decides readiness; pod and ReplicaSet events are gathered for a moment first)."""
         self.events.put(event)
-        self.wake.set()
+        kind = ((event.get("object") if isinstance(event, dict) else None) or {}).get("kind")
+        self.wake.set(urgent=kind in WORKLOAD_KINDS)
 
     def drain(self) -> bool:
         changed = False

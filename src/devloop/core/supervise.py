@@ -175,22 +175,27 @@ class Wakeup:
     """A flag the feed sets and the waiting loop sleeps on (``threading.Event`` with a clear-on-wake).
 
     With ``settle`` > 0, a wake-up first lets that many seconds of further news arrive, so a burst of watch
-    events (a rollout sends several per pod) is judged once, not once per event.
+    events (a rollout sends several per pod) is judged once, not once per event. News set as ``urgent``
+    (a workload's own status, which decides readiness) ends that wait at once.
     """
 
     def __init__(self, settle: float = 0.0) -> None:
         self.event = threading.Event()
+        self.urgent = threading.Event()
         self.settle = settle
 
-    def set(self) -> None:
+    def set(self, urgent: bool = False) -> None:
+        if urgent:
+            self.urgent.set()
         self.event.set()
 
     def wait(self, timeout: float) -> bool:
         started = time.monotonic()
         woke = self.event.wait(max(0.0, timeout))
         if woke and self.settle > 0:
-            time.sleep(max(0.0, min(self.settle, timeout - (time.monotonic() - started))))  # never past the timeout
+            self.urgent.wait(max(0.0, min(self.settle, timeout - (time.monotonic() - started))))  # never past the timeout
         self.event.clear()
+        self.urgent.clear()
         return woke
 
 
