@@ -217,13 +217,14 @@ def bench_cluster(rounds: int, rebuild_loop: bool = False) -> None:
         raw_times: list[float] = []
         phases: list[str] = []
         raw_phases: list[str] = []
+        run_id = time.time_ns()  # content no earlier run built: neither side may reuse an image or a cached layer
         try:
             watcher.wait_for(r"^watching ", 60)
             seen = len(watcher.lines)
             for k in range(1, rounds + 1):
                 # the kit: save, then the cycle's "ready" line
                 saved = time.monotonic()
-                (kit_app / "app" / "www" / "version.txt").write_text(f"kit round {k}\n")
+                (kit_app / "app" / "www" / "version.txt").write_text(f"kit round {k} of run {run_id}\n")
                 index, at, line = watcher.wait_for(rf"── cycle {k} (ready|failed)", 300, seen)
                 seen = index + 1
                 if "failed" in line:
@@ -232,7 +233,7 @@ def bench_cluster(rounds: int, rebuild_loop: bool = False) -> None:
                 kit_printed.append(float(line.rsplit("save→ready ", 1)[1].rstrip("s")))
                 phases.append(line.split("ready: ", 1)[1].split("  │")[0])
                 # the same steps by hand
-                (raw_app / "app" / "www" / "version.txt").write_text(f"raw round {k}\n")
+                (raw_app / "app" / "www" / "version.txt").write_text(f"raw round {k} of run {run_id}\n")
                 started = time.monotonic()
                 new = f"hello:raw-{k}-{int(time.time())}"
                 run(["docker", "build", "-q", "-t", new, "--build-arg", f"BASE_IMAGE={base}", "."], raw_app)
