@@ -256,7 +256,8 @@ def bench_cluster(rounds: int, rebuild_loop: bool = False) -> None:
           f"as printed by the kit: median {printed:.2f} s")
     print(f"   raw commands (docker build, kubectl apply, kubectl rollout status ×2): median {raw:.2f} s "
           f"(min {min(raw_times):.2f}, max {max(raw_times):.2f})")
-    print(f"   ratio kit/raw: {kit / raw:.2f}   (target ≤ 1.10); without the {QUIET_MS} ms debounce: "
+    target = "1.0, issue 12" if rebuild_loop else "1.10"
+    print(f"   ratio kit/raw: {kit / raw:.2f}   (target ≤ {target}); without the {QUIET_MS} ms debounce: "
           f"{(kit - QUIET_MS / 1000) / raw:.2f}")
     for k, (kit_line, raw_line) in enumerate(zip(phases, raw_phases, strict=True), start=1):
         print(f"   round {k}: kit {kit_times[k - 1]:.2f}s ({kit_line}) · raw {raw_times[k - 1]:.2f}s ({raw_line})")
