@@ -3,8 +3,9 @@ before any command runs, and help shows defaults with their values."""
 
 from __future__ import annotations
 
+import typing as t
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Optional, Union
 
 import pytest
 from conftest import inv, make_app
@@ -56,6 +57,16 @@ def test_numeric_flags_are_int_flags_everywhere(tmp_path: Path) -> None:
                 assert arg.kind is int, f"{name} --{arg.names[0]} is {arg.kind}"
                 seen.add(arg.names[0])
     assert seen == NUMERIC
+
+
+def _app_task(c: Any, a: Union[int, None] = None, b: t.Optional[int] = None,  # noqa: UP007, UP045 (as apps write them)
+              d: Annotated[int | None, "x"] = None, e: Optional[int] = None,  # noqa: UP045
+              f: int = 3, g: list[int] | None = None, h: str = "int", i: bool = False) -> None:
+    """An app's own task, its flags spelled in every way Python allows."""
+
+
+def test_an_apps_own_task_gets_int_flags_however_it_spells_them() -> None:
+    assert int_params(_app_task) == {"a", "b", "d", "e", "f"}  # never a list of ints, a text, or a bool
 
 
 def test_help_is_kept_for_the_next_reader_and_shared_texts_fill_the_gaps(tmp_path: Path) -> None:

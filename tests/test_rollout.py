@@ -344,6 +344,13 @@ def test_every_request_of_the_wait_ends_by_the_deadline(tmp_path: Path, fake_tim
     assert all(timeout is not None and timeout <= 3 for _, timeout in queries)
 
 
+def test_an_event_that_is_not_an_object_is_ignored(tmp_path: Path, fake_time: FakeTime) -> None:
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), GET: listing(*WEB_STARTING)})
+    fake_time.script = [[{"type": "ERROR", "object": "garbage"}, "garbage"], modified(*WEB_READY)]
+    assert rollout.wait_ready(app, ["deployment/web"], timeout=30).ready == ["deployment/web"]
+    assert fake_time.urgent == [False, False, True, False, False]
+
+
 # -- the watch children ------------------------------------------------------------------------------
 
 
@@ -369,6 +376,7 @@ def test_without_an_environment_namespace_the_watch_follows_the_listed_objects(t
 def test_with_nothing_listed_the_watch_asks_the_context_for_its_namespace(tmp_path: Path, answer: str,
                                                                           namespace: str) -> None:
     app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"),
-                             "kubectl --context k8s-local config view --minify -o 'jsonpath={..namespace}'": ok(answer)})
+                             "kubectl --context k8s-local config view --minify -o 'jsonpath={.contexts[0].context.namespace}'":
+                                 ok(answer)})
     feed = rollout.open_events(app, ["pods"], lambda event: None, lambda: None, [])
     assert feed.argvs[0][-1] == f"/api/v1/namespaces/{namespace}/pods?watch=1"

@@ -10,11 +10,12 @@ import copy
 import functools
 import inspect
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_type_hints
 
 from invoke import Argument, Context, Exit, task
 from invoke.config import merge_dicts
@@ -64,15 +65,30 @@ def kit_task(*args: Any, **kwargs: Any) -> Any:
 def int_params(body: Callable[..., Any]) -> set[str]:
     """The parameters annotated ``int`` or ``int | None``: the task's whole-number flags.
 
-    Reads the annotations as written (text under ``from __future__ import annotations``) without
-    evaluating them: evaluating every task's hints cost several milliseconds of each `inv` start-up.
+    The usual spellings are read as written (text under ``from __future__ import annotations``) without
+    evaluating them: evaluating every task's hints cost several milliseconds of each `inv` start-up. Only an
+    unusual spelling that mentions ``int`` (``Union[int, None]``, ``Annotated[…]``, ``t.Optional[int]``) is evaluated.
     """
-    annotations = getattr(inspect.unwrap(body), "__annotations__", {})
-    return {name for name, hint in annotations.items()
-            if name != "return" and (flags.is_int(hint) or (isinstance(hint, str) and hint.replace(" ", "") in INT_SPELLINGS))}
+    function = inspect.unwrap(body)
+    annotations = {k: v for k, v in getattr(function, "__annotations__", {}).items() if k != "return"}
+    found = {name for name, hint in annotations.items() if _plain_int(hint)}
+    unusual = [name for name, hint in annotations.items()
+               if name not in found and _INT_WORD.search(hint if isinstance(hint, str) else repr(hint))]
+    if unusual:
+        try:
+            hints = get_type_hints(function)
+        except Exception:  # an annotation that cannot be evaluated here: not a number flag we can know of
+            hints = {}
+        found |= {name for name in unusual if flags.is_int(hints.get(name))}
+    return found
 
 
 INT_SPELLINGS = {"int", "int|None", "None|int", "Optional[int]", "typing.Optional[int]"}
+_INT_WORD = re.compile(r"\bint\b")
+
+
+def _plain_int(hint: Any) -> bool:
+    return flags.is_int(hint) or (isinstance(hint, str) and hint.replace(" ", "") in INT_SPELLINGS)
 
 
 class IntArgument(Argument):

@@ -170,8 +170,9 @@ def watched_namespace(app: App, listed: list[dict[str, Any]]) -> str:
         found = (obj.get("metadata") or {}).get("namespace")
         if found:
             return str(found)
-    result = app.run(app.kubectl("config", "view", "--minify", "-o", "jsonpath={..namespace}", namespaced=False),
-                     query=True, capture=True, check=False, quiet=True)
+    result = app.run(app.kubectl("config", "view", "--minify", "-o", "jsonpath={.contexts[0].context.namespace}",
+                                 namespaced=False), query=True, capture=True, check=False, quiet=True,
+                     timeout=REQUEST_TIMEOUT)
     return (result.stdout or "").strip() or "default"
 
 
@@ -218,6 +219,7 @@ class Waiter:
                     raise KitError(explain(self.app, verdict.hopeless, self.deadline), code=1)
                 if verdict.done:
                     self.app.say(f"ready: {', '.join(verdict.ready) or 'nothing to wait for'}")
+                    self.drain()  # the closing table shows the pods' own events of that moment too
                     self.app.seen_ready = self.state.items()
                     return verdict
                 now = clock()
@@ -239,8 +241,8 @@ class Waiter:
         """From a reader thread: queue the event for the waiting loop and wake it (at once for a workload's own
         event: its status decides readiness; pod and ReplicaSet events are gathered for a moment first)."""
         self.events.put(event)
-        kind = ((event.get("object") if isinstance(event, dict) else None) or {}).get("kind")
-        self.wake.set(urgent=kind in WORKLOAD_KINDS)
+        obj = event.get("object") if isinstance(event, dict) else None
+        self.wake.set(urgent=isinstance(obj, dict) and obj.get("kind") in WORKLOAD_KINDS)
 
     def drain(self) -> bool:
         changed = False

@@ -55,8 +55,10 @@ class ClusterState:
             fresh[key] = held if held is not None and older(obj, held) else dict(obj)
         self.objects = fresh
 
-    def apply(self, event: Mapping[str, Any]) -> bool:
+    def apply(self, event: Any) -> bool:
         """One watch event ({"type": ADDED|MODIFIED|DELETED, "object": {...}}); True when it changed anything."""
+        if not isinstance(event, Mapping):
+            return False  # any other JSON value on the stream
         obj = event.get("object")
         kind = event.get("type")
         key = key_of(obj) if isinstance(obj, Mapping) else None
