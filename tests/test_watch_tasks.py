@@ -127,7 +127,7 @@ PODS = "kubectl --context k8s-local get pods -l devloop/app=hello,devloop/env=de
 def hello_pods(tag: str, waiting: str = "") -> str:
     def one(name: str, container: str) -> dict[str, Any]:
         state = {"waiting": {"reason": waiting}} if waiting and container == "worker" else {"running": {}}
-        return {"metadata": {"name": name, "uid": f"uid-{name}"},
+        return {"metadata": {"name": name, "namespace": "default", "uid": f"uid-{name}"},
                 "spec": {"containers": [{"name": container, "image": f"hello:{tag}"}]},
                 "status": {"containerStatuses": [{"name": container, "state": state, "restartCount": 0}]}}
     return json.dumps({"items": [one("hello-web-1", "web"), one("hello-web-2", "web"), one("hello-worker-1", "worker")]})
@@ -377,3 +377,50 @@ def test_with_cycles_a_failed_last_cycle_fails_the_run(app_dir: Path, monkeypatc
         watch.watch(c, cycles="1", debounce_ms="1")
     assert raised.value.code == 1 and "the last of the 1 cycle(s) failed" in str(raised.value.message)
     assert "── cycle 1 failed in build" in capsys.readouterr().err
+
+
+class FakeWatchChild:
+    """The pod watch of a live-update Feed, as far as the Feed asks: how many children started, and is one running."""
+
+    def __init__(self) -> None:
+        self.starts, self.alive = 1, True
+
+    def running(self) -> bool:
+        return self.alive
+
+
+def pod_event(kind: str, name: str, version: int) -> dict[str, Any]:
+    return {"type": kind, "object": {"kind": "Pod", "metadata": {"name": name, "namespace": "default",
+                                                                 "resourceVersion": str(version)}}}
+
+
+def test_the_pod_watch_answers_which_containers_only_after_a_listing_taken_while_it_was_connected(app_dir: Path) -> None:
+    from devloop import livesync
+    from devloop.kit import App
+
+    app = App.load(StrictContext({}, app=config(app_dir)))
+    feed = livesync.LiveSync(app).feed
+    child = FakeWatchChild()
+    feed.feed = child  # type: ignore[assignment]
+    listing = [pod_event("ADDED", "a", 1)["object"], pod_event("ADDED", "b", 2)["object"]]
+
+    assert feed.connected() is None  # started, but not heard from: a listing now could miss a deletion
+    feed.seed(listing, feed.connected())
+    assert feed.pods() is None  # so the next sync lists again
+
+    feed.on_event(pod_event("ADDED", "a", 1))
+    connected = feed.connected()
+    feed.seed(listing, connected)
+    assert [p["metadata"]["name"] for p in feed.pods() or []] == ["a", "b"]
+    feed.on_event(pod_event("DELETED", "b", 3))
+    assert [p["metadata"]["name"] for p in feed.pods() or []] == ["a"]  # kept current without a listing
+
+    child.alive = False  # the child ended: what it would have said is missed
+    assert feed.pods() is None
+    child.alive, child.starts = True, 2  # restarted: a listing once it has spoken seeds it again
+    assert feed.pods() is None
+    feed.seed(listing, connected)  # a listing taken while the old child ran does not count for the new one
+    assert feed.pods() is None
+    feed.on_event(pod_event("MODIFIED", "a", 4))
+    feed.seed(listing[:1], feed.connected())
+    assert [p["metadata"]["name"] for p in feed.pods() or []] == ["a"]

@@ -19,6 +19,7 @@ from typing import Any
 
 from devloop import rollout, shell
 from devloop.core import config, liveupdate, render, supervise
+from devloop.core.clusterstate import ClusterState
 from devloop.core.errors import KitError
 from devloop.kit import STATE_DIR, App
 
@@ -81,12 +82,13 @@ class LiveSync:
         self.paused = False
         self.lock = threading.Lock()
         self.feed = Feed(app, self)
+        self.listed: list[dict[str, Any]] = []  # the last listing of the app's pods (it names their namespace)
 
     def sync_all(self, planned: list[tuple[config.Image, liveupdate.Decision]]) -> None:
         with self.app.phase("sync"):
             for image, decision in planned:
                 self.sync(image, decision)
-        self.feed.ensure()  # from now on, containers that start get the synced files too
+        self.feed.ensure(self.listed)  # from now on, containers that start get the synced files too
 
     def close(self) -> None:
         self.feed.close()
@@ -158,7 +160,13 @@ class LiveSync:
         return planned, ""
 
     def targets(self, image: config.Image, strict: bool = True) -> list[liveupdate.Target]:
-        pods = rollout.list_json(self.app, self.app.kubectl("get", "pods", "-l", selector(self.app), "-o", "json"), "pods")
+        pods = self.feed.pods()
+        if pods is None:
+            connected = self.feed.connected()
+            pods = rollout.list_json(self.app, self.app.kubectl("get", "pods", "-l", selector(self.app), "-o", "json"),
+                                     "pods")
+            self.feed.seed(pods, connected)
+            self.listed = pods
         targets, problems = liveupdate.running_containers(pods, repository(self.app, image))
         if strict and problems:
             raise KitError("; ".join(problems))
@@ -247,20 +255,56 @@ def decisions(app: App, images: Iterable[str], paths: Iterable[str]) -> list[tup
 
 
 class Feed:
-    """While containers carry synced files, watch the app's pods and give new containers the files."""
+    """While containers carry synced files, watch the app's pods: containers that start get the synced files, and
+    the next sync finds its containers in what the watch holds instead of listing the pods again."""
 
     def __init__(self, app: App, live: LiveSync) -> None:
         self.app, self.live = app, live
         self.wake = threading.Event()
         self.stopped = threading.Event()
-        self.feed: supervise.ChangeFeed | None = None
+        self.feed: supervise.EventFeed | None = None
         self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+        self.state = ClusterState()
+        self.heard: int | None = None  # the feed's start count at its last event: that child is connected
+        self.seeded: int | None = None  # the feed's start count when a listing taken after that seeded the state
 
-    def ensure(self) -> None:
+    def ensure(self, listed: list[dict[str, Any]]) -> None:
         if self.thread is None and not shell.is_dry(self.app.c):
-            self.feed = rollout.open_feed(self.app, ["pods"], self.wake.set, selector(self.app)).open()
+            feed = rollout.open_events(self.app, ["pods"], self.on_event, self.wake.set, listed, selector=selector(self.app))
+            feed.open()
+            self.feed = feed
             self.thread = threading.Thread(target=self._loop, daemon=True, name="live-update catch-up")
             self.thread.start()
+
+    def on_event(self, event: Any) -> None:
+        with self.lock:
+            self.state.apply(event)
+            self.heard = self.feed.starts if self.feed is not None else None
+        self.wake.set()
+
+    def pods(self) -> list[dict[str, Any]] | None:
+        """The app's pods as the watch holds them; None until a listing taken once the watch was connected seeded
+        them, and whenever its child ended since (it missed what happened meanwhile): then the caller lists them."""
+        with self.lock:
+            if self.feed is None or self.seeded != self.feed.starts or not self.feed.running():
+                return None
+            return self.state.items()
+
+    def connected(self) -> int | None:
+        """The running watch child's number once it has spoken (it is connected), else None."""
+        with self.lock:
+            if self.feed is not None and self.feed.running() and self.heard == self.feed.starts:
+                return self.feed.starts
+            return None
+
+    def seed(self, pods: list[dict[str, Any]], connected: int | None) -> None:
+        """A listing taken while the watch child ``connected`` (from ``connected()`` just before) was connected: the
+        state from now on, as every later change, deletions included, reaches it as an event."""
+        with self.lock:
+            if connected is not None and self.feed is not None and self.feed.running() and self.feed.starts == connected:
+                self.state.replace(pods)
+                self.seeded = connected
 
     def _loop(self) -> None:
         while not self.stopped.is_set():

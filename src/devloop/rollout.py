@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 from devloop import flags, shell
 from devloop.core import kube, render, supervise
@@ -143,13 +144,15 @@ API_PATHS = {"pods": "/api/v1", "deployments": "/apis/apps/v1", "statefulsets": 
              "daemonsets": "/apis/apps/v1", "replicasets": "/apis/apps/v1", "jobs": "/apis/batch/v1"}
 
 
-def watch_url(namespace: str, kind: str) -> str:
-    """The API server's watch of one kind in one namespace; its first events are the objects that exist."""
-    return f"{API_PATHS[kind]}/namespaces/{namespace}/{kind}?watch=1"
+def watch_url(namespace: str, kind: str, selector: str = "") -> str:
+    """The API server's watch of one kind in one namespace (only objects with ``selector``'s labels, if given);
+    its first events are the objects that exist."""
+    labels = f"&labelSelector={quote(selector, safe='')}" if selector else ""
+    return f"{API_PATHS[kind]}/namespaces/{namespace}/{kind}?watch=1{labels}"
 
 
 def open_events(app: App, kinds: list[str], on_event: Callable[[Any], None], notify: Callable[[], None],
-                listed: list[dict[str, Any]] | None = None) -> supervise.EventFeed:
+                listed: list[dict[str, Any]] | None = None, selector: str = "") -> supervise.EventFeed:
     """An EventFeed on ``kinds`` in the app's namespace (no request timeout: a watch has to stay open).
 
     Each child is `kubectl get --raw` on a watch URL: kubectl passes the server's events through, one JSON
@@ -158,7 +161,7 @@ def open_events(app: App, kinds: list[str], on_event: Callable[[Any], None], not
     the environment does not.
     """
     namespace = watched_namespace(app, listed or [])
-    argvs = [app.kubectl("get", "--raw", watch_url(namespace, kind), namespaced=False) for kind in kinds]
+    argvs = [app.kubectl("get", "--raw", watch_url(namespace, kind, selector), namespaced=False) for kind in kinds]
     return supervise.EventFeed(argvs, spawner(app), on_event, notify, clock)
 
 

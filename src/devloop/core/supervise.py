@@ -134,6 +134,10 @@ class ChangeFeed:
         """Start reading a new child's output: here every line only notifies."""
         read_lines(child, lambda _line: self.notify())
 
+    def running(self) -> bool:
+        """Every child is running now (one that ended has not been restarted yet: what it would say is missed)."""
+        return all(proc is not None and proc.poll() is None for proc in self.procs)
+
     def close(self) -> None:
         stop_all(self.procs)
         self.procs = [None] * len(self.argvs)
