@@ -18,7 +18,9 @@ TASK_ROW = re.compile(r"`inv ([a-z0-9]+)\.([a-z-]+(?:\\\|[a-z-]+)*)((?: \[--[^\]
 
 
 def example_files() -> list[Path]:
-    return [p for p in sorted((REPO / "examples").rglob("*")) if p.is_file() and p.suffix not in (".pyc",)]
+    """The examples' own files (not what running them leaves: the kit's .kit/ folder, bytecode)."""
+    return [p for p in sorted((REPO / "examples").rglob("*"))
+            if p.is_file() and p.suffix != ".pyc" and ".kit" not in p.relative_to(REPO).parts]
 
 
 @pytest.mark.parametrize("path", example_files(), ids=lambda p: str(p.relative_to(REPO)))
