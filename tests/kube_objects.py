@@ -74,3 +74,18 @@ def job(name: str, *, complete: bool = False, failed: str = "", completions: int
     return {"kind": "Job", "metadata": {"name": name, "creationTimestamp": "2026-01-01T00:00:00Z"},
             "spec": {"completions": completions, "template": {"spec": {"containers": [{"name": "main", "image": "migrate:1"}]}}},
             "status": {"succeeded": succeeded, "conditions": conditions}}
+
+
+def job_manifest(name: str, container: str, command: str) -> str:
+    """A Job manifest as an app writes it (image `hello`, run once, no retries), for the converge tests."""
+    return f"""apiVersion: batch/v1
+kind: Job
+metadata: {{name: {name}}}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      terminationGracePeriodSeconds: 1
+      containers: [{{name: {container}, image: hello, command: [sh, -c, "{command}"]}}]
+"""

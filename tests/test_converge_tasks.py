@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from conftest import make_app
 from invoke import Exit
+from kube_objects import job_manifest
 from strict import StrictContext, fail, ok, rx
 from test_converge import PATCH_JOB, PATCH_SERVICE
 from test_tasks_up import hello_config, ready_listing
@@ -24,17 +25,7 @@ DRY_RUN = "kubectl --context k8s-local apply --dry-run=server -f .kit/dry-run-de
 RERUN = "kubectl --context k8s-local delete job hello-migrate --cascade=foreground --wait=true --timeout=120s --ignore-not-found"
 PRUNE = "kubectl --context k8s-local delete deployment/hello-old --ignore-not-found --wait=false"
 LABELS = {"devloop/app": "hello", "devloop/env": "dev"}
-JOB = """apiVersion: batch/v1
-kind: Job
-metadata: {name: hello-migrate}
-spec:
-  backoffLimit: 0
-  template:
-    spec:
-      restartPolicy: Never
-      terminationGracePeriodSeconds: 1
-      containers: [{name: migrate, image: hello, command: [sh, -c, "echo migrated"]}]
-"""
+JOB = job_manifest("hello-migrate", "migrate", "echo migrated")
 
 
 @pytest.fixture

@@ -13,19 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import inv, make_app
+from kube_objects import job_manifest
 from watch_helpers import cluster_env, namespace
 
-MIGRATE = """apiVersion: batch/v1
-kind: Job
-metadata: {name: hello-migrate}
-spec:
-  backoffLimit: 0
-  template:
-    spec:
-      restartPolicy: Never
-      terminationGracePeriodSeconds: 1
-      containers: [{name: migrate, image: hello, command: [sh, -c, "cat /app/www/version.txt"]}]
-"""
+MIGRATE = job_manifest("hello-migrate", "migrate", "cat /app/www/version.txt")
 SETUP = MIGRATE.replace("hello-migrate", "hello-setup-${IMAGE_TAG}").replace("name: migrate", "name: setup")
 
 

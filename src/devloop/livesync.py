@@ -287,24 +287,26 @@ class Feed:
         """The app's pods as the watch holds them; None until a listing taken once the watch was connected seeded
         them, and whenever its child ended since (it missed what happened meanwhile): then the caller lists them."""
         with self.lock:
-            if self.feed is None or self.seeded != self.feed.starts or not self.feed.running():
-                return None
-            return self.state.items()
+            child = self._running_child()
+            return self.state.items() if child is not None and self.seeded == child else None
 
     def connected(self) -> int | None:
         """The running watch child's number once it has spoken (it is connected), else None."""
         with self.lock:
-            if self.feed is not None and self.feed.running() and self.heard == self.feed.starts:
-                return self.feed.starts
-            return None
+            child = self._running_child()
+            return child if child is not None and self.heard == child else None
 
     def seed(self, pods: list[dict[str, Any]], connected: int | None) -> None:
         """A listing taken while the watch child ``connected`` (from ``connected()`` just before) was connected: the
         state from now on, as every later change, deletions included, reaches it as an event."""
         with self.lock:
-            if connected is not None and self.feed is not None and self.feed.running() and self.feed.starts == connected:
+            if connected is not None and self._running_child() == connected:
                 self.state.replace(pods)
                 self.seeded = connected
+
+    def _running_child(self) -> int | None:
+        """The number of the watch child running now (the feed counts its starts), else None."""
+        return self.feed.starts if self.feed is not None and self.feed.running() else None
 
     def _loop(self) -> None:
         while not self.stopped.is_set():
