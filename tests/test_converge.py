@@ -207,3 +207,18 @@ def test_job_keep_and_rerun_jobs_are_read_per_environment(tmp_path: Any) -> None
         settings_from({"job_keep": -1, "environments": {"dev": {"rerun_jobs": "sometimes"}}}, tmp_path)
     assert "app.job_keep must be a whole number, 0 or more" in raised.value.message
     assert "app.environments.dev.rerun_jobs must be true or false, got 'sometimes'" in raised.value.message
+
+
+def test_applied_from_compares_the_spec_kubectl_applied_last() -> None:
+    doc = {"kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 2, "template": {"x": 1}}}
+
+    def live(annotation: str | None) -> dict[str, Any]:
+        annotations = {converge.LAST_APPLIED: annotation} if annotation is not None else {}
+        return {"kind": "Deployment", "metadata": {"name": "web", "annotations": annotations},
+                "spec": {"replicas": 2, "template": {"x": 1}, "defaulted": True}}
+
+    assert converge.applied_from(doc, live(json.dumps({"spec": {"template": {"x": 1}, "replicas": 2}})))
+    assert not converge.applied_from(doc, live(json.dumps({"spec": {"replicas": 1, "template": {"x": 1}}})))
+    assert not converge.applied_from(doc, live(None))  # never applied with kubectl apply: cannot tell
+    assert not converge.applied_from(doc, live("{not json"))
+    assert not converge.applied_from(doc, live(json.dumps(["spec"])))

@@ -17,6 +17,8 @@ from test_tasks_up import hello_config, ready_listing
 
 from devloop import docker_api, k8s, shell, workflow
 from devloop.core import converge
+from devloop.core.errors import KitError
+from devloop.kit import App
 
 CONTEXT = "kubectl config current-context"
 LIST = f"kubectl --context k8s-local get {converge.listing_kinds()} -l devloop/app=hello,devloop/env=dev -o json"
@@ -148,3 +150,21 @@ def test_up_converges_the_same_way(app_dir: Path, capsys: pytest.CaptureFixture[
     commands = kubectl_commands(c)
     assert commands[:3] == [LIST, APPLY, PRUNE]
     assert "pruned deployment/hello-old: no longer in k8s/" in capsys.readouterr().err
+
+
+def test_a_run_asks_for_its_namespace_once_and_again_after_an_apply_failed(app_dir: Path) -> None:
+    get_ns = "kubectl --context k8s-local get namespace hello-qa -o name"
+    apply = "kubectl --context k8s-local --namespace hello-qa apply -f .kit/rendered-dev.yaml"
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), rx(r"^docker image inspect "): ok("sha256:1\n"),
+                       get_ns: [ok("namespace/hello-qa\n")] * 2,
+                       apply: [ok(), ok(), fail(1, stderr='Error from server (NotFound): namespaces "hello-qa" not found'),
+                               ok()]},
+                      app=config(app_dir, namespace="hello-qa"), repeat=False)
+    app = App.load(c)
+    documents = k8s.rendered(app, {})
+    k8s.apply_documents(app, documents)
+    k8s.apply_documents(app, documents)  # a watch session's next cycle: the namespace is known to be there
+    with pytest.raises(KitError):
+        k8s.apply_documents(app, documents)  # someone deleted it meanwhile
+    k8s.apply_documents(app, documents)
+    assert kubectl_commands(c) == [get_ns, apply, apply, apply, get_ns, apply]

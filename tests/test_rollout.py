@@ -41,6 +41,8 @@ class FakeTime:
         self.starts = 0
         self.on_event: Any = None
         self.urgent: list[bool] = []  # per wake-up set by an event: whether it cut the settling short
+        self.opened = self.closed = 0
+        self.dead = False  # a watch child has ended (running() is False)
 
     def clock(self) -> float:
         return self.now
@@ -55,6 +57,16 @@ class FakeTime:
         self.on_event = on_event
         self.starts = len(kinds)
         return self
+
+    def open(self) -> FakeTime:
+        self.opened += 1
+        return self
+
+    def close(self) -> None:
+        self.closed += 1
+
+    def running(self) -> bool:
+        return not self.dead
 
     def __enter__(self) -> FakeTime:
         return self
@@ -380,3 +392,90 @@ def test_with_nothing_listed_the_watch_asks_the_context_for_its_namespace(tmp_pa
                                  ok(answer)})
     feed = rollout.open_events(app, ["pods"], lambda event: None, lambda: None, [])
     assert feed.argvs[0][-1] == f"/api/v1/namespaces/{namespace}/pods?watch=1"
+
+
+# -- a watch session keeps the wait's watches from one cycle to the next ------------------------------------------
+
+
+def applied(obj: dict[str, Any], spec_from: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``obj`` as kubectl apply leaves it: its annotation holds the spec it was applied from."""
+    doc = spec_from or obj
+    annotations = {"kubectl.kubernetes.io/last-applied-configuration": json.dumps({"spec": doc["spec"]})}
+    return {**obj, "metadata": {**obj["metadata"], "annotations": annotations}}
+
+
+NEW_IMAGE = deployment("web", image="demoapp:new", generation=2, observed=2)
+DOC = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": NEW_IMAGE["spec"]}
+
+
+def session_app(tmp_path: Path, gets: int) -> App:
+    """An app in a watch session whose first wait reads the cluster once."""
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"),
+                             GET: [listing(applied(deployment("web", 1, 0)), *WEB_STARTING[1:])]
+                             + [listing(applied(NEW_IMAGE, DOC), *WEB_READY[1:])] * (gets - 1)})
+    return app
+
+
+def first_wait(app: App, fake_time: FakeTime) -> None:
+    fake_time.script = [modified(applied(deployment("web"))), []]
+    rollout.wait_ready(app, ["deployment/web"], timeout=30, documents=[DOC])
+
+
+def test_the_next_cycles_wait_reads_nothing_it_judges_the_kept_state_once_it_shows_the_apply(
+        tmp_path: Path, fake_time: FakeTime, capsys: pytest.CaptureFixture[str]) -> None:
+    app = session_app(tmp_path, gets=1)
+    with rollout.kept_watches(app):
+        first_wait(app, fake_time)
+        assert (fake_time.opened, fake_time.closed) == (1, 0)  # kept open for the next cycle
+        capsys.readouterr()
+        # the next cycle applied DOC: the watch still holds the ready Deployment from before it (a stale event
+        # comes first), then the applied one rolling out, then ready
+        rolling = applied(deployment("web", 1, 0, image="demoapp:new", generation=2, observed=2, updated=0), DOC)
+        fake_time.script = [modified(applied(deployment("web"))), modified(rolling), modified(applied(NEW_IMAGE, DOC))]
+        verdict = rollout.wait_ready(app, ["deployment/web"], timeout=30, documents=[DOC])
+        assert verdict.ready == ["deployment/web"]
+        err = capsys.readouterr().err
+        assert app.c.commands == [CONTEXT, GET]  # the first wait's listing only
+        assert err.splitlines()[0] == ("watching pods, deployments, replicasets (open since an earlier cycle) "
+                                       "until ready or 30s")
+        assert "waiting: deployment/web: 0/1 replicas updated" in err  # judged only once it showed the apply
+        assert "reading the workloads" not in err
+        assert fake_time.opened == 1
+    assert fake_time.closed == 1  # the session's end closes the watches
+
+
+def test_a_kept_state_that_never_shows_the_apply_is_settled_by_one_listing(
+        tmp_path: Path, fake_time: FakeTime, capsys: pytest.CaptureFixture[str]) -> None:
+    app = session_app(tmp_path, gets=2)
+    with rollout.kept_watches(app):
+        first_wait(app, fake_time)
+        capsys.readouterr()
+        started = fake_time.now
+        fake_time.script = []  # no event at all: the ready Deployment from before the apply is all it holds
+        assert rollout.wait_ready(app, ["deployment/web"], timeout=30, documents=[DOC]).done
+        assert app.c.commands == [CONTEXT, GET, GET]
+        assert fake_time.now == pytest.approx(started + rollout.SYNC_SECONDS)
+        assert "the watches did not show the apply within 3s: reading the workloads" in capsys.readouterr().err
+
+
+def test_a_kept_watch_whose_child_ended_is_not_trusted(tmp_path: Path, fake_time: FakeTime) -> None:
+    app = session_app(tmp_path, gets=2)
+    with rollout.kept_watches(app):
+        first_wait(app, fake_time)
+        fake_time.dead = True  # it missed what happened while it was down
+        assert rollout.wait_ready(app, ["deployment/web"], timeout=30, documents=[DOC]).done
+        assert app.c.commands == [CONTEXT, GET, GET]
+
+
+def test_without_the_applied_documents_the_kept_watch_is_not_used(tmp_path: Path, fake_time: FakeTime) -> None:
+    app = session_app(tmp_path, gets=2)
+    with rollout.kept_watches(app):
+        first_wait(app, fake_time)
+        assert rollout.wait_ready(app, ["deployment/web"], timeout=30).done  # `inv k8s.wait`: what was applied?
+        assert app.c.commands == [CONTEXT, GET, GET]
+
+
+def test_a_one_shot_wait_closes_its_watches(tmp_path: Path, fake_time: FakeTime) -> None:
+    app = session_app(tmp_path, gets=1)
+    first_wait(app, fake_time)
+    assert (fake_time.opened, fake_time.closed) == (1, 1)

@@ -34,14 +34,23 @@ def builtin_var(app: App, name: str, minikube_ip: Callable[[], str] | None = Non
 
 
 def ensure_namespace(app: App) -> None:
-    """Create the environment's namespace on first use (each environment has its own)."""
+    """Create the environment's namespace on first use (each environment has its own).
+
+    Asked once per run: a watch session's later cycles know it is there (an apply that fails forgets it)."""
     namespace = app.settings.namespace
-    if not namespace:
-        return
+    if namespace:
+        app.fact(f"{NAMESPACE_SEEN}{namespace}", lambda: _create_if_missing(app, namespace))
+
+
+NAMESPACE_SEEN = "namespace:"
+
+
+def _create_if_missing(app: App, namespace: str) -> bool:
     found = app.run(app.kubectl("get", "namespace", namespace, "-o", "name", namespaced=False), query=True,
                     capture=True, check=False)
     if found.exited != 0:
         app.run(app.kubectl("create", "namespace", namespace, namespaced=False))
+    return True
 
 
 def _secret_file(app: App, name: str, pattern: str) -> Path:

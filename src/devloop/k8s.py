@@ -14,7 +14,7 @@ from devloop import image as images
 from devloop import rollout, shell, tls
 from devloop.core import converge, lint, render
 from devloop.core.errors import KitError
-from devloop.environment import builtin_var, ensure_namespace, secret_documents
+from devloop.environment import NAMESPACE_SEEN, builtin_var, ensure_namespace, secret_documents
 from devloop.kit import STATE_DIR, App, kit_task, shown_path
 
 
@@ -134,6 +134,7 @@ def apply_documents(app: App, documents: list[dict[str, Any]]) -> None:
     if result.stdout:
         print(shell.mask(result.stdout), end="", flush=True)
     if result.exited != 0:
+        app.forget(NAMESPACE_SEEN)  # it may be gone: the next apply looks again
         raise refusal(argv, result, "the other objects were applied")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import queue
 import shlex
 import signal
 import subprocess
@@ -22,7 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from devloop import flags, shell
-from devloop.core import kube, render, supervise
+from devloop.core import converge, kube, render, supervise
 from devloop.core.clusterstate import ClusterState
 from devloop.core.errors import KitError
 from devloop.kit import App
@@ -34,6 +33,7 @@ REQUEST_TIMEOUT = 10  # seconds one kubectl request of the wait may take (less w
 EVENTS_EVERY = 5.0  # seconds before the first read of Warning events while a pod runs but is not ready
 REPORT_SECONDS = 3.0  # what the final "not ready" report may take to read the probe messages
 EVENTS_AT_MOST = 30.0  # the gap between those reads doubles up to this (a long rollout reads few)
+SYNC_SECONDS = 3.0  # a kept watch shows an apply within this, else the wait reads the workloads
 SETTLE_SECONDS = 0.25  # after a wake-up the wait lets a burst of events arrive, then judges them all at once
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 FEED_KINDS = {"deployment": "deployments", "statefulset": "statefulsets", "daemonset": "daemonsets", "job": "jobs"}
@@ -123,13 +123,16 @@ def which_cluster(app: App, stderr: str) -> str:
 # -- waiting ----------------------------------------------------------------------------------------
 
 
-def wait_ready(app: App, workloads: list[str], timeout: int | None = None) -> kube.Verdict:
-    """Wait until every workload is ready; stop at once on a hopeless state; one deadline for all."""
+def wait_ready(app: App, workloads: list[str], timeout: int | None = None,
+               documents: list[dict[str, Any]] | None = None) -> kube.Verdict:
+    """Wait until every workload is ready; stop at once on a hopeless state; one deadline for all.
+
+    ``documents``: what was just applied (a watch session's wait then needs no listing; see Waiter)."""
     if app.c.config.run.dry:
         app.say(f"would wait for {', '.join(workloads) or 'nothing'} (--dry)")
         return kube.Verdict()
     limit = flags.int_flag(timeout, "timeout") or app.settings.timeout
-    return Waiter(app, workloads, limit).run()
+    return Waiter(app, workloads, limit, applied_workloads(documents or [], workloads)).run()
 
 
 def watch_kinds(workloads: list[str]) -> list[str]:
@@ -187,77 +190,179 @@ def query(app: App, args: list[str], deadline: float, quiet: bool = True) -> Any
                    quiet=quiet, timeout=max(left, 1.0))
 
 
-class Waiter:
-    """One wait: the state (a listing, then watch events), what was said, and the deadline."""
+class Watched:
+    """What the wait knows of the cluster: objects from a listing, kept current by watch events.
 
-    def __init__(self, app: App, workloads: list[str], limit: int) -> None:
+    One wait owns it; a watch session keeps it from one cycle's wait to the next (``kept_watches``), so that
+    wait starts no kubectl. Events are applied as they arrive, from the readers' threads, under a lock.
+    """
+
+    def __init__(self, kinds: list[str]) -> None:
+        self.kinds = kinds
+        self.state = ClusterState()
+        self.lock = threading.Lock()
+        self.changes = 0  # events that changed the state so far
+        self.wake = supervise.Wakeup(settle=SETTLE_SECONDS)
+        self.feed: supervise.EventFeed | None = None
+        self.seeded = 0  # the feed's start count when the state was last read whole: a later start missed events
+
+    def on_event(self, event: Any) -> None:
+        """Apply one event and wake the wait: at once for a workload's own status (it decides readiness); pod and
+        ReplicaSet events are gathered for a moment first."""
+        with self.lock:
+            self.changes += self.state.apply(event)
+        obj = event.get("object") if isinstance(event, dict) else None
+        self.wake.set(urgent=isinstance(obj, dict) and obj.get("kind") in WORKLOAD_KINDS)
+
+    def items(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return self.state.items()
+
+    def replace(self, items: list[dict[str, Any]]) -> None:
+        with self.lock:
+            self.state.replace(items)
+
+    def current(self) -> bool:
+        """Watching, and no watch child ended or started again since the state was last read whole."""
+        if self.feed is None:
+            return False
+        self.feed.check()  # a child that ended is started again now: then the state needs a listing
+        return self.feed.starts == self.seeded and self.feed.running()
+
+    def close(self) -> None:
+        if self.feed is not None:
+            self.feed.close()
+            self.feed = None
+
+
+class Kept:
+    """A watch session's Watched, kept between its cycles' waits."""
+
+    def __init__(self) -> None:
+        self.watched: Watched | None = None
+
+
+KEPT = "rollout:kept"
+
+
+@contextlib.contextmanager
+def kept_watches(app: App) -> Iterator[None]:
+    """For `inv watch`/`dev`: the wait's watch children stay open from one cycle to the next (closed at the end)."""
+    app.forget(KEPT)
+    kept = app.fact(KEPT, Kept)
+    try:
+        yield
+    finally:
+        app.forget(KEPT)
+        if kept.watched is not None:
+            kept.watched.close()
+
+
+def applied_workloads(documents: list[dict[str, Any]], workloads: list[str]) -> dict[str, dict[str, Any]]:
+    """The wanted workloads' documents, as just applied (see Waiter.behind)."""
+    wanted = {kube.normalise_workload(w) for w in workloads}
+    return {kube.key_of(d): d for d in documents
+            if d.get("kind") in WORKLOAD_KINDS and (d.get("metadata") or {}).get("name") and kube.key_of(d) in wanted}
+
+
+class Waiter:
+    """One wait: the state (a listing, then watch events), what was said, and the deadline.
+
+    In a watch session the state of the previous cycle's wait is still current; the wait then starts from it
+    without a listing, and judges once every workload it waits for shows the documents just applied (kubectl's
+    annotation on it carries their spec): a moment after the apply, as its events arrive. A listing settles it
+    if they have not arrived within SYNC_SECONDS.
+    """
+
+    def __init__(self, app: App, workloads: list[str], limit: int,
+                 applied: dict[str, dict[str, Any]] | None = None) -> None:
         self.app, self.workloads, self.limit = app, workloads, limit
         self.deadline = clock() + limit
         registry = app.settings.cluster.registry if app.settings.cluster.provider == "registry" else ""
         self.ours = [f"{registry}/{i.name}" if registry else i.name for i in app.settings.images]  # names: no hashing
         self.kinds = watch_kinds(workloads)
-        self.state = ClusterState()
-        self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.wake = supervise.Wakeup(settle=SETTLE_SECONDS)
+        self.applied = applied or {}
+        self.kept: Kept | None = app.fact(KEPT, lambda: None)
+        self.watched = Watched(self.kinds)
+        self.sync_by: float | None = None  # while set, the state may be from before the apply (see behind)
         self.shown: set[str] = set()
         self.delivered: set[str] = app.fact("delivered", set)  # images this run put on the node (delivery.py)
         self.older: set[str] = set()  # pods from before the wait: one restart each for a pull the kit has fixed
-        self.feed: supervise.EventFeed | None = None  # opened only if the first read is not already the answer
-        self.seen_starts = 0
+        self.seen_changes = 0
         self.quiet_since = self.events_at = clock()
         self.events_every = EVENTS_EVERY
 
     def run(self) -> kube.Verdict:
-        argv = self.app.kubectl("get", WATCHED_KINDS, "-o", "json", f"--request-timeout={min(REQUEST_TIMEOUT, self.limit)}s")
-        self.app.say(f"$ {shlex.join(argv)}    # then kept current by watching {', '.join(self.kinds)}, "
-                     f"until ready or {self.limit}s")
+        reused = self.reuse()
+        if reused:
+            self.app.say(f"watching {', '.join(self.watched.kinds)} (open since an earlier cycle) until ready or "
+                         f"{self.limit}s")
+        else:
+            argv = self.app.kubectl("get", WATCHED_KINDS, "-o", "json",
+                                    f"--request-timeout={min(REQUEST_TIMEOUT, self.limit)}s")
+            self.app.say(f"$ {shlex.join(argv)}    # then kept current by watching {', '.join(self.kinds)}, "
+                         f"until ready or {self.limit}s")
         self.events_at += EVENTS_EVERY
         with stop_on_signals(), contextlib.ExitStack() as stack:
-            self.relist()
-            self.older = {o["metadata"]["name"] for o in self.state.items() if o.get("kind") == "Pod"}
+            if self.kept is None:
+                stack.callback(self.watched.close)
+            if reused:
+                self.sync_by = min(clock() + SYNC_SECONDS, self.deadline)
+                self.seen_changes = self.watched.changes
+            else:
+                self.relist()
+            self.older = {o["metadata"]["name"] for o in self.watched.items() if o.get("kind") == "Pod"}
             verdict = self.judge()
             while True:
-                self.say_waiting(verdict)
-                if verdict.hopeless:
-                    raise KitError(explain(self.app, verdict.hopeless, self.deadline), code=1)
-                if verdict.done:
-                    self.app.say(f"ready: {', '.join(verdict.ready) or 'nothing to wait for'}")
-                    self.drain()  # the closing table shows the pods' own events of that moment too
-                    self.app.seen_ready = self.state.items()
-                    return verdict
                 now = clock()
-                if now >= self.deadline:
-                    raise self.not_ready(verdict)
-                self.say_probe_failures(verdict, now)
-                if self.feed is None:
-                    self.feed = open_events(self.app, self.kinds, self.on_event, self.wake.set, self.state.items())
-                    stack.enter_context(self.feed)
-                    self.seen_starts = self.feed.starts
-                self.feed.check()
-                self.wake.wait(min(self.deadline - now, BACKSTOP_SECONDS))
-                if self.catch_up():
+                if verdict is not None:
+                    self.say_waiting(verdict)
+                    if verdict.hopeless:
+                        raise KitError(explain(self.app, verdict.hopeless, self.deadline), code=1)
+                    if verdict.done:
+                        self.app.say(f"ready: {', '.join(verdict.ready) or 'nothing to wait for'}")
+                        self.app.seen_ready = self.watched.items()  # with the pods' own events of that moment
+                        return verdict
+                    if now >= self.deadline:
+                        raise self.not_ready(verdict)
+                    self.say_probe_failures(verdict, now)
+                self.watch()
+                until = min(self.deadline, self.sync_by) if self.sync_by is not None else self.deadline
+                self.watched.wake.wait(min(until - now, BACKSTOP_SECONDS))
+                if self.catch_up() or verdict is None:
                     verdict = self.judge()  # judged again only when the state changed: assess is the wait's main cost
+
+    def reuse(self) -> bool:
+        """Take the session's Watched when it is current, watches what this wait needs, and the documents just applied
+        name every workload waited for (so the state can be told from the one before the apply). Otherwise this
+        wait's own Watched becomes the session's (its watches, kinds added, replace the old ones)."""
+        if self.kept is None:
+            return False
+        kept = self.kept.watched
+        if kept is not None and set(self.kinds) <= set(kept.kinds) and kept.current() \
+                and all(kube.normalise_workload(w) in self.applied for w in self.workloads):
+            self.watched = kept
+            return True
+        if kept is not None:
+            kept.close()
+            self.kinds = ["pods"] + sorted((set(kept.kinds) | set(self.kinds)) - {"pods"})
+            self.watched = Watched(self.kinds)
+        self.kept.watched = self.watched
+        return False
+
+    def watch(self) -> None:
+        """Open the watches (once the first read was not already the answer); start again any child that ended."""
+        watched = self.watched
+        if watched.feed is None:
+            watched.feed = open_events(self.app, watched.kinds, watched.on_event, watched.wake.set, watched.items())
+            watched.feed.open()
+            watched.seeded = watched.feed.starts
+        watched.feed.check()
 
     # -- the state ------------------------------------------------------------------------------
 
-    def on_event(self, event: Any) -> None:
-        """From a reader thread: queue the event for the waiting loop and wake it (at once for a workload's own
-        event: its status decides readiness; pod and ReplicaSet events are gathered for a moment first)."""
-        self.events.put(event)
-        obj = event.get("object") if isinstance(event, dict) else None
-        self.wake.set(urgent=isinstance(obj, dict) and obj.get("kind") in WORKLOAD_KINDS)
-
-    def drain(self) -> bool:
-        changed = False
-        while True:
-            try:
-                changed = self.state.apply(self.events.get_nowait()) or changed
-            except queue.Empty:
-                return changed
-
     def relist(self) -> None:
-        """The whole state from one listing (events queued meanwhile are applied after it, newest kept)."""
-        self.drain()
+        """The whole state from one listing (events applied meanwhile are kept where they are newer)."""
         result = query(self.app, ["get", WATCHED_KINDS, "-o", "json"], self.deadline)
         if shell.STOPPING.is_set():
             raise KeyboardInterrupt  # a signal landed while kubectl ran (invoke's runner swallowed it)
@@ -265,18 +370,21 @@ class Waiter:
             raise self.silent_cluster(result.stderr or "")
         if result.exited != 0:
             raise cluster_failure(self.app, "workload state", result.stderr or "")
-        self.state.replace(json.loads(result.stdout or "{}").get("items", []))
+        self.watched.replace(json.loads(result.stdout or "{}").get("items", []))
+        self.sync_by = None  # read after the apply
         self.quiet_since = clock()
 
     def catch_up(self) -> bool:
-        """Apply what the watches sent; re-list after a watch restarted, or after a long silence.
+        """Take in what the watches sent; re-list after a watch restarted, or after a long silence.
 
         True when the state may have changed (events applied, or a fresh listing)."""
-        assert self.feed is not None
-        if self.feed.starts > self.seen_starts:
-            self.seen_starts = self.feed.starts
+        watched = self.watched
+        assert watched.feed is not None
+        if watched.feed.starts > watched.seeded:
+            watched.seeded = watched.feed.starts
             self.relist()  # a restarted watch missed what happened while it was down
-        elif self.drain():
+        elif watched.changes != self.seen_changes:
+            self.seen_changes = watched.changes
             self.quiet_since = clock()
         elif clock() - self.quiet_since >= RELIST_SECONDS:
             self.relist()
@@ -284,21 +392,38 @@ class Waiter:
             return False
         return True
 
-    def judge(self) -> kube.Verdict:
-        """Assess the state; a hopeless verdict from watch events is confirmed by a fresh listing first."""
+    def behind(self) -> bool:
+        """Whether the state may still be from before the apply: some workload waited for does not show the spec
+        just applied yet (its events are on their way). Once all do, or a listing was taken, it is current."""
+        if self.sync_by is None:
+            return False
+        seen = {kube.key_of(o): o for o in self.watched.items() if o.get("kind") in WORKLOAD_KINDS}
+        if any(key not in seen or not converge.applied_from(doc, seen[key]) for key, doc in self.applied.items()):
+            return True
+        self.sync_by = None
+        return False
+
+    def judge(self) -> kube.Verdict | None:
+        """Assess the state: None while it may be from before the apply (a listing settles that after SYNC_SECONDS);
+        a hopeless verdict from watch events is confirmed by a fresh listing first."""
+        if self.behind():
+            if clock() < self.sync_by:  # type: ignore[operator]
+                return None
+            self.app.say(f"  the watches did not show the apply within {SYNC_SECONDS:.0f}s: reading the workloads")
+            self.relist()
         verdict = self.assess()
-        if verdict.hopeless and self.feed is not None:
+        if verdict.hopeless and self.watched.feed is not None:
             self.relist()
             verdict = self.assess()
         return verdict
 
     def assess(self) -> kube.Verdict:
-        verdict = kube.assess(self.state.items(), self.workloads, self.ours)
+        verdict = kube.assess(self.watched.items(), self.workloads, self.ours)
         retry = kube.pulls_to_retry(verdict, self.delivered, self.older)
         if retry:
             self.say_waiting(verdict)
             self.restart([p.pod for p in retry])
-            verdict = kube.assess(self.state.items(), self.workloads, self.ours)
+            verdict = kube.assess(self.watched.items(), self.workloads, self.ours)
         return verdict
 
     def restart(self, pods: list[str]) -> None:

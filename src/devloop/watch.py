@@ -15,7 +15,7 @@ from typing import Any
 
 from invoke import Context
 
-from devloop import children, k8s, livesync, observe, shell, workflow
+from devloop import children, k8s, livesync, observe, rollout, shell, workflow
 from devloop.children import Stopper
 from devloop.core import debounce, ports, watchfilter
 from devloop.core.errors import KitError
@@ -282,7 +282,7 @@ def watch(c: Context, env: str | None = None, set: list[str] | None = None, poll
     """Sync or rebuild and redeploy on each change (Ctrl-C)."""
     sets = k8s.parse_sets(set)  # the numeric flags were checked by kit_task, before any command
     app = _loaded(c, env, allow_context)
-    with children.stopping() as stopper, workflow.cycle_lock(app):
+    with children.stopping() as stopper, workflow.cycle_lock(app), rollout.kept_watches(app):
         session = start_session(app, poll, debounce_ms, max_delay_ms)
         live = livesync.LiveSync(app)
         try:
@@ -304,7 +304,7 @@ def dev(c: Context, env: str | None = None, set: list[str] | None = None, poll: 
     sets = k8s.parse_sets(set)  # the numeric flags were checked by kit_task, before any command
     app = _loaded(c, env, allow_context)
     followers: list[Background] = []
-    with children.stopping() as stopper, workflow.cycle_lock(app):
+    with children.stopping() as stopper, workflow.cycle_lock(app), rollout.kept_watches(app):
         session = start_session(app, poll, debounce_ms, max_delay_ms)
         live = livesync.LiveSync(app)
         try:

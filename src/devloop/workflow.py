@@ -43,7 +43,7 @@ def cycle(app: App, sets: dict[str, str] | None = None, timeout: int | None = No
     with app.phase("apply"):
         k8s.apply_converged(app, documents, converging)
     with app.phase("ready"):
-        rollout.wait_ready(app, rollout.wanted_workloads(app, documents), timeout)
+        rollout.wait_ready(app, rollout.wanted_workloads(app, documents), timeout, documents)
     return documents
 
 

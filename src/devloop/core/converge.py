@@ -133,20 +133,34 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
+def applied_spec(live: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The spec kubectl applied last to the live object (from its annotation); None without a readable one."""
+    applied = (_meta(live).get("annotations") or {}).get(LAST_APPLIED)
+    try:
+        spec = json.loads(applied).get("spec") if applied else None
+    except (ValueError, AttributeError):
+        return None
+    return spec if isinstance(spec, dict) else None
+
+
+def applied_from(doc: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
+    """Whether ``live`` was last applied from ``doc``: the spec in kubectl's annotation is the document's.
+
+    A watch shows an apply a moment later: until this holds, the object seen is the one from before it.
+    """
+    spec = applied_spec(live)
+    return spec is not None and _plain(spec) == _plain(doc.get("spec") or {})
+
+
 def template_changed(doc: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
     """Whether applying the Job ``doc`` would change the live Job's pod template (which is immutable).
 
     Compared with what kubectl applied last (its annotation on the live Job); without one, by the containers'
     images, commands and arguments (the live template also holds the server's defaults).
     """
-    applied = (_meta(live).get("annotations") or {}).get(LAST_APPLIED)
-    if applied:
-        try:
-            before = (json.loads(applied).get("spec") or {}).get("template")
-        except (ValueError, AttributeError):
-            before = None
-        if before is not None:
-            return bool(_plain((doc.get("spec") or {}).get("template")) != _plain(before))
+    before = (applied_spec(live) or {}).get("template")
+    if before is not None:
+        return bool(_plain((doc.get("spec") or {}).get("template")) != _plain(before))
     old_pod = ((live.get("spec") or {}).get("template") or {}).get("spec") or {}
     return _containers(next(pod_specs(doc), {})) != _containers(old_pod)
 
