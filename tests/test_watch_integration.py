@@ -68,3 +68,32 @@ def test_an_edit_ends_with_the_new_tag_running(cluster: str, base_image: str, tm
         served = subprocess.run(["kubectl", "--namespace", ns, "exec", "deploy/hello-web", "--", "wget", "-qO-",
                                  "http://127.0.0.1:8080/version.txt"], capture_output=True, text=True, timeout=60)
         assert served.stdout.strip() == "edited by the watch test", served.stderr
+
+
+def test_the_next_cycles_wait_uses_the_watches_kept_open_and_sees_the_new_rollout(cluster: str, base_image: str,
+                                                                                  tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    with namespace("kit-watch-kept") as ns:
+        env = cluster_env(base_image, ns)
+        assert inv(app, "up", env=env).returncode == 0
+        watcher = Running(app, "watch", "--cycles", "2", env=env)
+        try:
+            watcher.wait_for(r"^watching ", 60)
+            for k in (1, 2):  # outside every sync rule: each save rebuilds and rolls out
+                with (app / "app" / "worker.sh").open("a") as script:
+                    script.write(f"# edit {k}\n")
+                (app / "app" / "www" / "version.txt").write_text(f"edit {k}\n")
+                watcher.wait_for(rf"── cycle {k} ready", 240)
+            assert watcher.proc.wait(timeout=60) == 0, watcher.text
+        finally:
+            watcher.stop()
+        second = watcher.text.split("── cycle 2:")[1]
+        assert "watching pods, deployments, replicasets (open since an earlier cycle) until ready" in second, second
+        assert "get deployments,statefulsets,daemonsets,jobs,replicasets,pods" not in second  # no listing at all
+        assert "did not show the apply" not in second
+        tag = inv(app, "image.tag", env=env).stdout.strip()
+        running = running_images(ns)
+        assert len(running) == 3 and all(image.endswith(tag) for image, _ in running.values()), running
+        served = subprocess.run(["kubectl", "--namespace", ns, "exec", "deploy/hello-web", "--", "wget", "-qO-",
+                                 "http://127.0.0.1:8080/version.txt"], capture_output=True, text=True, timeout=60)
+        assert served.stdout.strip() == "edit 2", served.stderr
