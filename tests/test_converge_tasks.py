@@ -4,6 +4,7 @@ Job reruns and the server-side dry run, and the API server's refusals in one lin
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +169,60 @@ def test_a_run_asks_for_its_namespace_once_and_again_after_an_apply_failed(app_d
         k8s.apply_documents(app, documents)  # someone deleted it meanwhile
     k8s.apply_documents(app, documents)
     assert kubectl_commands(c) == [get_ns, apply, apply, apply, get_ns, apply]
+
+
+def converge_once(app: App) -> None:
+    """One watch cycle's converge: plan from the live objects, apply, prune."""
+    documents = k8s.rendered(app, {})
+    plan, _ = k8s.check(app, documents)
+    k8s.apply_converged(app, documents, plan)
+
+
+def test_a_session_reads_for_prune_again_only_when_the_set_of_objects_changed(
+        app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), rx(r"^docker image inspect "): ok("sha256:1\n"),
+                       LIST: [listed(stale_deployment()), listed(), listed()], PRUNE: ok(), APPLY: [ok()] * 4},
+                      app=config(app_dir), repeat=False)
+    app = App.load(c)
+    converge_once(app)  # reads, prunes hello-old
+    converge_once(app)  # the same objects: nothing can be left to prune
+    assert kubectl_commands(c) == [LIST, APPLY, PRUNE, APPLY]
+    assert re.search(r"^converge: the same \d+ object\(s\) as this session.s last apply: nothing to prune$",
+                     capsys.readouterr().err, re.M)
+    (app_dir / "k8s" / "extra.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hello-extra\n")
+    converge_once(app)  # another set: read again
+    (app_dir / "k8s" / "extra.yaml").unlink()
+    converge_once(app)  # the set the last read was not of: read again (and prune hello-extra, were it listed)
+    assert kubectl_commands(c)[4:] == [LIST, APPLY, LIST, APPLY]
+
+
+def test_after_a_failed_apply_the_next_cycle_reads_again(app_dir: Path) -> None:
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), rx(r"^docker image inspect "): ok("sha256:1\n"),
+                       LIST: [listed()] * 2, APPLY: [ok(), fail(1, stderr="error: something broke"), ok()]},
+                      app=config(app_dir), repeat=False)
+    app = App.load(c)
+    converge_once(app)
+    with pytest.raises(KitError):
+        converge_once(app)  # the same set, so no read; the apply fails: what it left is unknown
+    converge_once(app)
+    assert kubectl_commands(c) == [LIST, APPLY, APPLY, LIST, APPLY]
+
+
+def test_a_job_always_reads_the_live_objects(app_dir: Path) -> None:
+    (app_dir / "k8s" / "migrate-job.yaml").write_text(JOB)
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), rx(r"^docker image inspect "): ok("sha256:1\n"),
+                       LIST: [listed(), listed(live_job())], RERUN: ok(), APPLY: [ok()] * 2},
+                      app=config(app_dir), repeat=False)
+    app = App.load(c)
+    converge_once(app)
+    converge_once(app)  # its template may have changed: whether it reruns is read from the live Job
+    assert kubectl_commands(c) == [LIST, APPLY, LIST, RERUN, APPLY]
+
+
+def test_a_dry_converge_is_not_taken_for_a_done_one(app_dir: Path) -> None:
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), rx(r"^docker image inspect "): ok("sha256:1\n"),
+                       LIST: [listed(stale_deployment())] * 2}, app=config(app_dir), dry=True, repeat=False)
+    app = App.load(c)
+    converge_once(app)
+    converge_once(app)  # hello-old was not pruned: the next one reads (and would prune it) again
+    assert kubectl_commands(c) == [LIST, LIST]

@@ -232,8 +232,8 @@ def test_dev_is_up_then_cycles_and_cleanup_deletes_on_exit(app_dir: Path, monkey
         CONTEXT, "docker image inspect", "docker image inspect", "kubectl --context k8s-local get",
         "kubectl --context k8s-local apply",
         "kubectl --context k8s-local get",  # cycle 0: up (the image is there already)
-        "kubectl --context k8s-local get", "kubectl --context k8s-local apply",
-        "kubectl --context k8s-local get",  # cycle 1: manifests only
+        "kubectl --context k8s-local apply",  # cycle 1, manifests only: the same objects as cycle 0, no prune read
+        "kubectl --context k8s-local get",  # (cycle 0's wait found them ready at once: it opened no watch to keep)
         "kubectl --context k8s-local delete",  # --cleanup
     ]
     assert followers == [(True, False)]

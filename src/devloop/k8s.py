@@ -159,6 +159,9 @@ def needs_live(documents: list[dict[str, Any]]) -> bool:
                ((d.get("spec") or {}).get("strategy") or {}).get("type") == "Recreate") for d in documents)
 
 
+CONVERGED = "converged"  # the converged_key of this run's last complete converge (a watch session's next cycle)
+
+
 def live_items(app: App, documents: list[dict[str, Any]], prune: bool = True,
                volumes: bool = False) -> list[dict[str, Any]] | None:
     """The live objects carrying the kit's labels for this app and environment (None: the cluster cannot be read)."""
@@ -182,11 +185,20 @@ def policy(app: App, prune: bool = True, volumes: bool = False) -> converge.Poli
 
 def check(app: App, documents: list[dict[str, Any]], strict: bool = False, prune: bool = True,
           volumes: bool = False) -> tuple[converge.Plan, list[lint.Finding]]:
-    """Lint against the live objects and plan what converging deletes; raise on what the server would refuse."""
+    """Lint against the live objects and plan what converging deletes; raise on what the server would refuse.
+
+    A watch session's cycle that converges the very objects its last cycle did reads nothing: no lint rule needs the
+    live objects (see needs_live) and nothing is left to prune."""
+    rules = policy(app, prune, volumes)
+    key = converge.converged_key(documents, rules)
+    if prune and not needs_live(documents) and app.fact(CONVERGED, str) == key:
+        app.say(f"converge: the same {len(documents)} object(s) as this session's last apply: nothing to prune")
+        return converge.Plan(covers=key), lint_documents(app, documents)
     items = live_items(app, documents, prune, volumes)
     if items is None:
         app.say("lint: the cluster could not be read; checks against live objects skipped, nothing pruned")
-    plan = converge.plan(documents, items or [], policy(app, prune, volumes))
+    plan = converge.plan(documents, items or [], rules)
+    plan.covers = key if prune and items is not None else ""
     live = converge.live_map(items or [], app.settings.namespace, plan.rerun_refs)
     return plan, lint_documents(app, documents, live, strict, plan.rerun_refs)
 
@@ -248,9 +260,12 @@ def prune(app: App, plan: converge.Plan) -> None:
 
 def apply_converged(app: App, documents: list[dict[str, Any]], plan: converge.Plan) -> None:
     """Rerun changed Jobs, apply, then prune: the cluster ends up holding what the render holds."""
+    app.forget(CONVERGED)
     rerun_jobs(app, plan)
     apply_documents(app, documents)
     prune(app, plan)
+    if plan.covers and not shell.is_dry(app.c):
+        app.fact(CONVERGED, lambda: plan.covers)
 
 
 def delete_applied(app: App, volumes: bool = False) -> None:

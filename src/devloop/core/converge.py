@@ -66,6 +66,7 @@ class Plan:
     prune: list[Action] = field(default_factory=list)  # deleted after the apply
     rerun: list[Action] = field(default_factory=list)  # Jobs deleted with their pods; the apply creates them again
     refused: list[Action] = field(default_factory=list)  # changed Jobs left as they are (rerun_jobs is false)
+    covers: str = ""  # the converged_key of a plan made from every live object of the app (see converged_key)
 
     @property
     def rerun_refs(self) -> set[str]:
@@ -181,6 +182,14 @@ def plan(documents: list[dict[str, Any]], live: Iterable[Mapping[str, Any]], pol
     objects = list(live)
     rerun, refused = job_actions(documents, objects, policy)
     return Plan(prune_actions(documents, objects, policy) if policy.prune else [], rerun, refused)
+
+
+def converged_key(documents: list[dict[str, Any]], policy: Policy) -> str:
+    """Which objects converging to ``documents`` keeps, and what prune may delete: once a run has converged to a
+    key, converging to the same key again has nothing to prune (save what was made by hand since)."""
+    kept = sorted(f"{d.get('kind')}/{_meta(d).get('namespace') or policy.namespace}/{_meta(d).get('name')}"
+                  for d in documents)
+    return json.dumps([kept, policy.app, policy.env, policy.namespace, policy.volumes])
 
 
 def live_map(live: Iterable[Mapping[str, Any]], namespace: str, skip: set[str]) -> dict[str, Mapping[str, Any]]:
