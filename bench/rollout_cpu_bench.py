@@ -5,7 +5,10 @@ N = 1, 10, 30 busybox Deployments (1 replica, exec readiness probe, terminationG
 namespace of their own; each round changes an env var in all of them. CPU is user+sys of the commands and
 everything they started (getrusage of reaped children). The "ready only" row is `inv k8s.wait` alone (its own
 Python start-up included) against the `kubectl rollout status` loop alone; "apply + ready" adds `inv k8s.apply`,
-a second Python start-up that `inv up` (one process) does not pay. Prints; asserts nothing.
+a second Python start-up that `inv up` (one process) does not pay. The "watch cycle" row is the inner loop: one
+`inv watch --debounce-ms 50` runs throughout, and each round's manifest change is one of its cycles (apply, then
+ready); its CPU is the watch process tree's, its wall from the write to the cycle's "ready" line (debounce included),
+against `kubectl apply` + the rollout status loop. Prints; asserts nothing.
 
 Usage: KUBECONFIG=... .venv/bin/python bench/rollout_cpu_bench.py [N ...] [--rounds R]
 """
@@ -23,9 +26,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO / "tests")]
 INV = str(Path(sys.executable).with_name("inv"))
 BUSYBOX = "k8s-local/busybox:1"
 
@@ -56,19 +62,23 @@ class Bench:
         self.root, self.count = root, count
         self.namespace = f"kit-bench-cpu-{count}-{secrets.token_hex(2)}"
         self.names = [f"svc{i:02d}" for i in range(count)]
-        (root / "k8s").mkdir(parents=True)
-        (root / "tasks.py").write_text("from devloop import namespace\n\nns = namespace()\n")
+        self.session = root.with_name("session")  # the same app, where `inv watch` runs (only its own writes wake it)
         config = {"name": "cpu", "namespace": self.namespace, "timeout": 300,
                   "cluster": {"provider": "docker", "ip": "127.0.0.1"}}
-        (root / "invoke.yaml").write_text(yaml.safe_dump({"app": config}))
+        for folder in (root, self.session):
+            (folder / "k8s").mkdir(parents=True)
+            (folder / "tasks.py").write_text("from devloop import namespace\n\nns = namespace()\n")
+            (folder / "invoke.yaml").write_text(yaml.safe_dump({"app": config}))
         self.env = dict(os.environ, PATH=f"{Path(INV).parent}{os.pathsep}{os.environ.get('PATH', '')}")
         self.version = 0
 
-    def write(self) -> Path:
+    def write(self, folder: Path | None = None) -> Path:
+        """A new version of every Deployment (one counter for both folders: each write changes them all)."""
         self.version += 1
         docs = [deployment(name, str(self.version)) for name in self.names]
-        (self.root / "k8s" / "app.yaml").write_text(yaml.safe_dump_all(docs))
-        return self.root / "k8s" / "app.yaml"
+        path = (folder or self.root) / "k8s" / "app.yaml"
+        path.write_text(yaml.safe_dump_all(docs))
+        return path
 
     def run(self, *argv: str) -> None:
         done = subprocess.run(list(argv), cwd=self.root, env=self.env, capture_output=True, text=True)
@@ -81,6 +91,18 @@ class Bench:
         applied = measured(lambda: self.run(INV, "k8s.apply"))
         waited = measured(lambda: self.run(INV, "k8s.wait"))
         return (applied[0] + waited[0], applied[1] + waited[1]), waited
+
+    def cycle(self, watcher: Any, number: int) -> tuple[float, float]:
+        """One cycle of a running `inv watch`: (wall from the write to its ready line, CPU of its process tree)."""
+        from watch_helpers import tree_cpu
+
+        seen, cpu = len(watcher.lines), tree_cpu(watcher.proc.pid)
+        started = time.monotonic()
+        self.write(self.session)
+        _, at, line = watcher.wait_for(rf"── cycle {number} (ready|failed)", 300, seen)
+        if "failed" in line:
+            raise SystemExit(f"watch cycle {number} failed:\n{watcher.text[-3000:]}")
+        return at - started, tree_cpu(watcher.proc.pid) - cpu
 
     def raw(self) -> tuple[tuple[float, float], tuple[float, float]]:
         path = self.write()
@@ -105,13 +127,20 @@ def row(label: str, kit: list[tuple[float, float]], raw: list[tuple[float, float
 
 
 def bench(count: int, rounds: int) -> None:
+    from watch_helpers import Running
+
     with tempfile.TemporaryDirectory() as tmp:
         b = Bench(Path(tmp) / "app", count)
         subprocess.run(["kubectl", "create", "namespace", b.namespace], check=True, capture_output=True)
+        watcher = None
         try:
             b.kit()  # first deployment: not measured
-            kit_all, kit_wait, raw_all, raw_wait = [], [], [], []
-            for _ in range(rounds):  # alternating, so both see the same cluster load
+            watcher = Running(b.session, "watch", "--debounce-ms", "50", env={})
+            watcher.wait_for(r"^watching ", 60)
+            b.cycle(watcher, 1)  # the session's first cycle reads what later ones keep: not measured
+            kit_all, kit_wait, raw_all, raw_wait, cycles = [], [], [], [], []
+            for k in range(1, rounds + 1):  # alternating, so all see the same cluster load
+                cycles.append(b.cycle(watcher, k + 1))
                 total, waited = b.kit()
                 kit_all.append(total)
                 kit_wait.append(waited)
@@ -121,10 +150,14 @@ def bench(count: int, rounds: int) -> None:
             print(f"N = {count} Deployments ({rounds} rollout(s) each, medians):")
             for i in range(rounds):
                 print(f"  round {i + 1}: wait CPU kit {kit_wait[i][1]:.2f}s raw {raw_wait[i][1]:.2f}s, "
-                      f"wall kit {kit_wait[i][0]:.1f}s raw {raw_wait[i][0]:.1f}s")
+                      f"wall kit {kit_wait[i][0]:.1f}s raw {raw_wait[i][0]:.1f}s; watch cycle CPU {cycles[i][1]:.2f}s "
+                      f"wall {cycles[i][0]:.1f}s")
             print(row("apply + ready", kit_all, raw_all))
             print(row("ready only (wait)", kit_wait, raw_wait))
+            print(row("watch cycle (inner loop)", cycles, raw_all))
         finally:
+            if watcher is not None:
+                watcher.stop()
             subprocess.run(["kubectl", "delete", "namespace", b.namespace, "--wait=false"], capture_output=True)
 
 

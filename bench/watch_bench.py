@@ -27,7 +27,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -182,23 +181,6 @@ def bench_startup() -> None:
 # -- 5. the real cluster -------------------------------------------------------------------------
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) used so far by a process, its reaped children and its live descendants."""
-    import psutil
-
-    def used(times: Any) -> float:
-        return float(times.user + times.system + times.children_user + times.children_system)
-
-    root = psutil.Process(pid)
-    total = used(root.cpu_times())
-    for child in root.children(recursive=True):
-        try:
-            total += used(child.cpu_times())
-        except psutil.NoSuchProcess:
-            pass  # ended between the listing and the reading: its CPU is in its parent's children times
-    return total
-
-
 def own_children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -213,7 +195,7 @@ def run(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = N
 
 def bench_cluster(rounds: int, rebuild_loop: bool = False) -> None:
     from conftest import make_app
-    from watch_helpers import Running, cluster_env, namespace
+    from watch_helpers import Running, cluster_env, namespace, tree_cpu
 
     kubeconfig = os.environ.get("KUBECONFIG", "")
     if not kubeconfig or subprocess.run(["kubectl", "get", "--raw", "/readyz"], capture_output=True).returncode != 0:

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psutil
 from conftest import INV
@@ -70,6 +71,21 @@ class Running:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process, its reaped children and its live descendants."""
+    def used(times: Any) -> float:
+        return float(times.user + times.system + times.children_user + times.children_system)
+
+    root = psutil.Process(pid)
+    total = used(root.cpu_times())
+    for child in root.children(recursive=True):
+        try:
+            total += used(child.cpu_times())
+        except psutil.NoSuchProcess:
+            pass  # ended between the listing and the reading: its CPU is in its parent's children times
+    return total
 
 
 def tree(pid: int) -> dict[int, str]:
