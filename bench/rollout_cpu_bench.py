@@ -122,7 +122,7 @@ def row(label: str, kit: list[tuple[float, float]], raw: list[tuple[float, float
         return statistics.median(v[i] for v in values)
 
     kw, kc, rw, rc = med(kit, 0), med(kit, 1), med(raw, 0), med(raw, 1)
-    return (f"  {label:<22} wall kit {kw:6.1f}s  raw {rw:6.1f}s  ({kw / rw:4.2f}x)    "
+    return (f"  {label:<24} wall kit {kw:6.1f}s  raw {rw:6.1f}s  ({kw / rw:4.2f}x)    "
             f"CPU kit {kc:6.2f}s  raw {rc:6.2f}s  ({kc / rc:4.2f}x)")
 
 
