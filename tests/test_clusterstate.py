@@ -82,3 +82,15 @@ def test_json_stream_reads_one_line_and_indented_values_and_skips_garbage() -> N
     stream = JsonStream()
     found = [v for line in lines for v in stream.feed(line)]
     assert found == [value] * 5
+
+
+def test_a_deletion_is_remembered_only_while_a_listing_still_holds_the_object() -> None:
+    state = ClusterState()
+    for n in range(50):  # a long watch session: pods come and go
+        state.apply(event("ADDED", at(pod(f"web-{n}"), 2 * n + 1)))
+        state.apply(event("DELETED", at(pod(f"web-{n}"), 2 * n + 2)))
+    state.replace([at(pod("web-49"), 97)])  # a listing taken before the last deletion: not brought back
+    assert names(state) == []
+    assert list(state.deleted) == [("Pod", "kit", "web-49")]  # the other 49 are forgotten
+    state.replace([])
+    assert state.deleted == {}

@@ -222,3 +222,15 @@ def test_applied_from_compares_the_spec_kubectl_applied_last() -> None:
     assert not converge.applied_from(doc, live(None))  # never applied with kubectl apply: cannot tell
     assert not converge.applied_from(doc, live("{not json"))
     assert not converge.applied_from(doc, live(json.dumps(["spec"])))
+
+
+def test_converged_key_names_the_objects_kept_and_what_prune_may_touch() -> None:
+    web = {"kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 1}}
+    config = {"kind": "ConfigMap", "metadata": {"name": "cfg"}}
+    rules = Policy("demo", "dev", namespace="demo-dev")
+    key = converge.converged_key([web, config], rules)
+    assert converge.converged_key([config, {**web, "spec": {"replicas": 3}}], rules) == key  # contents do not count
+    assert converge.converged_key([config], rules) != key
+    assert converge.converged_key([web, {**config, "metadata": {"name": "cfg", "namespace": "other"}}], rules) != key
+    assert converge.converged_key([web, config], Policy("demo", "dev", namespace="demo-dev", volumes=True)) != key
+    assert converge.converged_key([web, config], Policy("demo", "qa", namespace="demo-dev")) != key

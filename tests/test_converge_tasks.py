@@ -158,17 +158,32 @@ def test_a_run_asks_for_its_namespace_once_and_again_after_an_apply_failed(app_d
     apply = "kubectl --context k8s-local --namespace hello-qa apply -f .kit/rendered-dev.yaml"
     c = StrictContext({CONTEXT: ok("k8s-local\n"), rx(r"^docker image inspect "): ok("sha256:1\n"),
                        get_ns: [ok("namespace/hello-qa\n")] * 2,
-                       apply: [ok(), ok(), fail(1, stderr='Error from server (NotFound): namespaces "hello-qa" not found'),
-                               ok()]},
+                       apply: [ok(), ok(), fail(1, stderr="error: the server was unable to return a response"), ok()]},
                       app=config(app_dir, namespace="hello-qa"), repeat=False)
     app = App.load(c)
     documents = k8s.rendered(app, {})
     k8s.apply_documents(app, documents)
     k8s.apply_documents(app, documents)  # a watch session's next cycle: the namespace is known to be there
     with pytest.raises(KitError):
-        k8s.apply_documents(app, documents)  # someone deleted it meanwhile
+        k8s.apply_documents(app, documents)  # what failed is not known: the next apply looks again
     k8s.apply_documents(app, documents)
     assert kubectl_commands(c) == [get_ns, apply, apply, apply, get_ns, apply]
+
+
+def test_a_namespace_deleted_during_a_session_is_made_again_in_the_same_cycle(app_dir: Path) -> None:
+    get_ns = "kubectl --context k8s-local get namespace hello-qa -o name"
+    create = "kubectl --context k8s-local create namespace hello-qa"
+    apply = "kubectl --context k8s-local --namespace hello-qa apply -f .kit/rendered-dev.yaml"
+    gone = 'Error from server (NotFound): error when creating ".kit/rendered-dev.yaml": namespaces "hello-qa" not found'
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), rx(r"^docker image inspect "): ok("sha256:1\n"),
+                       get_ns: [ok("namespace/hello-qa\n"), fail(1)], create: ok(),
+                       apply: [ok(), fail(1, stderr=gone), ok()]},
+                      app=config(app_dir, namespace="hello-qa"), repeat=False)
+    app = App.load(c)
+    documents = k8s.rendered(app, {})
+    k8s.apply_documents(app, documents)
+    k8s.apply_documents(app, documents)  # someone deleted the namespace meanwhile
+    assert kubectl_commands(c) == [get_ns, apply, apply, get_ns, create, apply]
 
 
 def converge_once(app: App) -> None:

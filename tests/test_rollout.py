@@ -458,13 +458,42 @@ def test_a_kept_state_that_never_shows_the_apply_is_settled_by_one_listing(
         assert "the watches did not show the apply within 3s: reading the workloads" in capsys.readouterr().err
 
 
-def test_a_kept_watch_whose_child_ended_is_not_trusted(tmp_path: Path, fake_time: FakeTime) -> None:
+def test_a_kept_watch_whose_child_ended_is_not_trusted(tmp_path: Path, fake_time: FakeTime,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
     app = session_app(tmp_path, gets=2)
     with rollout.kept_watches(app):
         first_wait(app, fake_time)
+        capsys.readouterr()
+        started = fake_time.now
         fake_time.dead = True  # it missed what happened while it was down
         assert rollout.wait_ready(app, ["deployment/web"], timeout=30, documents=[DOC]).done
         assert app.c.commands == [CONTEXT, GET, GET]
+        assert fake_time.now == started  # listed at once: not after waiting for events from a dead watch
+        assert capsys.readouterr().err.startswith(f"$ {GET}")
+        assert fake_time.closed == 1  # the dead one was closed; the listing was the answer, so no new one opened
+
+
+def test_when_the_apply_changed_no_workload_the_kept_watch_is_checked_by_a_listing(
+        tmp_path: Path, fake_time: FakeTime, capsys: pytest.CaptureFixture[str]) -> None:
+    app = session_app(tmp_path, gets=2)
+    unchanged = {**DOC, "spec": deployment("web")["spec"]}  # what the kept state already shows
+    with rollout.kept_watches(app):
+        first_wait(app, fake_time)
+        capsys.readouterr()
+        # no event would show the watch still flows (it may have stalled while the laptop slept): read
+        rollout.wait_ready(app, ["deployment/web"], timeout=30, documents=[unchanged])
+        assert app.c.commands == [CONTEXT, GET, GET]
+        assert capsys.readouterr().err.startswith(f"$ {GET}")
+        assert fake_time.opened == 1 and fake_time.closed == 0  # the watch itself is kept
+
+
+def test_an_object_that_appears_while_a_listing_runs_is_kept() -> None:
+    watched = rollout.Watched(["pods"])
+    old, new = pod("web-1-a", "web-1"), pod("web-2-a", "web-2")
+    with watched.listing() as replace:
+        watched.on_event({"type": "ADDED", "object": new})  # after the listing's snapshot, before it is taken in
+        replace([old])
+    assert {o["metadata"]["name"] for o in watched.items()} == {"web-1-a", "web-2-a"}
 
 
 def test_without_the_applied_documents_the_kept_watch_is_not_used(tmp_path: Path, fake_time: FakeTime) -> None:

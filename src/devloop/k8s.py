@@ -131,6 +131,10 @@ def apply_documents(app: App, documents: list[dict[str, Any]]) -> None:
     ensure_namespace(app)
     argv = app.kubectl("apply", "-f", shown_path(target))
     result = app.run(argv, capture=True, check=False)
+    if result.exited != 0 and f'namespaces "{app.settings.namespace}" not found' in (result.stderr or ""):
+        app.forget(NAMESPACE_SEEN)  # deleted since this run looked: create it again, and apply again
+        ensure_namespace(app)
+        result = app.run(argv, capture=True, check=False)
     if result.stdout:
         print(shell.mask(result.stdout), end="", flush=True)
     if result.exited != 0:
@@ -193,7 +197,7 @@ def check(app: App, documents: list[dict[str, Any]], strict: bool = False, prune
     key = converge.converged_key(documents, rules)
     if prune and not needs_live(documents) and app.fact(CONVERGED, str) == key:
         app.say(f"converge: the same {len(documents)} object(s) as this session's last apply: nothing to prune")
-        return converge.Plan(covers=key), lint_documents(app, documents)
+        return converge.Plan(covers=key), lint_documents(app, documents, strict=strict)
     items = live_items(app, documents, prune, volumes)
     if items is None:
         app.say("lint: the cluster could not be read; checks against live objects skipped, nothing pruned")

@@ -205,12 +205,16 @@ class Watched:
         self.wake = supervise.Wakeup(settle=SETTLE_SECONDS)
         self.feed: supervise.EventFeed | None = None
         self.seeded = 0  # the feed's start count when the state was last read whole: a later start missed events
+        self.held: list[Any] | None = None  # events that came while a listing ran (see listing)
 
     def on_event(self, event: Any) -> None:
-        """Apply one event and wake the wait: at once for a workload's own status (it decides readiness); pod and
-        ReplicaSet events are gathered for a moment first."""
+        """Apply one event (held back while a listing runs) and wake the wait: at once for a workload's own status
+        (it decides readiness); pod and ReplicaSet events are gathered for a moment first."""
         with self.lock:
-            self.changes += self.state.apply(event)
+            if self.held is not None:
+                self.held.append(event)
+            else:
+                self.changes += self.state.apply(event)
         obj = event.get("object") if isinstance(event, dict) else None
         self.wake.set(urgent=isinstance(obj, dict) and obj.get("kind") in WORKLOAD_KINDS)
 
@@ -218,9 +222,22 @@ class Watched:
         with self.lock:
             return self.state.items()
 
-    def replace(self, items: list[dict[str, Any]]) -> None:
+    @contextlib.contextmanager
+    def listing(self) -> Iterator[Callable[[list[dict[str, Any]]], None]]:
+        """While a listing runs, events are held back; the state is then replaced by what it read (if it read
+        anything) and the held events applied after it, so an object that appeared meanwhile is not lost."""
         with self.lock:
-            self.state.replace(items)
+            self.held = []
+        listed: list[list[dict[str, Any]]] = []
+        try:
+            yield listed.append
+        finally:
+            with self.lock:
+                if listed:
+                    self.state.replace(listed[-1])
+                for event in self.held or []:
+                    self.changes += self.state.apply(event)
+                self.held = None
 
     def current(self) -> bool:
         """Watching, and no watch child ended or started again since the state was last read whole."""
@@ -271,7 +288,8 @@ class Waiter:
     In a watch session the state of the previous cycle's wait is still current; the wait then starts from it
     without a listing, and judges once every workload it waits for shows the documents just applied (kubectl's
     annotation on it carries their spec): a moment after the apply, as its events arrive. A listing settles it
-    if they have not arrived within SYNC_SECONDS.
+    if they have not arrived within SYNC_SECONDS. When the apply changed none of them, no event would show that
+    the watches still flow (a laptop that slept may hold a stalled connection), so the wait lists as usual.
     """
 
     def __init__(self, app: App, workloads: list[str], limit: int,
@@ -295,6 +313,9 @@ class Waiter:
     def run(self) -> kube.Verdict:
         reused = self.reuse()
         if reused:
+            self.sync_by = min(clock() + SYNC_SECONDS, self.deadline)
+            reused = self.behind()  # else the apply changed none of them: no event of theirs shows the watch flows
+        if reused:
             self.app.say(f"watching {', '.join(self.watched.kinds)} (open since an earlier cycle) until ready or "
                          f"{self.limit}s")
         else:
@@ -307,7 +328,6 @@ class Waiter:
             if self.kept is None:
                 stack.callback(self.watched.close)
             if reused:
-                self.sync_by = min(clock() + SYNC_SECONDS, self.deadline)
                 self.seen_changes = self.watched.changes
             else:
                 self.relist()
@@ -363,14 +383,15 @@ class Waiter:
 
     def relist(self) -> None:
         """The whole state from one listing (events applied meanwhile are kept where they are newer)."""
-        result = query(self.app, ["get", WATCHED_KINDS, "-o", "json"], self.deadline)
-        if shell.STOPPING.is_set():
-            raise KeyboardInterrupt  # a signal landed while kubectl ran (invoke's runner swallowed it)
-        if result.exited == 124:
-            raise self.silent_cluster(result.stderr or "")
-        if result.exited != 0:
-            raise cluster_failure(self.app, "workload state", result.stderr or "")
-        self.watched.replace(json.loads(result.stdout or "{}").get("items", []))
+        with self.watched.listing() as replace:
+            result = query(self.app, ["get", WATCHED_KINDS, "-o", "json"], self.deadline)
+            if shell.STOPPING.is_set():
+                raise KeyboardInterrupt  # a signal landed while kubectl ran (invoke's runner swallowed it)
+            if result.exited == 124:
+                raise self.silent_cluster(result.stderr or "")
+            if result.exited != 0:
+                raise cluster_failure(self.app, "workload state", result.stderr or "")
+            replace(json.loads(result.stdout or "{}").get("items", []))
         self.sync_by = None  # read after the apply
         self.quiet_since = clock()
 

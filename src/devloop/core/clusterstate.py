@@ -47,13 +47,19 @@ class ClusterState:
     def replace(self, items: Iterable[Mapping[str, Any]]) -> None:
         """Start again from a full listing (the first read, a reconnect, the slow backstop)."""
         fresh: dict[Key, dict[str, Any]] = {}
+        listed: set[Key] = set()
         for obj in items:
             key = key_of(obj)
-            if key is None or older(obj, self.deleted.get(key)):
+            if key is None:
+                continue
+            listed.add(key)
+            if older(obj, self.deleted.get(key)):
                 continue
             held = self.objects.get(key)
             fresh[key] = held if held is not None and older(obj, held) else dict(obj)
         self.objects = fresh
+        # a deletion matters only against a listing that still holds the object: the others are forgotten
+        self.deleted = {key: seen for key, seen in self.deleted.items() if key in listed}
 
     def apply(self, event: Any) -> bool:
         """One watch event ({"type": ADDED|MODIFIED|DELETED, "object": {...}}); True when it changed anything."""
