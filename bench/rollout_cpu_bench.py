@@ -16,6 +16,7 @@ Usage: KUBECONFIG=... .venv/bin/python bench/rollout_cpu_bench.py [N ...] [--rou
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import secrets
@@ -92,6 +93,15 @@ class Bench:
         waited = measured(lambda: self.run(INV, "k8s.wait"))
         return (applied[0] + waited[0], applied[1] + waited[1]), waited
 
+    def settle(self) -> None:
+        """Until no pod of the last rollout is still terminating: each measurement starts on a quiet node."""
+        for _ in range(240):
+            out = subprocess.run(["kubectl", "--namespace", self.namespace, "get", "pods", "-o", "json"],
+                                 capture_output=True, text=True).stdout
+            if not any(p["metadata"].get("deletionTimestamp") for p in json.loads(out or '{"items": []}')["items"]):
+                return
+            time.sleep(0.5)
+
     def cycle(self, watcher: Any, number: int) -> tuple[float, float]:
         """One cycle of a running `inv watch`: (wall from the write to its ready line, CPU of its process tree)."""
         from watch_helpers import tree_cpu
@@ -140,10 +150,13 @@ def bench(count: int, rounds: int) -> None:
             b.cycle(watcher, 1)  # the session's first cycle reads what later ones keep: not measured
             kit_all, kit_wait, raw_all, raw_wait, cycles = [], [], [], [], []
             for k in range(1, rounds + 1):  # alternating, so all see the same cluster load
+                b.settle()
                 cycles.append(b.cycle(watcher, k + 1))
+                b.settle()
                 total, waited = b.kit()
                 kit_all.append(total)
                 kit_wait.append(waited)
+                b.settle()
                 total, waited = b.raw()
                 raw_all.append(total)
                 raw_wait.append(waited)
