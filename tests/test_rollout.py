@@ -480,11 +480,24 @@ def test_when_the_apply_changed_no_workload_the_kept_watch_is_checked_by_a_listi
     with rollout.kept_watches(app):
         first_wait(app, fake_time)
         capsys.readouterr()
-        # no event would show the watch still flows (it may have stalled while the laptop slept): read
+        fake_time.now += 60  # the user read the page; no event since
+        # none is due either: nothing shows the watch still flows (it may have stalled while the laptop slept): read
         rollout.wait_ready(app, ["deployment/web"], timeout=30, documents=[unchanged])
         assert app.c.commands == [CONTEXT, GET, GET]
         assert capsys.readouterr().err.startswith(f"$ {GET}")
         assert fake_time.opened == 1 and fake_time.closed == 0  # the watch itself is kept
+
+
+def test_events_that_showed_the_apply_before_the_wait_began_are_enough(tmp_path: Path, fake_time: FakeTime,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    app = session_app(tmp_path, gets=1)
+    with rollout.kept_watches(app):
+        first_wait(app, fake_time)
+        fake_time.now += 60
+        fake_time.on_event(modified(applied(NEW_IMAGE, DOC))[0])  # during the apply: already rolled out and ready
+        assert rollout.wait_ready(app, ["deployment/web"], timeout=30, documents=[DOC]).done
+        assert app.c.commands == [CONTEXT, GET]
+        assert "(open since an earlier cycle)" in capsys.readouterr().err
 
 
 def test_an_object_that_appears_while_a_listing_runs_is_kept() -> None:

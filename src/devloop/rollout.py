@@ -206,6 +206,7 @@ class Watched:
         self.feed: supervise.EventFeed | None = None
         self.seeded = 0  # the feed's start count when the state was last read whole: a later start missed events
         self.held: list[Any] | None = None  # events that came while a listing ran (see listing)
+        self.heard_at = -math.inf  # when the last event came
 
     def on_event(self, event: Any) -> None:
         """Apply one event (held back while a listing runs) and wake the wait: at once for a workload's own status
@@ -215,6 +216,7 @@ class Watched:
                 self.held.append(event)
             else:
                 self.changes += self.state.apply(event)
+            self.heard_at = clock()
         obj = event.get("object") if isinstance(event, dict) else None
         self.wake.set(urgent=isinstance(obj, dict) and obj.get("kind") in WORKLOAD_KINDS)
 
@@ -288,8 +290,9 @@ class Waiter:
     In a watch session the state of the previous cycle's wait is still current; the wait then starts from it
     without a listing, and judges once every workload it waits for shows the documents just applied (kubectl's
     annotation on it carries their spec): a moment after the apply, as its events arrive. A listing settles it
-    if they have not arrived within SYNC_SECONDS. When the apply changed none of them, no event would show that
-    the watches still flow (a laptop that slept may hold a stalled connection), so the wait lists as usual.
+    if they have not arrived within SYNC_SECONDS. When no event came in the last SYNC_SECONDS and none is due (the
+    apply changed none of them), nothing shows that the watches still flow (a laptop that slept may hold a stalled
+    connection), so the wait lists as usual.
     """
 
     def __init__(self, app: App, workloads: list[str], limit: int,
@@ -314,7 +317,8 @@ class Waiter:
         reused = self.reuse()
         if reused:
             self.sync_by = min(clock() + SYNC_SECONDS, self.deadline)
-            reused = self.behind()  # else the apply changed none of them: no event of theirs shows the watch flows
+            # the watch flows if an event came a moment ago (the apply's own), or one is due (the state is behind)
+            reused = clock() - self.watched.heard_at < SYNC_SECONDS or self.behind()
         if reused:
             self.app.say(f"watching {', '.join(self.watched.kinds)} (open since an earlier cycle) until ready or "
                          f"{self.limit}s")
