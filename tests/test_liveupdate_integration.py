@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import inv, make_app
-from watch_helpers import Running, cluster_env, namespace
+from watch_helpers import Running, cluster_env, namespace, watch_after_up
 
 pytestmark = pytest.mark.integration
 
@@ -126,10 +126,8 @@ def test_a_failing_command_after_sync_falls_back_to_a_rebuild(cluster: str, base
     with_run_command(app, "exit 3")
     with namespace("kit-live-fail") as ns:
         env = cluster_env(base_image, ns)
-        assert inv(app, "up", env=env).returncode == 0
-        watcher = Running(app, "watch", "--cycles", "1", env=env)
+        watcher = watch_after_up(app, env, "--cycles", "1")
         try:
-            watcher.wait_for(r"^watching ", 60)
             (app / "app" / "www" / "index.html").write_text("<h1>after a failed command</h1>\n")
             assert watcher.proc.wait(timeout=240) == 0, watcher.text
         finally:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import inv, make_app
-from watch_helpers import Running, cluster_env, namespace
+from watch_helpers import Running, cluster_env, namespace, watch_after_up
 
 pytestmark = pytest.mark.integration
 
@@ -75,10 +75,8 @@ def test_the_next_cycles_wait_uses_the_watches_kept_open_and_sees_the_new_rollou
     app = make_app(tmp_path)
     with namespace("kit-watch-kept") as ns:
         env = cluster_env(base_image, ns)
-        assert inv(app, "up", env=env).returncode == 0
-        watcher = Running(app, "watch", "--cycles", "2", env=env)
+        watcher = watch_after_up(app, env, "--cycles", "2")
         try:
-            watcher.wait_for(r"^watching ", 60)
             for k in (1, 2):  # outside every sync rule: each save rebuilds and rolls out
                 with (app / "app" / "worker.sh").open("a") as script:
                     script.write(f"# edit {k}\n")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from conftest import INV
+from conftest import INV, inv
 
 from devloop.core import lock
 
@@ -71,6 +71,19 @@ class Running:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def watch_after_up(app: Path, env: dict[str, str], *args: str) -> Running:
+    """`inv up`, then `inv watch ARGS` running and watching."""
+    first = inv(app, "up", env=env)
+    assert first.returncode == 0, first.stderr
+    watcher = Running(app, "watch", *args, env=env)
+    try:
+        watcher.wait_for(r"^watching ", 60)
+    except BaseException:
+        watcher.stop()
+        raise
+    return watcher
 
 
 def tree_cpu(pid: int) -> float:
