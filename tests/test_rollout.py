@@ -521,3 +521,28 @@ def test_a_one_shot_wait_closes_its_watches(tmp_path: Path, fake_time: FakeTime)
     app = session_app(tmp_path, gets=1)
     first_wait(app, fake_time)
     assert (fake_time.opened, fake_time.closed) == (1, 1)
+
+
+def test_a_rollout_whose_pods_each_get_ready_soon_reads_no_events(tmp_path: Path, fake_time: FakeTime) -> None:
+    def starting(name: str) -> dict[str, Any]:
+        return pod(name, "web-2", ready=False, statuses=[container_status(ready=False)])
+
+    rolling = [deployment("web", 3, 0, updated=0), replicaset("web-2", "web", revision=2), starting("web-2-a")]
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), GET: listing(*rolling)})  # no events read scripted
+    gone = [{"type": "DELETED", "object": starting(name)} for name in ("web-2-a", "web-2-b")]
+    fake_time.script = [[gone[0], *modified(starting("web-2-b"))], [gone[1], *modified(starting("web-2-c"))], [],
+                        modified(deployment("web", 3))]
+    assert rollout.wait_ready(app, ["deployment/web"], timeout=60).done  # 8 s, yet no pod was not ready for 5 s
+    assert app.c.commands == [CONTEXT, GET]
+
+
+def test_a_pod_not_ready_for_five_seconds_gets_its_probe_message_read(tmp_path: Path, fake_time: FakeTime,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    events = "kubectl --context k8s-local get events --field-selector type=Warning -o json --request-timeout=10s"
+    probe = {"items": [{"type": "Warning", "reason": "Unhealthy", "involvedObject": {"kind": "Pod", "name": "web-1-a"},
+                        "message": "Readiness probe failed: connection refused"}]}
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), GET: listing(*WEB_STARTING), events: ok(json.dumps(probe))})
+    fake_time.script = [[], [], [], modified(*WEB_READY)]
+    assert rollout.wait_ready(app, ["deployment/web"], timeout=60).done
+    assert app.c.commands == [CONTEXT, GET, events]  # read once: at 106, the pod not ready since 100
+    assert "  waiting: pod web-1-a: readiness probe failing: connection refused" in capsys.readouterr().err

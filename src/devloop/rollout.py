@@ -30,7 +30,7 @@ WATCHED_KINDS = "deployments,statefulsets,daemonsets,jobs,replicasets,pods"
 BACKSTOP_SECONDS = 2.0  # the wait looks at its watch children at least this often (observe re-reads this often)
 RELIST_SECONDS = 15.0  # the wait re-lists everything when no event came for this long (the slow backstop)
 REQUEST_TIMEOUT = 10  # seconds one kubectl request of the wait may take (less when the deadline is nearer)
-EVENTS_EVERY = 5.0  # seconds before the first read of Warning events while a pod runs but is not ready
+EVENTS_EVERY = 5.0  # seconds a pod runs but is not ready before the first read of Warning events
 REPORT_SECONDS = 3.0  # what the final "not ready" report may take to read the probe messages
 EVENTS_AT_MOST = 30.0  # the gap between those reads doubles up to this (a long rollout reads few)
 SYNC_SECONDS = 3.0  # a kept watch shows an apply within this, else the wait reads the workloads
@@ -312,6 +312,7 @@ class Waiter:
         self.seen_changes = 0
         self.quiet_since = self.events_at = clock()
         self.events_every = EVENTS_EVERY
+        self.not_ready_since: dict[str, float] = {}  # pod -> when this wait first saw it running but not ready
 
     def run(self) -> kube.Verdict:
         reused = self.reuse()
@@ -327,7 +328,6 @@ class Waiter:
                                     f"--request-timeout={min(REQUEST_TIMEOUT, self.limit)}s")
             self.app.say(f"$ {shlex.join(argv)}    # then kept current by watching {', '.join(self.kinds)}, "
                          f"until ready or {self.limit}s")
-        self.events_at += EVENTS_EVERY
         with stop_on_signals(), contextlib.ExitStack() as stack:
             if self.kept is None:
                 stack.callback(self.watched.close)
@@ -472,7 +472,12 @@ class Waiter:
                 self.app.say(f"  waiting: {line}")
 
     def say_probe_failures(self, verdict: kube.Verdict, now: float) -> None:
-        if now < self.events_at or not any(p.reason == "NotReady" for p in verdict.problems):
+        """Name the readiness probe's message of a pod that has run without becoming ready for EVENTS_EVERY (a read
+        of Warning events, less and less often); in a healthy rollout each new pod is ready sooner, and none is read."""
+        not_ready = [p.pod for p in verdict.problems if p.reason == "NotReady"]
+        for pod in not_ready:
+            self.not_ready_since.setdefault(pod, now)
+        if now < self.events_at or not any(now - self.not_ready_since[pod] >= EVENTS_EVERY for pod in not_ready):
             return
         self.events_at = now + self.events_every
         self.events_every = min(self.events_every * 2, EVENTS_AT_MOST)
