@@ -33,6 +33,9 @@ def builtin_var(app: App, name: str, minikube_ip: Callable[[], str] | None = Non
     return None
 
 
+NAMESPACE_SEEN = "namespace:"  # app fact: this run has seen (or made) the namespace
+
+
 def ensure_namespace(app: App) -> None:
     """Create the environment's namespace on first use (each environment has its own).
 
@@ -40,9 +43,6 @@ def ensure_namespace(app: App) -> None:
     namespace = app.settings.namespace
     if namespace:
         app.fact(f"{NAMESPACE_SEEN}{namespace}", lambda: _create_if_missing(app, namespace))
-
-
-NAMESPACE_SEEN = "namespace:"
 
 
 def _create_if_missing(app: App, namespace: str) -> bool:

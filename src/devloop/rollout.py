@@ -317,10 +317,6 @@ class Waiter:
     def run(self) -> kube.Verdict:
         reused = self.reuse()
         if reused:
-            self.sync_by = min(clock() + SYNC_SECONDS, self.deadline)
-            # the watch flows if an event came a moment ago (the apply's own), or one is due (the state is behind)
-            reused = clock() - self.watched.heard_at < SYNC_SECONDS or self.behind()
-        if reused:
             self.app.say(f"watching {', '.join(self.watched.kinds)} (open since an earlier cycle) until ready or "
                          f"{self.limit}s")
         else:
@@ -358,15 +354,18 @@ class Waiter:
 
     def reuse(self) -> bool:
         """Take the session's Watched when it is current, watches what this wait needs, and the documents just applied
-        name every workload waited for (so the state can be told from the one before the apply). Otherwise this
-        wait's own Watched becomes the session's (its watches, kinds added, replace the old ones)."""
+        name every workload waited for (so the state can be told from the one before the apply); its state is used
+        as it is when the watches show they flow: an event came a moment ago (the apply's own), or one is due (the
+        state is behind). Otherwise this wait's own Watched becomes the session's (its watches, kinds added, replace
+        the old ones)."""
         if self.kept is None:
             return False
         kept = self.kept.watched
         if kept is not None and set(self.kinds) <= set(kept.kinds) and kept.current() \
                 and all(kube.normalise_workload(w) in self.applied for w in self.workloads):
-            self.watched = kept
-            return True
+            self.watched = kept  # its watches are kept either way
+            self.sync_by = min(clock() + SYNC_SECONDS, self.deadline)
+            return clock() - kept.heard_at < SYNC_SECONDS or self.behind()
         if kept is not None:
             kept.close()
             self.kinds = ["pods"] + sorted((set(kept.kinds) | set(self.kinds)) - {"pods"})
