@@ -226,37 +226,45 @@ def bench_cluster(rounds: int, rebuild_loop: bool = False) -> None:
         phases: list[str] = []
         raw_phases: list[str] = []
         run_id = time.time_ns()  # content no earlier run built: neither side may reuse an image or a cached layer
+
+        def raw_round(k: int) -> None:
+            """The same steps by hand."""
+            (raw_app / "app" / "www" / "version.txt").write_text(f"raw round {k} of run {run_id}\n")
+            started, cpu_before = time.monotonic(), own_children_cpu()
+            new = f"hello:raw-{k}-{int(time.time())}"
+            run(["docker", "build", "-q", "-t", new, "--build-arg", f"BASE_IMAGE={base}", "."], raw_app)
+            built = time.monotonic()
+            manifest = Path(tmp) / f"raw-{k}.yaml"
+            manifest.write_text(rendered.replace(tag, new))
+            run(["kubectl", "--namespace", raw_ns, "apply", "-f", str(manifest)])
+            applied = time.monotonic()
+            for deployment in ("deployment/hello-web", "deployment/hello-worker"):
+                run(["kubectl", "--namespace", raw_ns, "rollout", "status", deployment, "--timeout=300s"])
+            raw_times.append(time.monotonic() - started)
+            raw_cpu.append(own_children_cpu() - cpu_before)
+            raw_phases.append(f"build {built - started:.1f}s  apply {applied - built:.1f}s  "
+                              f"ready {time.monotonic() - applied:.1f}s")
+
         try:
             watcher.wait_for(r"^watching ", 60)
             seen = len(watcher.lines)
             for k in range(1, rounds + 1):
-                # the kit: save, then the cycle's "ready" line
-                saved, cpu_before = time.monotonic(), tree_cpu(watcher.proc.pid)
-                (kit_app / "app" / "www" / "version.txt").write_text(f"kit round {k} of run {run_id}\n")
-                index, at, line = watcher.wait_for(rf"── cycle {k} (ready|failed)", 300, seen)
-                seen = index + 1
-                if "failed" in line:
-                    raise SystemExit(f"kit cycle {k} failed:\n{watcher.text[-3000:]}")
-                kit_times.append(at - saved)
-                kit_cpu.append(tree_cpu(watcher.proc.pid) - cpu_before)
-                kit_printed.append(float(line.rsplit("save→ready ", 1)[1].rstrip("s")))
-                phases.append(line.split("ready: ", 1)[1].split("  │")[0])
-                # the same steps by hand
-                (raw_app / "app" / "www" / "version.txt").write_text(f"raw round {k} of run {run_id}\n")
-                started, cpu_before = time.monotonic(), own_children_cpu()
-                new = f"hello:raw-{k}-{int(time.time())}"
-                run(["docker", "build", "-q", "-t", new, "--build-arg", f"BASE_IMAGE={base}", "."], raw_app)
-                built = time.monotonic()
-                manifest = Path(tmp) / f"raw-{k}.yaml"
-                manifest.write_text(rendered.replace(tag, new))
-                run(["kubectl", "--namespace", raw_ns, "apply", "-f", str(manifest)])
-                applied = time.monotonic()
-                for deployment in ("deployment/hello-web", "deployment/hello-worker"):
-                    run(["kubectl", "--namespace", raw_ns, "rollout", "status", deployment, "--timeout=300s"])
-                raw_times.append(time.monotonic() - started)
-                raw_cpu.append(own_children_cpu() - cpu_before)
-                raw_phases.append(f"build {built - started:.1f}s  apply {applied - built:.1f}s  "
-                                  f"ready {time.monotonic() - applied:.1f}s")
+                # alternating which side goes first, so neither always follows the other's rollout
+                for side in (("kit", "raw") if k % 2 else ("raw", "kit")):
+                    if side == "raw":
+                        raw_round(k)
+                        continue
+                    # the kit: save, then the cycle's "ready" line
+                    saved, cpu_before = time.monotonic(), tree_cpu(watcher.proc.pid)
+                    (kit_app / "app" / "www" / "version.txt").write_text(f"kit round {k} of run {run_id}\n")
+                    index, at, line = watcher.wait_for(rf"── cycle {k} (ready|failed)", 300, seen)
+                    seen = index + 1
+                    if "failed" in line:
+                        raise SystemExit(f"kit cycle {k} failed:\n{watcher.text[-3000:]}")
+                    kit_times.append(at - saved)
+                    kit_cpu.append(tree_cpu(watcher.proc.pid) - cpu_before)
+                    kit_printed.append(float(line.rsplit("save→ready ", 1)[1].rstrip("s")))
+                    phases.append(line.split("ready: ", 1)[1].split("  │")[0])
         finally:
             watcher.stop()
     kit, raw, printed = statistics.median(kit_times), statistics.median(raw_times), statistics.median(kit_printed)
@@ -273,7 +281,8 @@ def bench_cluster(rounds: int, rebuild_loop: bool = False) -> None:
     print(f"   CPU per save (client side: the inv watch process and its children; the raw commands): "
           f"kit median {kit_c:.2f} s, raw median {raw_c:.2f} s, ratio {kit_c / raw_c:.2f}   (target ≤ 1.0, issue 12)")
     for k, (kit_line, raw_line) in enumerate(zip(phases, raw_phases, strict=True), start=1):
-        print(f"   round {k}: kit {kit_times[k - 1]:.2f}s CPU {kit_cpu[k - 1]:.2f}s ({kit_line}) · "
+        first = "kit first" if k % 2 else "raw first"
+        print(f"   round {k} ({first}): kit {kit_times[k - 1]:.2f}s CPU {kit_cpu[k - 1]:.2f}s ({kit_line}) · "
               f"raw {raw_times[k - 1]:.2f}s CPU {raw_cpu[k - 1]:.2f}s ({raw_line})")
 
 
