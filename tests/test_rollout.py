@@ -43,6 +43,7 @@ class FakeTime:
         self.urgent: list[bool] = []  # per wake-up set by an event: whether it cut the settling short
         self.opened = self.closed = 0
         self.dead = False  # a watch child has ended (running() is False)
+        self.early: float | None = None  # a wait that delivers events ends this long after it began (else its timeout)
 
     def clock(self) -> float:
         return self.now
@@ -86,10 +87,10 @@ class FakeTime:
 
             def wait(self, timeout: float) -> bool:
                 outer.waits.append(timeout)
-                outer.now += timeout
+                events = outer.script.pop(0) if outer.script else []
+                outer.now += min(timeout, outer.early) if events and outer.early is not None else timeout
                 if outer.restart_at_wait == len(outer.waits):
                     outer.starts += 1
-                events = outer.script.pop(0) if outer.script else []
                 for event in events:
                     outer.on_event(event)
                 return bool(events)
@@ -546,3 +547,65 @@ def test_a_pod_not_ready_for_five_seconds_gets_its_probe_message_read(tmp_path: 
     assert rollout.wait_ready(app, ["deployment/web"], timeout=60).done
     assert app.c.commands == [CONTEXT, GET, events]  # read once: at 106, the pod not ready since 100
     assert "  waiting: pod web-1-a: readiness probe failing: connection refused" in capsys.readouterr().err
+
+
+def many_starting(count: int) -> tuple[list[str], list[dict[str, Any]]]:
+    names = [f"svc{i}" for i in range(count)]
+    objects = [o for n in names for o in (deployment(n, 1, 0), replicaset(f"{n}-1", n),
+                                           pod(f"{n}-1-a", f"{n}-1", ready=False, statuses=[container_status(ready=False)]))]
+    return names, objects
+
+
+def counting_assess(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    assess = rollout.kube.assess
+
+    def counted(*args: Any) -> Any:
+        calls.append(1)
+        return assess(*args)
+
+    monkeypatch.setattr(rollout.kube, "assess", counted)
+    return calls
+
+
+def test_with_many_workloads_waiting_changes_are_judged_at_a_pace_not_per_event(
+        tmp_path: Path, fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch) -> None:
+    names, starting = many_starting(6)
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), GET: listing(*starting)})
+    calls = counting_assess(monkeypatch)
+    fake_time.early = 0.05  # one workload gets ready every 50 ms
+    fake_time.script = [modified(deployment(n)) for n in names]
+    assert rollout.pace(rollout.kube.Verdict(waiting={n: "" for n in names})) == pytest.approx(0.3)
+    assert rollout.wait_ready(app, [f"deployment/{n}" for n in names], timeout=60).done
+    assert len(calls) <= 3  # the listing's, then one at the pace (not one per event: 7)
+    assert fake_time.now <= 100.3 + 1e-6  # the last event was judged by the pace, not a backstop later
+
+
+def test_with_few_workloads_waiting_each_change_is_judged_at_once(
+        tmp_path: Path, fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch) -> None:
+    names, starting = many_starting(rollout.PACE_FROM)
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), GET: listing(*starting)})
+    calls = counting_assess(monkeypatch)
+    fake_time.early = 0.05
+    fake_time.script = [modified(deployment(n)) for n in names]
+    assert rollout.wait_ready(app, [f"deployment/{n}" for n in names], timeout=60).done
+    assert len(calls) == 1 + len(names)
+    assert fake_time.now == pytest.approx(100.0 + 0.05 * len(names))
+
+
+def test_a_change_the_pace_has_not_judged_yet_is_judged_at_the_deadline(
+        tmp_path: Path, fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch) -> None:
+    names, starting = many_starting(6)
+    monkeypatch.setattr(rollout, "PACE_PER_WAITING", 10.0)  # a pace past the deadline
+    monkeypatch.setattr(rollout, "PACE_AT_MOST", 100.0)
+    events = rx(r"kubectl --context k8s-local get events --field-selector type=Warning -o json --request-timeout=\d+s")
+    ready = [o for n in names for o in (deployment(n), replicaset(f"{n}-1", n), pod(f"{n}-1-a", f"{n}-1"))]
+    # the silence after the events brings listings (RELIST_SECONDS); they too wait for the pace or the deadline
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), GET: [listing(*starting)] + [listing(*ready)] * 2,
+                             events: [ok("{}")] * 5})
+    calls = counting_assess(monkeypatch)
+    fake_time.early = 0.05
+    fake_time.script = [modified(*(deployment(n) for n in names))]
+    assert rollout.wait_ready(app, [f"deployment/{n}" for n in names], timeout=30).done  # not "not ready after 30s"
+    assert len(calls) == 2
+    assert fake_time.now == pytest.approx(130.0)

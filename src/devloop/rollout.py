@@ -32,9 +32,12 @@ RELIST_SECONDS = 15.0  # the wait re-lists everything when no event came for thi
 REQUEST_TIMEOUT = 10  # seconds one kubectl request of the wait may take (less when the deadline is nearer)
 EVENTS_EVERY = 5.0  # seconds a pod runs but is not ready before the first read of Warning events
 REPORT_SECONDS = 3.0  # what the final "not ready" report may take to read the probe messages
-EVENTS_AT_MOST = 30.0  # the gap between those reads doubles up to this (a long rollout reads few)
+EVENTS_AT_MOST = 60.0  # the gap between those reads doubles up to this (a long rollout reads few)
 SYNC_SECONDS = 3.0  # a kept watch shows an apply within this, else the wait reads the workloads
 SETTLE_SECONDS = 0.25  # after a wake-up the wait lets a burst of events arrive, then judges them all at once
+PACE_FROM = 3  # with more workloads than this still waiting, none of the next events can end the wait: judge less often
+PACE_PER_WAITING = 0.05  # seconds between judgements per workload still waiting (past PACE_FROM)
+PACE_AT_MOST = 1.0  # the longest gap between judgements of a changed state
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 FEED_KINDS = {"deployment": "deployments", "statefulset": "statefulsets", "daemonset": "daemonsets", "job": "jobs"}
 
@@ -313,6 +316,7 @@ class Waiter:
         self.quiet_since = self.events_at = clock()
         self.events_every = EVENTS_EVERY
         self.not_ready_since: dict[str, float] = {}  # pod -> when this wait first saw it running but not ready
+        self.judge_at = -math.inf  # a changed state is judged again from then on (see pace)
 
     def run(self) -> kube.Verdict:
         reused = self.reuse()
@@ -333,8 +337,11 @@ class Waiter:
                 self.relist()
             self.older = {o["metadata"]["name"] for o in self.watched.items() if o.get("kind") == "Pod"}
             verdict = self.judge()
+            stale = False  # the state changed since the verdict: judged again once the pace allows
             while True:
                 now = clock()
+                if stale and now >= min(self.judge_at, self.deadline):
+                    verdict, stale = self.judge(), False
                 if verdict is not None:
                     self.say_waiting(verdict)
                     if verdict.hopeless:
@@ -348,9 +355,11 @@ class Waiter:
                     self.say_probe_failures(verdict, now)
                 self.watch()
                 until = min(self.deadline, self.sync_by) if self.sync_by is not None else self.deadline
+                if stale:
+                    until = min(until, self.judge_at)
                 self.watched.wake.wait(min(until - now, BACKSTOP_SECONDS))
-                if self.catch_up() or verdict is None:
-                    verdict = self.judge()  # judged again only when the state changed: assess is the wait's main cost
+                # judged again only when the state changed: assess is the wait's main cost
+                stale = self.catch_up() or verdict is None or stale
 
     def reuse(self) -> bool:
         """Take the session's Watched when it is current, watches what this wait needs, and the documents just applied
@@ -429,7 +438,13 @@ class Waiter:
 
     def judge(self) -> kube.Verdict | None:
         """Assess the state: None while it may be from before the apply (a listing settles that after SYNC_SECONDS);
-        a hopeless verdict from watch events is confirmed by a fresh listing first."""
+        a hopeless verdict from watch events is confirmed by a fresh listing first. Sets when to judge a changed state
+        next (see pace)."""
+        verdict = self.verdict()
+        self.judge_at = clock() + pace(verdict)
+        return verdict
+
+    def verdict(self) -> kube.Verdict | None:
         if self.behind():
             if clock() < self.sync_by:  # type: ignore[operator]
                 return None
@@ -497,6 +512,15 @@ class Waiter:
     def silent_cluster(self, stderr: str) -> KitError:
         return KitError(f"not ready after {self.limit}s: {which_cluster(self.app, stderr)} did not answer in time",
                         hint="check the cluster is up and not overloaded: inv doctor", code=1)
+
+
+def pace(verdict: kube.Verdict | None) -> float:
+    """Seconds until a changed state is judged again. Judging reads every object, and a rollout of many workloads
+    sends events all along: while more than PACE_FROM are waiting, none of the next events can end the wait, so
+    judging after each burst costs CPU for nothing. A failure is then seen up to PACE_AT_MOST later; the end of the
+    wait, with few left, at once."""
+    waiting = len(verdict.waiting) if verdict is not None else 0
+    return 0.0 if waiting <= PACE_FROM else min(PACE_AT_MOST, PACE_PER_WAITING * waiting)
 
 
 def explain(app: App, problems: list[kube.Problem], deadline: float | None = None) -> str:
