@@ -10,7 +10,7 @@ a second Python start-up that `inv up` (one process) does not pay. The "watch cy
 ready); its CPU is the watch process tree's, its wall from the write to the cycle's "ready" line (debounce included),
 against `kubectl apply` + the rollout status loop. Prints; asserts nothing.
 
-Usage: KUBECONFIG=... .venv/bin/python bench/rollout_cpu_bench.py [N ...] [--rounds R]
+Usage: KUBECONFIG=... .venv/bin/python bench/rollout_cpu_bench.py [N ...] [--rounds R] [--probe-period S]
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ INV = str(Path(sys.executable).with_name("inv"))
 BUSYBOX = "k8s-local/busybox:1"
 
 
-def deployment(name: str, version: str) -> dict:
+def deployment(name: str, version: str, probe_period: int = 1) -> dict:
     container = {"name": "main", "image": BUSYBOX, "imagePullPolicy": "Never",
                  "command": ["sh", "-c", "mkdir -p /tmp && touch /tmp/ready && exec sleep 3600"],
                  "env": [{"name": "VERSION", "value": version}],
-                 "readinessProbe": {"exec": {"command": ["test", "-f", "/tmp/ready"]}, "periodSeconds": 1}}
+                 "readinessProbe": {"exec": {"command": ["test", "-f", "/tmp/ready"]}, "periodSeconds": probe_period}}
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
                      "template": {"metadata": {"labels": {"app": name}},
@@ -59,8 +59,8 @@ def measured(commands: Callable[[], None]) -> tuple[float, float]:
 
 
 class Bench:
-    def __init__(self, root: Path, count: int) -> None:
-        self.root, self.count = root, count
+    def __init__(self, root: Path, count: int, probe_period: int = 1) -> None:
+        self.root, self.count, self.probe_period = root, count, probe_period
         self.namespace = f"kit-bench-cpu-{count}-{secrets.token_hex(2)}"
         self.names = [f"svc{i:02d}" for i in range(count)]
         self.session = root.with_name("session")  # the same app, where `inv watch` runs (only its own writes wake it)
@@ -76,7 +76,7 @@ class Bench:
     def write(self, folder: Path | None = None) -> Path:
         """A new version of every Deployment (one counter for both folders: each write changes them all)."""
         self.version += 1
-        docs = [deployment(name, str(self.version)) for name in self.names]
+        docs = [deployment(name, str(self.version), self.probe_period) for name in self.names]
         path = (folder or self.root) / "k8s" / "app.yaml"
         path.write_text(yaml.safe_dump_all(docs))
         return path
@@ -136,11 +136,11 @@ def row(label: str, kit: list[tuple[float, float]], raw: list[tuple[float, float
             f"CPU kit {kc:6.2f}s  raw {rc:6.2f}s  ({kc / rc:4.2f}x)")
 
 
-def bench(count: int, rounds: int) -> None:
+def bench(count: int, rounds: int, probe_period: int) -> None:
     from watch_helpers import Running
 
     with tempfile.TemporaryDirectory() as tmp:
-        b = Bench(Path(tmp) / "app", count)
+        b = Bench(Path(tmp) / "app", count, probe_period)
         subprocess.run(["kubectl", "create", "namespace", b.namespace], check=True, capture_output=True)
         watcher = None
         try:
@@ -160,7 +160,7 @@ def bench(count: int, rounds: int) -> None:
                 total, waited = b.raw()
                 raw_all.append(total)
                 raw_wait.append(waited)
-            print(f"N = {count} Deployments ({rounds} rollout(s) each, medians):")
+            print(f"N = {count} Deployments, readiness probe every {probe_period}s ({rounds} rollout(s) each, medians):")
             for i in range(rounds):
                 print(f"  round {i + 1}: wait CPU kit {kit_wait[i][1]:.2f}s raw {raw_wait[i][1]:.2f}s, "
                       f"wall kit {kit_wait[i][0]:.1f}s raw {raw_wait[i][0]:.1f}s; watch cycle CPU {cycles[i][1]:.2f}s "
@@ -178,12 +178,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("counts", nargs="*", type=int, default=[1, 10, 30])
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--probe-period", type=int, default=1,
+                        help="readiness probe period in seconds (exec probes: 30 pods at 1 s keep a 2-core node busy)")
     args = parser.parse_args()
     if not os.environ.get("KUBECONFIG"):
         raise SystemExit("set KUBECONFIG to the test cluster's kubeconfig (k8s-local env)")
     print("kit = inv k8s.apply + inv k8s.wait; raw = kubectl apply + kubectl rollout status per Deployment")
     for count in args.counts:
-        bench(count, args.rounds)
+        bench(count, args.rounds, args.probe_period)
 
 
 if __name__ == "__main__":
