@@ -342,6 +342,7 @@ class Waiter:
                 now = clock()
                 if stale and now >= min(self.judge_at, self.deadline):
                     verdict, stale = self.judge(), False
+                    now = clock()  # a judgement that lists again takes time
                 if verdict is not None:
                     self.say_waiting(verdict)
                     if verdict.hopeless:
@@ -516,9 +517,9 @@ class Waiter:
 
 def pace(verdict: kube.Verdict | None) -> float:
     """Seconds until a changed state is judged again. Judging reads every object, and a rollout of many workloads
-    sends events all along: while more than PACE_FROM are waiting, none of the next events can end the wait, so
-    judging after each burst costs CPU for nothing. A failure is then seen up to PACE_AT_MOST later; the end of the
-    wait, with few left, at once."""
+    sends events all along: while more than PACE_FROM are waiting, one event ends the wait only if all but one of
+    them got ready meanwhile, so judging after each burst costs CPU for little. A failure, or an end where several
+    get ready at once, is then seen up to one pace (PACE_AT_MOST at most) later; with few left, at once."""
     waiting = len(verdict.waiting) if verdict is not None else 0
     return 0.0 if waiting <= PACE_FROM else min(PACE_AT_MOST, PACE_PER_WAITING * waiting)
 
