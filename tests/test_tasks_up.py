@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,39 @@ def test_context_guard_refuses_before_anything_is_built(app_dir: Path) -> None:
         workflow.up(c)
     assert "kube context 'gke_prod' is not in app.cluster.allowed_contexts" in str(err.value.message)
     assert "--allow-context" in str(err.value.message)
+    assert c.commands == ["kubectl config current-context"]
+
+
+def write_kubeconfig(path: Path, context: str) -> Path:
+    path.write_text(f"apiVersion: v1\nkind: Config\ncurrent-context: {context}\ncontexts: []\nclusters: []\n")
+    return path
+
+
+def test_the_context_is_read_from_the_kubeconfig_files_without_running_kubectl(
+        app_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    unset = tmp_path / "unset.yaml"
+    unset.write_text("apiVersion: v1\nkind: Config\n")
+    first = write_kubeconfig(tmp_path / "first.yaml", "gke_prod")
+    second = write_kubeconfig(tmp_path / "second.yaml", "minikube")
+    # as kubectl: a missing file is skipped, and the first file that sets current-context wins
+    monkeypatch.setenv("KUBECONFIG", os.pathsep.join([str(tmp_path / "missing.yaml"), str(unset), str(first), str(second)]))
+    c = StrictContext({}, app=hello_config(app_dir))  # any command would fail the test
+    with pytest.raises(Exit) as err:
+        workflow.up(c)
+    assert "kube context 'gke_prod' is not in app.cluster.allowed_contexts" in str(err.value.message)
+    assert c.commands == []
+
+
+def test_a_kubeconfig_that_is_not_yaml_leaves_the_answer_to_kubectl(app_dir: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = tmp_path / "config"
+    broken.write_text("current-context: [minikube\n")
+    monkeypatch.setenv("KUBECONFIG", str(broken))
+    c = StrictContext({"kubectl config current-context": fail(1, stderr="error: error loading config file")},
+                      app=hello_config(app_dir))
+    with pytest.raises(Exit) as err:
+        workflow.up(c)
+    assert "no current kube context" in str(err.value.message)
     assert c.commands == ["kubectl config current-context"]
 
 

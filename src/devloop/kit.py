@@ -22,7 +22,7 @@ from invoke.config import merge_dicts
 from invoke.tasks import Task
 
 from devloop import flags, invoke_guard, shell
-from devloop.core import config
+from devloop.core import config, kubeconfig
 from devloop.core.errors import KitError
 from devloop.core.schema import DEFAULTS, check_yaml_file, env_override_problems, project_problems, read_dotenv, with_env_overrides
 
@@ -193,6 +193,19 @@ def read_app_config(c: Context, root: Path) -> dict[str, Any]:
     return with_env_overrides(os.environ, app)
 
 
+def kubeconfig_context() -> str | None:
+    """The current context the kubeconfig files set (core.kubeconfig), or None: then kubectl is asked."""
+    texts = []
+    for path in kubeconfig.paths(os.environ.get("KUBECONFIG", ""), Path.home()):
+        try:
+            texts.append(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            continue  # as kubectl: a listed file that does not exist is skipped
+        except (OSError, UnicodeDecodeError):
+            return None
+    return kubeconfig.current_context(texts)
+
+
 def state_dir_error(path: Path, exc: OSError) -> KitError:
     """The kit's own folder cannot be made or written: name it and the fix."""
     return KitError(f"cannot write the kit's folder {path}: {exc.strerror or exc}",
@@ -257,7 +270,7 @@ class App:
         """The kube context the kit acts on, checked against the allow-list."""
 
         def compute() -> str:
-            ctx = self.settings.cluster.context
+            ctx = self.settings.cluster.context or kubeconfig_context()
             if not ctx:
                 result = self.run(["kubectl", "config", "current-context"], query=True, capture=True, check=False,
                                   quiet=True)
