@@ -196,7 +196,8 @@ def read_app_config(c: Context, root: Path) -> dict[str, Any]:
 def kubeconfig_context() -> str | None:
     """The current context the kubeconfig files set (core.kubeconfig), or None: then kubectl is asked."""
     texts = []
-    for path in kubeconfig.paths(os.environ.get("KUBECONFIG", ""), Path.home()):
+    home = os.environ.get("HOME") if os.name != "nt" else None  # kubectl's own rule for its home folder
+    for path in kubeconfig.paths(os.environ.get("KUBECONFIG", ""), home):
         try:
             texts.append(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
