@@ -24,6 +24,7 @@ def get(seconds: int = 10) -> str:
 
 
 GET = get()
+EVENTS = "kubectl --context k8s-local get events --field-selector type=Warning -o json --request-timeout=10s"
 CONTEXT = "kubectl config current-context"
 
 
@@ -161,7 +162,7 @@ def test_a_workloads_own_event_is_judged_at_once_pod_events_are_gathered_first(t
 
 
 def test_a_restarted_watch_and_a_long_silence_each_bring_one_full_listing(tmp_path: Path, fake_time: FakeTime) -> None:
-    events = "kubectl --context k8s-local get events --field-selector type=Warning -o json --request-timeout=10s"
+    events = EVENTS
     app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), events: [ok("{}")] * 5,
                              GET: [listing(*WEB_STARTING)] * 2 + [listing(*WEB_READY)]})
     fake_time.restart_at_wait = 1
@@ -539,7 +540,7 @@ def test_a_rollout_whose_pods_each_get_ready_soon_reads_no_events(tmp_path: Path
 
 def test_a_pod_not_ready_for_five_seconds_gets_its_probe_message_read(tmp_path: Path, fake_time: FakeTime,
                                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    events = "kubectl --context k8s-local get events --field-selector type=Warning -o json --request-timeout=10s"
+    events = EVENTS
     probe = {"items": [{"type": "Warning", "reason": "Unhealthy", "involvedObject": {"kind": "Pod", "name": "web-1-a"},
                         "message": "Readiness probe failed: connection refused"}]}
     app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), GET: listing(*WEB_STARTING), events: ok(json.dumps(probe))})
