@@ -153,37 +153,51 @@ def test_up_converges_the_same_way(app_dir: Path, capsys: pytest.CaptureFixture[
     assert "pruned deployment/hello-old: no longer in k8s/" in capsys.readouterr().err
 
 
-def test_a_run_asks_for_its_namespace_once_and_again_after_an_apply_failed(app_dir: Path) -> None:
-    get_ns = "kubectl --context k8s-local get namespace hello-qa -o name"
+def test_an_apply_does_not_look_the_namespace_up_first(app_dir: Path) -> None:
     apply = "kubectl --context k8s-local --namespace hello-qa apply -f .kit/rendered-dev.yaml"
     c = StrictContext({CONTEXT: ok("k8s-local\n"), rx(r"^docker image inspect "): ok("sha256:1\n"),
-                       get_ns: [ok("namespace/hello-qa\n")] * 2,
-                       apply: [ok(), ok(), fail(1, stderr="error: the server was unable to return a response"), ok()]},
+                       apply: [ok(), fail(1, stderr="error: the server was unable to return a response"), ok()]},
                       app=config(app_dir, namespace="hello-qa"), repeat=False)
     app = App.load(c)
     documents = k8s.rendered(app, {})
     k8s.apply_documents(app, documents)
-    k8s.apply_documents(app, documents)  # a watch session's next cycle: the namespace is known to be there
     with pytest.raises(KitError):
-        k8s.apply_documents(app, documents)  # what failed is not known: the next apply looks again
+        k8s.apply_documents(app, documents)  # any other failure: no namespace is made
     k8s.apply_documents(app, documents)
-    assert kubectl_commands(c) == [get_ns, apply, apply, apply, get_ns, apply]
+    assert kubectl_commands(c) == [apply, apply, apply]
 
 
-def test_a_namespace_deleted_during_a_session_is_made_again_in_the_same_cycle(app_dir: Path) -> None:
+def test_an_apply_into_a_missing_namespace_makes_it_and_applies_again(
+        app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     get_ns = "kubectl --context k8s-local get namespace hello-qa -o name"
     create = "kubectl --context k8s-local create namespace hello-qa"
     apply = "kubectl --context k8s-local --namespace hello-qa apply -f .kit/rendered-dev.yaml"
     gone = 'Error from server (NotFound): error when creating ".kit/rendered-dev.yaml": namespaces "hello-qa" not found'
     c = StrictContext({CONTEXT: ok("k8s-local\n"), rx(r"^docker image inspect "): ok("sha256:1\n"),
-                       get_ns: [ok("namespace/hello-qa\n"), fail(1)], create: ok(),
-                       apply: [ok(), fail(1, stderr=gone), ok()]},
+                       get_ns: [fail(1), fail(1)], create: [ok(), ok()],
+                       apply: [fail(1, stderr=gone, stdout="clusterrole.rbac.authorization.k8s.io/reader created\n"),
+                               ok("deployment.apps/hello-web created\n"), ok(), fail(1, stderr=gone), ok()]},
                       app=config(app_dir, namespace="hello-qa"), repeat=False)
     app = App.load(c)
     documents = k8s.rendered(app, {})
-    k8s.apply_documents(app, documents)
+    k8s.apply_documents(app, documents)  # a new environment: its namespace does not exist yet
+    k8s.apply_documents(app, documents)  # a watch session's next cycle
     k8s.apply_documents(app, documents)  # someone deleted the namespace meanwhile
-    assert kubectl_commands(c) == [get_ns, apply, apply, get_ns, create, apply]
+    assert kubectl_commands(c) == [apply, get_ns, create, apply, apply, apply, get_ns, create, apply]
+    out = capsys.readouterr().out
+    assert "clusterrole.rbac.authorization.k8s.io/reader created" in out  # the first attempt's output is kept
+    assert "deployment.apps/hello-web created" in out
+
+
+def test_a_dry_apply_shows_the_namespace_it_would_make(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    get_ns = "kubectl --context k8s-local get namespace hello-qa -o name"
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), rx(r"^docker image inspect "): ok("sha256:1\n"),
+                       get_ns: fail(1)}, app=config(app_dir, namespace="hello-qa"), dry=True, repeat=False)
+    app = App.load(c)
+    k8s.apply_documents(app, k8s.rendered(app, {}))
+    err = capsys.readouterr().err
+    assert "$ kubectl --context k8s-local create namespace hello-qa    # --dry: not run" in err
+    assert "$ kubectl --context k8s-local --namespace hello-qa apply -f .kit/rendered-dev.yaml    # --dry: not run" in err
 
 
 def converge_once(app: App) -> None:

@@ -126,13 +126,19 @@ def write_rendered(app: App, documents: list[dict[str, Any]], even_dry: bool = F
 
 
 def apply_documents(app: App, documents: list[dict[str, Any]]) -> None:
-    """`kubectl apply` the rendered set; a refusal by the API server is explained one line per object."""
+    """`kubectl apply` the rendered set; a refusal by the API server is explained one line per object.
+
+    The namespace is not looked up first: an apply that fails for want of it creates it and applies again (one
+    kubectl less on every apply). A --dry run shows the lookup and the create instead."""
     target = write_rendered(app, documents)
-    ensure_namespace(app)
+    if shell.is_dry(app.c):
+        ensure_namespace(app)
     argv = app.kubectl("apply", "-f", shown_path(target))
     result = app.run(argv, capture=True, check=False)
     if result.exited != 0 and f'namespaces "{app.settings.namespace}" not found' in (result.stderr or ""):
-        app.forget(NAMESPACE_SEEN)  # deleted since this run looked: create it again, and apply again
+        if result.stdout:  # what the first attempt applied (objects outside the namespace)
+            print(shell.mask(result.stdout), end="", flush=True)
+        app.forget(NAMESPACE_SEEN)  # a run that made it before may see it deleted since
         ensure_namespace(app)
         result = app.run(argv, capture=True, check=False)
     if result.stdout:
