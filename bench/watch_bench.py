@@ -293,6 +293,9 @@ def main() -> None:
     parser.add_argument("--rebuild-loop", action="store_true", help="part 5 without live update: every save rebuilds")
     args = parser.parse_args()
     print(f"watch loop figures (debounce {QUIET_MS} ms, max delay {MAX_DELAY_MS} ms)")
+    from watch_helpers import compile_kit
+
+    compile_kit()  # the kit as a user's install has it: modules byte-compiled
     bench_loop()
     bench_startup()
     if not args.no_cluster:
