@@ -9,9 +9,10 @@
    examples/hello, against the same steps as raw commands (docker build, kubectl apply, kubectl rollout
    status) in the same run, alternating; medians and their ratio (target ≤ 1.10). The saved file is one
    the example live-updates; with --rebuild-loop the copy has no live_update rules, so every save
-   rebuilds and rolls out as the raw commands do (issue 12: at most 1.0x).
+   rebuilds and rolls out as the raw commands do (issue 12: at most 1.0x). With --up each save is
+   followed by a one-shot `inv up` instead of a watch cycle (no live_update rules either).
 
-Usage: .venv/bin/python bench/watch_bench.py [--rounds N] [--no-cluster] [--rebuild-loop]
+Usage: .venv/bin/python bench/watch_bench.py [--rounds N] [--no-cluster] [--rebuild-loop | --up]
 Environment: BASE_IMAGE for part 5 (default k8s-local/busybox:1).
 """
 
@@ -193,7 +194,7 @@ def run(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = N
     return result.stdout
 
 
-def bench_cluster(rounds: int, rebuild_loop: bool = False) -> None:
+def bench_cluster(rounds: int, rebuild_loop: bool = False, up: bool = False) -> None:
     from conftest import make_app
     from watch_helpers import Running, cluster_env, namespace, tree_cpu
 
@@ -206,7 +207,7 @@ def bench_cluster(rounds: int, rebuild_loop: bool = False) -> None:
     with tempfile.TemporaryDirectory() as tmp, namespace("kit-watch-bench") as kit_ns, \
             namespace("kit-watch-bench-raw") as raw_ns:
         kit_app = make_app(Path(tmp), name="kit")
-        if rebuild_loop:
+        if rebuild_loop or up:
             config = yaml.safe_load((kit_app / "invoke.yaml").read_text())
             del config["app"]["images"]["hello"]["live_update"]
             (kit_app / "invoke.yaml").write_text(yaml.safe_dump(config))
@@ -217,7 +218,7 @@ def bench_cluster(rounds: int, rebuild_loop: bool = False) -> None:
         run([inv, "up"], raw_app, raw_env)  # the raw steps start from the same deployed state
         rendered = (raw_app / ".kit" / "rendered-dev.yaml").read_text()
         tag = run([inv, "image.tag"], raw_app, raw_env).strip()
-        watcher = Running(kit_app, "watch", env=kit_env)
+        watcher = None if up else Running(kit_app, "watch", env=kit_env)
         kit_times: list[float] = []
         kit_printed: list[float] = []
         raw_times: list[float] = []
@@ -245,14 +246,32 @@ def bench_cluster(rounds: int, rebuild_loop: bool = False) -> None:
             raw_phases.append(f"build {built - started:.1f}s  apply {applied - built:.1f}s  "
                               f"ready {time.monotonic() - applied:.1f}s")
 
+        def up_round(k: int) -> None:
+            """The kit one-shot: save, then `inv up` until it returns."""
+            (kit_app / "app" / "www" / "version.txt").write_text(f"kit round {k} of run {run_id}\n")
+            started, cpu_before = time.monotonic(), own_children_cpu()
+            done = subprocess.run([inv, "up"], cwd=kit_app, env=dict(os.environ, **kit_env), capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"inv up failed in round {k}:\n{done.stderr[-3000:]}")
+            kit_times.append(time.monotonic() - started)
+            kit_cpu.append(own_children_cpu() - cpu_before)
+            timings = [line for line in done.stderr.splitlines() if line.startswith("timings: ")][-1]
+            kit_printed.append(float(timings.rsplit("total ", 1)[1].rstrip("s")))
+            phases.append(timings.removeprefix("timings: ").split("  total")[0])
+
         try:
-            watcher.wait_for(r"^watching ", 60)
-            seen = len(watcher.lines)
+            seen = 0
+            if watcher:
+                watcher.wait_for(r"^watching ", 60)
+                seen = len(watcher.lines)
             for k in range(1, rounds + 1):
                 # alternating which side goes first, so neither always follows the other's rollout
                 for side in (("kit", "raw") if k % 2 else ("raw", "kit")):
                     if side == "raw":
                         raw_round(k)
+                        continue
+                    if watcher is None:
+                        up_round(k)
                         continue
                     # the kit: save, then the cycle's "ready" line
                     saved, cpu_before = time.monotonic(), tree_cpu(watcher.proc.pid)
@@ -266,20 +285,26 @@ def bench_cluster(rounds: int, rebuild_loop: bool = False) -> None:
                     kit_printed.append(float(line.rsplit("save→ready ", 1)[1].rstrip("s")))
                     phases.append(line.split("ready: ", 1)[1].split("  │")[0])
         finally:
-            watcher.stop()
+            if watcher:
+                watcher.stop()
     kit, raw, printed = statistics.median(kit_times), statistics.median(raw_times), statistics.median(kit_printed)
-    loop = "the rebuild loop (no live_update rules)" if rebuild_loop else "live update"
+    loop = "one-shot inv up per save" if up else "the rebuild loop (no live_update rules)" if rebuild_loop \
+        else "live update"
     print(f"5. save → ready on the real cluster, examples/hello, {loop}, {rounds} rounds alternating:")
-    print(f"   inv watch: median {kit:.2f} s (min {min(kit_times):.2f}, max {max(kit_times):.2f}); "
+    print(f"   {'inv up' if up else 'inv watch'}: median {kit:.2f} s (min {min(kit_times):.2f}, max {max(kit_times):.2f}); "
           f"as printed by the kit: median {printed:.2f} s")
     print(f"   raw commands (docker build, kubectl apply, kubectl rollout status ×2): median {raw:.2f} s "
           f"(min {min(raw_times):.2f}, max {max(raw_times):.2f})")
-    target = "1.0, issue 12" if rebuild_loop else "1.10"
-    print(f"   ratio kit/raw: {kit / raw:.2f}   (target ≤ {target}); without the {QUIET_MS} ms debounce: "
-          f"{(kit - QUIET_MS / 1000) / raw:.2f}")
+    if up:  # issue 12 quotes the one-shot ratio (1.5x when it was filed) but sets it no target
+        print(f"   ratio kit/raw: {kit / raw:.2f}")
+    else:
+        target = "1.0, issue 12" if rebuild_loop else "1.10"
+        print(f"   ratio kit/raw: {kit / raw:.2f}   (target ≤ {target}); without the {QUIET_MS} ms debounce: "
+              f"{(kit - QUIET_MS / 1000) / raw:.2f}")
     kit_c, raw_c = statistics.median(kit_cpu), statistics.median(raw_cpu)
-    print(f"   CPU per save (client side: the inv watch process and its children; the raw commands): "
-          f"kit median {kit_c:.2f} s, raw median {raw_c:.2f} s, ratio {kit_c / raw_c:.2f}   (target ≤ 1.0, issue 12)")
+    whose = "inv up and its children" if up else "the inv watch process and its children"
+    print(f"   CPU per save (client side: {whose}; the raw commands): kit median {kit_c:.2f} s, "
+          f"raw median {raw_c:.2f} s, ratio {kit_c / raw_c:.2f}   (target ≤ 1.0, issue 12)")
     for k, (kit_line, raw_line) in enumerate(zip(phases, raw_phases, strict=True), start=1):
         first = "kit first" if k % 2 else "raw first"
         print(f"   round {k} ({first}): kit {kit_times[k - 1]:.2f}s CPU {kit_cpu[k - 1]:.2f}s ({kit_line}) · "
@@ -291,6 +316,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="cluster rounds (part 5)")
     parser.add_argument("--no-cluster", action="store_true", help="skip part 5")
     parser.add_argument("--rebuild-loop", action="store_true", help="part 5 without live update: every save rebuilds")
+    parser.add_argument("--up", action="store_true", help="part 5 with one-shot `inv up` per save instead of inv watch")
     args = parser.parse_args()
     print(f"watch loop figures (debounce {QUIET_MS} ms, max delay {MAX_DELAY_MS} ms)")
     from watch_helpers import compile_kit
@@ -299,7 +325,7 @@ def main() -> None:
     bench_loop()
     bench_startup()
     if not args.no_cluster:
-        bench_cluster(args.rounds, args.rebuild_loop)
+        bench_cluster(args.rounds, args.rebuild_loop, args.up)
 
 
 if __name__ == "__main__":
