@@ -143,6 +143,34 @@ def test_a_refusal_of_the_apply_itself_is_one_line_per_object(app_dir: Path) -> 
         "  fix: fix them and run again (`inv k8s.lint` asks the server without applying)"]
 
 
+def test_an_apply_that_cannot_reach_the_cluster_says_so_and_not_that_the_server_refused(app_dir: Path) -> None:
+    from test_kube import OPENAPI
+
+    c = context(app_dir, {LIST: fail(1, stderr=OPENAPI), APPLY: fail(1, stderr=OPENAPI)})
+    with pytest.raises(Exit) as raised:
+        k8s.apply(c)
+    assert str(raised.value.message).splitlines() == [
+        "error: cannot apply: the cluster of context k8s-local (https://127.0.0.1:1) does not answer "
+        "(dial tcp 127.0.0.1:1: connect: connection refused)",
+        "  fix: check the cluster is up: inv doctor (the rendered file is kept; run again once it answers)"]
+    assert raised.value.code == 1
+
+
+def test_down_against_a_cluster_that_does_not_answer_is_one_error_with_a_fix(
+        app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from test_kube import REFUSED
+
+    delete = rx(r"^kubectl --context k8s-local delete ingresses,services,.* -l devloop/app=hello,devloop/env=dev ")
+    c = context(app_dir, {delete: fail(1, stderr=REFUSED)})
+    with pytest.raises(Exit) as raised:
+        workflow.down(c)
+    assert str(raised.value.message).splitlines() == [
+        "error: cannot delete: the cluster of context k8s-local (https://127.0.0.1:6443) does not answer "
+        "(dial tcp 127.0.0.1:6443: connect: connection refused)",
+        "  fix: check the cluster is up: inv doctor (run again once it answers)"]
+    assert "memcache" not in capsys.readouterr().err  # kubectl's retries are not repeated to the user
+
+
 def test_up_converges_the_same_way(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     c = context(app_dir, {LIST: listed(stale_deployment()), APPLY: ok(), PRUNE: ok(),
                           rx(r"^kubectl --context k8s-local get deployments,statefulsets,daemonsets,jobs,replicasets,pods "):
@@ -184,7 +212,9 @@ def test_an_apply_into_a_missing_namespace_makes_it_and_applies_again(
     k8s.apply_documents(app, documents)  # a watch session's next cycle
     k8s.apply_documents(app, documents)  # someone deleted the namespace meanwhile
     assert kubectl_commands(c) == [apply, get_ns, create, apply, apply, apply, get_ns, create, apply]
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert captured.err.count("namespace hello-qa does not exist: making it, then applying again") == 2
     assert "clusterrole.rbac.authorization.k8s.io/reader created" in out  # the first attempt's output is kept
     assert "deployment.apps/hello-web created" in out
 

@@ -274,6 +274,33 @@ def test_kubectls_repeated_connection_error_becomes_one_reason() -> None:
                                         "net/http: TLS handshake timeout")
 
 
+OPENAPI = ('error: error validating ".kit/rendered-dev.yaml": error validating data: failed to download openapi: Get '
+           '"https://127.0.0.1:1/openapi/v2?timeout=32s": dial tcp 127.0.0.1:1: connect: connection refused; if you '
+           'choose to ignore these errors, turn validation off with --validate=false\n')
+
+
+@pytest.mark.parametrize(("stderr", "why"), [
+    (OPENAPI, "dial tcp 127.0.0.1:1: connect: connection refused"),
+    (REFUSED, "dial tcp 127.0.0.1:6443: connect: connection refused"),
+    ("Unable to connect to the server: net/http: TLS handshake timeout\n", "net/http: TLS handshake timeout"),
+    ("Unable to connect to the server: dial tcp: lookup cluster.example on 127.0.0.53:53: no such host\n",
+     "dial tcp: lookup cluster.example on 127.0.0.53:53: no such host"),
+])
+def test_a_cluster_that_does_not_answer_is_told_from_its_connection_error(stderr: str, why: str) -> None:
+    assert kube.unreachable(stderr) == why
+
+
+@pytest.mark.parametrize("stderr", [
+    "error: You must be logged in to the server (Unauthorized)\n",
+    'Error from server (Invalid): error when applying patch: Service "web" is invalid: spec.clusterIPs[0]: Invalid value\n',
+    'error: error validating ".kit/rendered-dev.yaml": error validating data: ValidationError(Deployment.spec): unknown '
+    'field "replicaz" in io.k8s.api.apps.v1.DeploymentSpec; if you choose to ignore these errors, turn validation off\n',
+    "",
+])
+def test_a_cluster_that_answered_is_not_called_unreachable(stderr: str) -> None:
+    assert kube.unreachable(stderr) == ""
+
+
 # -- mutation gaps (#13 item 29): each test fails on a code change that gives a wrong result --------------
 
 

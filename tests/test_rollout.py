@@ -203,6 +203,17 @@ def test_a_crash_loop_fails_at_once_with_the_previous_containers_last_lines(tmp_
     assert fake_time.now == 100.0  # no waiting at all
 
 
+def test_a_crash_loop_of_a_container_that_printed_nothing_says_so(tmp_path: Path, fake_time: FakeTime) -> None:
+    crashing = [deployment("web", 1, 0), replicaset("web-1", "web"),
+                pod("web-1-a", "web-1", ready=False, statuses=[container_status(
+                    ready=False, state=waiting("CrashLoopBackOff"), last=crashed(3), restarts=2)])]
+    logs = "kubectl --context k8s-local logs web-1-a -c main --previous --tail 10 --request-timeout=10s"
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), GET: listing(*crashing), logs: ok("")})
+    with pytest.raises(KitError) as caught:
+        rollout.wait_ready(app, ["deployment/web"], timeout=30)
+    assert caught.value.message.splitlines()[-1] == "      (it printed nothing)"
+
+
 def test_our_image_missing_on_the_node_names_inv_image_load(tmp_path: Path, fake_time: FakeTime) -> None:
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n")}, images={"demoapp": {}})

@@ -12,7 +12,7 @@ from invoke import Collection, Context
 
 from devloop import image as images
 from devloop import rollout, shell, tls
-from devloop.core import converge, lint, render
+from devloop.core import converge, kube, lint, render
 from devloop.core.errors import KitError
 from devloop.environment import NAMESPACE_SEEN, builtin_var, ensure_namespace, secret_documents
 from devloop.kit import STATE_DIR, App, kit_task, shown_path
@@ -138,6 +138,7 @@ def apply_documents(app: App, documents: list[dict[str, Any]]) -> None:
     if result.exited != 0 and f'namespaces "{app.settings.namespace}" not found' in (result.stderr or ""):
         if result.stdout:  # what the first attempt applied (objects outside the namespace)
             print(shell.mask(result.stdout), end="", flush=True)
+        app.say(f"namespace {app.settings.namespace} does not exist: making it, then applying again")
         app.forget(NAMESPACE_SEEN)  # a run that made it before may see it deleted since
         ensure_namespace(app)
         result = app.run(argv, capture=True, check=False)
@@ -145,11 +146,15 @@ def apply_documents(app: App, documents: list[dict[str, Any]]) -> None:
         print(shell.mask(result.stdout), end="", flush=True)
     if result.exited != 0:
         app.forget(NAMESPACE_SEEN)  # it may be gone: the next apply looks again
-        raise refusal(argv, result, "the other objects were applied")
+        raise refusal(app, argv, result, "the other objects were applied")
 
 
-def refusal(argv: list[str], result: Any, done: str) -> KitError:
-    """kubectl's failure in the user's terms: each refused object, field and fix; never the server's struct dump."""
+def refusal(app: App, argv: list[str], result: Any, done: str) -> KitError:
+    """kubectl's failure in the user's terms: each refused object, field and fix; never the server's struct dump.
+
+    A cluster that does not answer refused nothing: that is said as such."""
+    if kube.unreachable(result.stderr or ""):
+        return no_answer(app, "apply", result.stderr or "", "the rendered file is kept; run again once it answers")
     refused = converge.rejections(result.stderr or "")
     if not refused:
         return shell.failure(argv, result.exited, converge.short_output(result.stderr or result.stdout or ""),
@@ -240,7 +245,7 @@ def confirmed(app: App, documents: list[dict[str, Any]], findings: list[lint.Fin
     result = app.run(argv, query=True, capture=True, check=False)
     refused = converge.rejections(result.stderr or "") if result.exited != 0 else []
     if result.exited != 0 and not refused:
-        raise refusal(argv, result, "a dry run: nothing was changed")
+        raise refusal(app, argv, result, "a dry run: nothing was changed")
     findings, accepted = lint.confirm(findings, refused, lint.places(documents, app.origins))
     for guess in accepted:
         app.say(f"lint: {guess.ref}: the API server accepts the change (server-side dry run), so this is no error: "
@@ -280,7 +285,20 @@ def apply_converged(app: App, documents: list[dict[str, Any]], plan: converge.Pl
 
 def delete_applied(app: App, volumes: bool = False) -> None:
     kinds = ",".join(converge.NAMESPACED_KINDS) + (",persistentvolumeclaims" if volumes else "")
-    app.run(app.kubectl("delete", kinds, "-l", selector(app), "--ignore-not-found", "--wait=false"))
+    argv = app.kubectl("delete", kinds, "-l", selector(app), "--ignore-not-found", "--wait=false")
+    result = app.run(argv, capture=True, check=False)  # captured: an unreachable cluster's retries are not shown
+    if result.stdout:
+        print(shell.mask(result.stdout), end="", flush=True)
+    if result.exited != 0 and kube.unreachable(result.stderr or ""):
+        raise no_answer(app, "delete", result.stderr or "", "run again once it answers")
+    if result.exited != 0:
+        raise shell.failure(argv, result.exited, converge.short_output(result.stderr or result.stdout or ""))
+
+
+def no_answer(app: App, doing: str, stderr: str, after: str) -> KitError:
+    """kubectl could not reach the cluster: which one and why, in one line."""
+    return KitError(f"cannot {doing}: {rollout.which_cluster(app, stderr)} does not answer ({kube.unreachable(stderr)})",
+                    hint=f"check the cluster is up: inv doctor ({after})", code=1)
 
 
 # -- tasks --------------------------------------------------------------------------------------

@@ -532,11 +532,15 @@ def explain(app: App, problems: list[kube.Problem], deadline: float | None = Non
         lines.append(f"{where}: {problem.reason}: {problem.sentence}")
         if problem.wants_previous_log and problem.pod:
             log = query(app, ["logs", problem.pod, "-c", problem.container, "--previous", "--tail", "10"], until)
-            lines += [f"    | {line}" for line in (log.stdout or log.stderr).rstrip().splitlines()]
+            lines += log_lines(log)
         elif problem.reason == "JobFailed":
-            log = query(app, ["logs", problem.workload, "--tail", "10"], until)
-            lines += [f"    | {line}" for line in (log.stdout or log.stderr).rstrip().splitlines()]
+            lines += log_lines(query(app, ["logs", problem.workload, "--tail", "10"], until))
     return "rollout failed:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def log_lines(log: Any) -> list[str]:
+    """A log tail under a failure; a container that printed nothing is said to have done so."""
+    return [f"    | {line}" for line in (log.stdout or log.stderr).rstrip().splitlines()] or ["    (it printed nothing)"]
 
 
 def events_of(app: App, verdict: kube.Verdict, deadline: float | None = None) -> dict[str, list[str]]:

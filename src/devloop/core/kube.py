@@ -545,6 +545,23 @@ def cluster_error(stderr: str) -> tuple[str, str]:
     return server, why
 
 
+_NO_ANSWER = re.compile(r"Unable to connect to the server: |The connection to the server |dial tcp |"
+                        r"TLS handshake timeout|connection reset by peer|no such host|i/o timeout")
+
+
+def unreachable(stderr: str) -> str:
+    """Why kubectl could not talk to the cluster at all (refused, timed out, unknown host), or "" when it did.
+
+    Taken from the first line that says so, from the connection error on (kubectl's apply wraps it in an
+    OpenAPI download error that reads like a refusal of the manifest)."""
+    for line in stderr.splitlines():
+        found = _NO_ANSWER.search(line)
+        if found:
+            why = line[found.start():].removeprefix("Unable to connect to the server: ")
+            return why.split("; if you choose to ignore these errors", 1)[0].strip().rstrip('"')
+    return ""
+
+
 # -- kubectl pass-through ---------------------------------------------------------------------------
 
 
