@@ -167,6 +167,43 @@ def test_refusals_in_the_users_terms(output: str, expected: str) -> None:
     assert "\n".join(str(r) for r in converge.rejections(output)) == expected
 
 
+SCHEMA = ('error: error validating ".kit/rendered-dev.yaml": error validating data: [ValidationError(Deployment.spec): '
+          'unknown field "replicaz" in io.k8s.api.apps.v1.DeploymentSpec, ValidationError(Deployment.spec.template.spec.'
+          'containers[0]): unknown field "imagez" in io.k8s.api.core.v1.Container, ValidationError(Service.spec.ports[0].'
+          'port): invalid type for io.k8s.api.core.v1.ServicePort.port: got "string", expected "integer", '
+          'ValidationError(Deployment.spec): missing required field "selector" in io.k8s.api.apps.v1.DeploymentSpec]; '
+          'if you choose to ignore these errors, turn validation off with --validate=false\n')
+SENT = [{"kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicaz": 2, "template": {"spec": {
+            "containers": [{"name": "web", "imagez": "x"}]}}}},
+        {"kind": "Deployment", "metadata": {"name": "worker"}, "spec": {"selector": {}, "replicas": 1}},
+        {"kind": "Service", "metadata": {"name": "web"}, "spec": {"ports": [{"port": "80"}]}}]
+
+
+def test_kubectls_schema_errors_name_the_object_that_has_the_field_and_say_who_refused() -> None:
+    refused = converge.rejections(SCHEMA, SENT)
+    assert [str(r) for r in refused] == [
+        "deployment/web: spec.replicaz is not a field there — check its name and indentation "
+        "(`kubectl explain deployment.spec`)",
+        "deployment/web: spec.template.spec.containers[0].imagez is not a field there — check its name and indentation "
+        "(`kubectl explain deployment.spec.template.spec.containers`)",
+        'service/web: spec.ports[0].port is invalid: invalid type for port: got "string", expected "integer" — '
+        "fix the value's type",
+        "deployment/web: spec.selector is required — add it"]
+    assert all(r.by_kubectl for r in refused)
+
+
+def test_a_schema_error_no_sent_object_explains_names_the_kind() -> None:
+    assert [str(r) for r in converge.rejections(SCHEMA)][0] == \
+        "Deployment spec.replicaz is not a field there — check its name and indentation (`kubectl explain deployment.spec`)"
+
+
+@pytest.mark.parametrize(("path", "value"), [("spec.replicaz", 2), ("spec.template.spec.containers[0].name", "web"),
+                                             ("spec.template.spec.containers[1].name", None), ("spec.nope.deeper", None),
+                                             ("metadata.name.x", None)])
+def test_dig_follows_fields_and_list_indexes(path: str, value: Any) -> None:
+    assert converge.dig(SENT[0], path) == value
+
+
 def test_output_kept_for_an_error_has_no_endless_lines() -> None:
     kept = converge.short_output("x" * 5000 + "\nlast line\n")
     assert kept.splitlines()[-1] == "last line" and len(kept.splitlines()[0]) < 220

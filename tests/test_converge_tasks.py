@@ -138,9 +138,63 @@ def test_a_refusal_of_the_apply_itself_is_one_line_per_object(app_dir: Path) -> 
         k8s.apply(c)
     assert str(raised.value.message).splitlines() == [
         "error: the API server refused 1 change(s) (the other objects were applied):",
-        "  service/hello-web: spec.clusterIPs[0] is immutable — drop spec.clusterIP from the manifest (the server picks "
-        "one), or delete the Service (`inv k8s.kubectl -- delete service hello-web`) to give it the new one",
+        "  service/hello-web (k8s/service.yaml): spec.clusterIPs[0] is immutable — drop spec.clusterIP from the manifest "
+        "(the server picks one), or delete the Service (`inv k8s.kubectl -- delete service hello-web`) to give it the new one",
         "  fix: fix them and run again (`inv k8s.lint` asks the server without applying)"]
+
+
+def test_a_misspelt_field_kubectl_refuses_names_the_object_its_file_and_kubectl(app_dir: Path) -> None:
+    worker = app_dir / "k8s" / "worker-deploy.yaml"
+    worker.write_text(worker.read_text().replace("  replicas: 1", "  replicaz: 1"))
+    schema = ('error: error validating ".kit/rendered-dev.yaml": error validating data: ValidationError(Deployment.spec): '
+              'unknown field "replicaz" in io.k8s.api.apps.v1.DeploymentSpec; if you choose to ignore these errors, '
+              "turn validation off with --validate=false\n")
+    c = context(app_dir, {LIST: listed(), APPLY: fail(1, stderr=schema)})
+    with pytest.raises(Exit) as raised:
+        k8s.apply(c)
+    assert str(raised.value.message).splitlines()[:2] == [
+        "error: kubectl's schema check refused 1 change(s) (the other objects were applied):",
+        "  deployment/hello-worker (k8s/worker-deploy.yaml): spec.replicaz is not a field there — check its name and "
+        "indentation (`kubectl explain deployment.spec`)"]
+
+
+def test_lint_asks_the_server_about_every_object_and_says_it_accepts_them(
+        app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    c = context(app_dir, {LIST: listed(), DRY_RUN: ok()})
+    k8s.lint_(c)
+    assert kubectl_commands(c) == [LIST, DRY_RUN]
+    assert "lint: the API server accepts all 5 object(s) (server-side dry run)" in capsys.readouterr().err
+
+
+def test_lint_reports_what_kubectl_or_the_server_would_refuse_as_an_error(app_dir: Path) -> None:
+    worker = app_dir / "k8s" / "worker-deploy.yaml"
+    worker.write_text(worker.read_text().replace("  replicas: 1", "  replicaz: 1"))
+    schema = ('error: error validating ".kit/dry-run-dev.yaml": error validating data: ValidationError(Deployment.spec): '
+              'unknown field "replicaz" in io.k8s.api.apps.v1.DeploymentSpec; if you choose to ignore\n')
+    c = context(app_dir, {LIST: listed(), DRY_RUN: fail(1, stderr=schema)})
+    with pytest.raises(Exit) as raised:
+        k8s.lint_(c)
+    message = str(raised.value.message)
+    assert message.startswith("error: lint found 1 problem(s) in the manifests:")
+    assert "worker-deploy.yaml Deployment/hello-worker: error: spec.replicaz is not a field there" in message
+
+
+def test_lint_into_a_namespace_not_made_yet_says_the_server_could_not_check(
+        app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    listing = LIST.replace("--context k8s-local", "--context k8s-local --namespace hello-qa")
+    dry = DRY_RUN.replace("--context k8s-local", "--context k8s-local --namespace hello-qa")
+    missing = fail(1, stderr='Error from server (NotFound): namespaces "hello-qa" not found\n')
+    c = context(app_dir, {listing: listed(), dry: missing}, namespace="hello-qa")
+    k8s.lint_(c)
+    err = capsys.readouterr().err
+    assert "lint: namespace hello-qa does not exist yet (the apply makes it): the server could not check the objects" in err
+    assert "no errors" in err
+
+
+def test_lint_without_the_cluster_asks_nothing(app_dir: Path) -> None:
+    c = context(app_dir, {LIST: fail(1, stderr="error: You must be logged in to the server (Unauthorized)\n")})
+    k8s.lint_(c)
+    assert kubectl_commands(c) == [LIST]
 
 
 def test_an_apply_that_cannot_reach_the_cluster_says_so_and_not_that_the_server_refused(app_dir: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -146,21 +147,31 @@ def apply_documents(app: App, documents: list[dict[str, Any]]) -> None:
         print(shell.mask(result.stdout), end="", flush=True)
     if result.exited != 0:
         app.forget(NAMESPACE_SEEN)  # it may be gone: the next apply looks again
-        raise refusal(app, argv, result, "the other objects were applied")
+        raise refusal(app, argv, result, "the other objects were applied", documents)
 
 
-def refusal(app: App, argv: list[str], result: Any, done: str) -> KitError:
-    """kubectl's failure in the user's terms: each refused object, field and fix; never the server's struct dump.
+def refusal(app: App, argv: list[str], result: Any, done: str, documents: list[dict[str, Any]]) -> KitError:
+    """kubectl's failure in the user's terms: each refused object, field, file and fix; never the server's struct dump.
 
-    A cluster that does not answer refused nothing: that is said as such."""
+    A cluster that does not answer refused nothing: that is said as such. Who refused is named: the API server, or
+    kubectl's own check against the cluster's schema (an unknown or misspelt field)."""
     if kube.unreachable(result.stderr or ""):
         return no_answer(app, "apply", result.stderr or "", "the rendered file is kept; run again once it answers")
-    refused = converge.rejections(result.stderr or "")
+    refused = located(app, converge.rejections(result.stderr or "", documents), documents)
     if not refused:
         return shell.failure(argv, result.exited, converge.short_output(result.stderr or result.stdout or ""),
                              "the rendered file is kept for inspection; `inv k8s.render` prints it")
-    return KitError(f"the API server refused {len(refused)} change(s) ({done}):\n" + "\n".join(f"  {r}" for r in refused),
+    checkers = {"kubectl's schema check" if r.by_kubectl else "the API server" for r in refused}
+    return KitError(f"{' and '.join(sorted(checkers, reverse=True))} refused {len(refused)} change(s) ({done}):\n"
+                    + "\n".join(f"  {r}" for r in refused),
                     hint="fix them and run again (`inv k8s.lint` asks the server without applying)", code=1)
+
+
+def located(app: App, refused: list[converge.Rejection], documents: list[dict[str, Any]]) -> list[converge.Rejection]:
+    """Each refusal with the manifest file its object came from."""
+    files = {f"{str(d.get('kind')).lower()}/{(d.get('metadata') or {}).get('name')}": shown_path(app.origins[id(d)])
+             for d in documents if id(d) in app.origins}
+    return [dataclasses.replace(r, origin=files.get(r.ref, "")) for r in refused]
 
 
 def selector(app: App) -> str:
@@ -199,9 +210,10 @@ def policy(app: App, prune: bool = True, volumes: bool = False) -> converge.Poli
 
 
 def check(app: App, documents: list[dict[str, Any]], strict: bool = False, prune: bool = True,
-          volumes: bool = False) -> tuple[converge.Plan, list[lint.Finding]]:
+          volumes: bool = False, ask_server: bool = False) -> tuple[converge.Plan, list[lint.Finding]]:
     """Lint against the live objects and plan what converging deletes; raise on what the server would refuse.
 
+    ``ask_server`` (`inv k8s.lint`): a server-side dry run of every object, whenever the cluster can be read.
     A watch session's cycle that converges the very objects its last cycle did reads nothing: no lint rule needs the
     live objects (see needs_live) and nothing is left to prune."""
     rules = policy(app, prune, volumes)
@@ -215,15 +227,15 @@ def check(app: App, documents: list[dict[str, Any]], strict: bool = False, prune
     plan = converge.plan(documents, items or [], rules)
     plan.covers = key if prune and items is not None else ""
     live = converge.live_map(items or [], app.settings.namespace, plan.rerun_refs)
-    return plan, lint_documents(app, documents, live, strict, plan.rerun_refs)
+    return plan, lint_documents(app, documents, live, strict, plan.rerun_refs, ask_server and items is not None)
 
 
 def lint_documents(app: App, documents: list[dict[str, Any]], live: dict[str, Any] | None = None,
-                   strict: bool = False, rerun: set[str] | None = None) -> list[lint.Finding]:
+                   strict: bool = False, rerun: set[str] | None = None, ask_server: bool = False) -> list[lint.Finding]:
     """Run the checks; print warnings; raise on errors (so `up` stops before apply); ``strict``: on warnings too."""
     refs = image_refs(app, strict=False)
     findings = lint.lint(documents, app.origins, [render.image_repository(r) for r in refs.values()], refs, live)
-    findings = confirmed(app, documents, findings, rerun or set())
+    findings = confirmed(app, documents, findings, rerun or set(), ask_server)
     for finding in findings:
         if not finding.error:
             app.say(str(finding))
@@ -235,17 +247,24 @@ def lint_documents(app: App, documents: list[dict[str, Any]], live: dict[str, An
 
 
 def confirmed(app: App, documents: list[dict[str, Any]], findings: list[lint.Finding],
-              rerun: set[str]) -> list[lint.Finding]:
-    """Guesses from the live objects, asked of the API server (a server-side dry run) before they are called errors."""
-    if not any(f.live and f.error for f in findings):
+              rerun: set[str], ask: bool = False) -> list[lint.Finding]:
+    """Guesses from the live objects, asked of the API server (a server-side dry run) before they are called errors;
+    with ``ask``, the dry run is made anyway, and what kubectl or the server refuses is an error too."""
+    if not ask and not any(f.live and f.error for f in findings):
         return findings
     sent = [d for d in documents if f"{str(d.get('kind')).lower()}/{(d.get('metadata') or {}).get('name')}" not in rerun]
     target = write_rendered(app, sent, even_dry=True, name="dry-run")
     argv = app.kubectl("apply", "--dry-run=server", "-f", shown_path(target))
     result = app.run(argv, query=True, capture=True, check=False)
-    refused = converge.rejections(result.stderr or "") if result.exited != 0 else []
+    if result.exited != 0 and f'namespaces "{app.settings.namespace}" not found' in (result.stderr or ""):
+        app.say(f"lint: namespace {app.settings.namespace} does not exist yet (the apply makes it): the server could "
+                "not check the objects in it")
+        return findings
+    refused = located(app, converge.rejections(result.stderr or "", sent), sent) if result.exited != 0 else []
     if result.exited != 0 and not refused:
-        raise refusal(app, argv, result, "a dry run: nothing was changed")
+        raise refusal(app, argv, result, "a dry run: nothing was changed", sent)
+    if ask and not refused:
+        app.say(f"lint: the API server accepts all {len(sent)} object(s) (server-side dry run)")
     findings, accepted = lint.confirm(findings, refused, lint.places(documents, app.origins))
     for guess in accepted:
         app.say(f"lint: {guess.ref}: the API server accepts the change (server-side dry run), so this is no error: "
@@ -351,7 +370,7 @@ def lint_(c: Context, env: str | None = None, set: list[str] | None = None, live
     """Check the rendered manifests before apply."""
     app = App.load(c, env)
     documents = rendered(app, parse_sets(set), strict=False)
-    plan, findings = check(app, documents) if live else (converge.Plan(), lint_documents(app, documents))
+    plan, findings = check(app, documents, ask_server=True) if live else (converge.Plan(), lint_documents(app, documents))
     for action in plan.rerun:
         app.say(f"lint: apply would rerun {action.ref}: {action.reason}")
     for action in plan.prune:

@@ -203,15 +203,17 @@ def live_map(live: Iterable[Mapping[str, Any]], namespace: str, skip: set[str]) 
 
 @dataclass(frozen=True)
 class Rejection:
-    """One thing the API server refused: the object, the field, what it said, the fix."""
+    """One thing the API server (or kubectl's schema check) refused: the object, the field, what it said, the fix."""
 
     ref: str  # kind/name; "" when the server's words name no object
     field: str
     said: str
     fix: str = ""
+    by_kubectl: bool = False  # kubectl's check against the cluster's schema, before anything reaches the server
+    origin: str = ""  # the manifest file the object came from, when known
 
     def __str__(self) -> str:
-        head = f"{self.ref}: " if self.ref else ""
+        head = f"{self.ref}{f' ({self.origin})' if self.origin else ''}: " if self.ref else ""
         what = f"{self.field} {self.said}" if self.field else self.said
         return f"{head}{what} — {self.fix}" if self.fix else f"{head}{what}"
 
@@ -311,13 +313,18 @@ def _other(block: str) -> Rejection:
     return Rejection(f"{kind.group(1).lower()}/{name.group(1)}" if kind and name else "", "", shorten(text))
 
 
-def rejections(output: str) -> list[Rejection]:
-    """The API server's refusals in kubectl's error output (apply, or apply --dry-run=server), one per cause."""
+def rejections(output: str, documents: Iterable[Mapping[str, Any]] = ()) -> list[Rejection]:
+    """The refusals in kubectl's error output (apply, or apply --dry-run=server), one per cause.
+
+    ``documents``: what was sent, to name the object behind a schema error (kubectl names only its kind)."""
     found: list[Rejection] = []
     for block in _BLOCK.split(output):
         block = block.strip()
         if not block.startswith(("Error from server", "error: ", "The ")):
             continue  # warnings and progress lines
+        if "ValidationError(" in block:
+            found += schema_errors(block, list(documents))
+            continue
         invalid = list(_INVALID.finditer(block))
         if invalid:
             match = invalid[-1]
@@ -325,3 +332,53 @@ def rejections(output: str) -> list[Rejection]:
         else:
             found.append(_other(block))
     return found
+
+
+# -- kubectl's schema check ---------------------------------------------------------------------------
+
+_SCHEMA = re.compile(r"ValidationError\(([A-Z]\w*)((?:\.[^():]+)?)\): ")
+_NAMED = re.compile(r'^(unknown|missing required) field "([^"]+)"')
+_TYPE_NAME = re.compile(r"\s*\bin io\.k8s\.[\w.]+|\bio\.k8s\.[\w.]+\.")
+
+
+def schema_errors(block: str, documents: list[Mapping[str, Any]]) -> list[Rejection]:
+    """kubectl's "error validating data: [ValidationError(Kind.path): message, …]": one Rejection per object and cause.
+
+    kubectl names the kind and the field but not the object: the objects of that kind whose field is there (unknown
+    field) or missing (missing required field) are named; when none is found, the kind alone."""
+    text = block.split("; if you choose to ignore these errors", 1)[0]
+    starts = list(_SCHEMA.finditer(text))
+    found: list[Rejection] = []
+    for index, match in enumerate(starts):
+        end = starts[index + 1].start() if index + 1 < len(starts) else len(text)
+        message = text[match.end():end].strip().rstrip(",]").strip()
+        kind, path = match.group(1), match.group(2).lstrip(".")
+        named = _NAMED.match(message)
+        field_path = ".".join(p for p in (path, named.group(2) if named else "") if p)
+        if named and named.group(1) == "unknown":
+            explain = ".".join(p for p in (kind.lower(), re.sub(r"\[\d+\]", "", path)) if p)
+            said, fix = "is not a field there", f"check its name and indentation (`kubectl explain {explain}`)"
+        elif named:
+            said, fix = "is required", "add it"
+        else:
+            said, fix = f"is invalid: {shorten(_TYPE_NAME.sub('', message))}", "fix the value's type"
+        wanted = not (named and named.group(1) == "missing required")  # the field is there, or (missing) not
+        refs = [f"{kind.lower()}/{_meta(d).get('name')}" for d in documents
+                if d.get("kind") == kind and (dig(d, field_path) is not None) == wanted]
+        found += [Rejection(ref, field_path, said, fix, by_kubectl=True) for ref in refs] or \
+            [Rejection("", f"{kind} {field_path}".strip(), said, fix, by_kubectl=True)]
+    return found
+
+
+def dig(document: Mapping[str, Any], path: str) -> Any:
+    """The value at "spec.template.spec.containers[0].image" in a document, or None."""
+    value: Any = document
+    for step in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        if step.startswith("["):
+            index = int(step[1:-1])
+            value = value[index] if isinstance(value, list) and index < len(value) else None
+        else:
+            value = value.get(step) if isinstance(value, Mapping) else None
+        if value is None:
+            return None
+    return value

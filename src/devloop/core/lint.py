@@ -248,6 +248,6 @@ def confirm(findings: list[Finding], refused: list[Rejection],
     refused_refs = {r.ref for r in refused}
     guesses = [f for f in findings if f.live and f.error]
     kept = [f for f in findings if not (f.live and f.error)]
-    answers = [Finding(where.get(r.ref, r.ref or "<server>"), f"{r.field} {r.said}".strip(),
+    answers = [Finding(where.get(r.ref, r.ref or ("<kubectl>" if r.by_kubectl else "<server>")), f"{r.field} {r.said}".strip(),
                        r.fix or "see the message; `inv k8s.lint` asks the server again", ref=r.ref) for r in refused]
     return kept + answers, [f for f in guesses if f.ref not in refused_refs]
