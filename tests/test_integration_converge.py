@@ -77,9 +77,23 @@ def test_a_removed_manifest_is_pruned_and_recreate_over_a_server_default_is_appl
     service.write_text(service.read_text().replace("  type: NodePort\n", f"  type: NodePort\n  clusterIP: {other}\n"))
     refused = inv(app, "k8s.apply", env=env)
     assert refused.returncode == 1, refused.stderr[-3000:]
-    assert "error: the API server refused 1 change(s) (the other objects were applied):\n  service/hello-web: " \
-           "spec.clusterIPs[0] is immutable — drop spec.clusterIP from the manifest" in refused.stderr
+    assert "error: the API server refused 1 change(s) (the other objects were applied):\n  service/hello-web " \
+           "(k8s/service.yaml): spec.clusterIPs[0] is immutable — drop spec.clusterIP from the manifest" in refused.stderr
     assert "Error from server" not in refused.stderr and short_lines(refused.stderr)
+
+    service.write_text(service.read_text().replace(f"  clusterIP: {other}\n", ""))  # a misspelt field: kubectl refuses
+    web.write_text(web.read_text().replace("  replicas:", "  replicaz:", 1))
+    linted = inv(app, "k8s.lint", env=env)
+    assert linted.returncode == 1, linted.stderr[-3000:]
+    assert "web-deploy.yaml Deployment/hello-web: error: spec.replicaz is not a field there" in linted.stderr
+    misspelt = inv(app, "k8s.apply", env=env)
+    assert misspelt.returncode == 1, misspelt.stderr[-3000:]
+    assert "error: kubectl's schema check refused 1 change(s) (the other objects were applied):\n  deployment/hello-web " \
+           "(k8s/web-deploy.yaml): spec.replicaz is not a field there" in misspelt.stderr
+    web.write_text(web.read_text().replace("  replicaz:", "  replicas:", 1))
+    accepted = inv(app, "k8s.lint", env=env)
+    assert accepted.returncode == 0 and "lint: the API server accepts all 4 object(s) (server-side dry run)" in \
+        accepted.stderr, accepted.stderr[-3000:]
 
 
 @pytest.mark.integration
