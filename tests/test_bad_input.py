@@ -88,6 +88,14 @@ def test_malformed_env_line_is_named(app: Path) -> None:
     no_traceback(result)
 
 
+def test_a_bad_value_in_an_invoke_app_variable_is_blamed_on_the_variable(app: Path) -> None:
+    result = inv(app, "k8s.render", env={"INVOKE_APP_TIMEOUT": "-5"})
+    assert result.returncode == 2
+    assert "  - INVOKE_APP_TIMEOUT (in the shell or .env): app.timeout must be greater than 0, got -5" in result.stderr
+    assert "invoke.yaml:" not in result.stderr
+    no_traceback(result)
+
+
 def test_env_file_feeds_config_and_the_shell_wins(app: Path) -> None:
     (app / ".env").write_text("BASE_IMAGE=busybox:1\nINVOKE_APP_CLUSTER_PROVIDER=docker\nINVOKE_APP_CLUSTER_IP=10.9.9.9\n")
     from_file = inv(app, "k8s.render")

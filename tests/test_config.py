@@ -62,6 +62,21 @@ def test_unknown_key_error_names_file_and_line(tmp_path: Path) -> None:
     assert err.value.code == 2
 
 
+def test_a_bad_value_from_an_environment_variable_names_the_variable_not_the_line_it_overrides(tmp_path: Path) -> None:
+    config = tmp_path / "invoke.yaml"
+    config.write_text("app:\n  name: x\n  timeout: 30\n  cluster:\n    provider: minikube\n")
+    app = {"name": "x", "timeout": -5, "cluster": {"provider": "kinda"}}
+    with pytest.raises(KitError) as err:
+        settings_from(app, tmp_path, config, from_env={"app.timeout": "INVOKE_APP_TIMEOUT",
+                                                       "app.cluster.provider": "INVOKE_APP_CLUSTER_PROVIDER"})
+    lines = err.value.message.splitlines()
+    assert lines[0] == "the configuration has 2 problem(s):"  # neither is invoke.yaml's
+    assert "  - INVOKE_APP_TIMEOUT (in the shell or .env): app.timeout must be greater than 0, got -5" in lines
+    assert any(line.startswith("  - INVOKE_APP_CLUSTER_PROVIDER (in the shell or .env): app.cluster.provider is 'kinda'")
+               for line in lines)
+    assert not any(f"{config}:3:" in line or f"{config}:5:" in line for line in lines)
+
+
 def test_bad_numbers_provider_driver_and_memory_all_reported_at_once(tmp_path: Path) -> None:
     app = {"timeout": "soon", "cluster": {"provider": "minikub", "minikube": {"cpus": "two", "driver": "hyperkitt",
                                                                            "memory": "lots"}}}

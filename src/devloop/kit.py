@@ -24,7 +24,15 @@ from invoke.tasks import Task
 from devloop import flags, invoke_guard, shell
 from devloop.core import config, kubeconfig
 from devloop.core.errors import KitError
-from devloop.core.schema import DEFAULTS, check_yaml_file, env_override_problems, project_problems, read_dotenv, with_env_overrides
+from devloop.core.schema import (
+    DEFAULTS,
+    check_yaml_file,
+    env_override_problems,
+    env_set_keys,
+    project_problems,
+    read_dotenv,
+    with_env_overrides,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 STATE_DIR = ".kit"  # the kit's own output in the app folder (git-ignored, never watched)
@@ -230,8 +238,9 @@ class App:
     def load(cls, c: Context, env: str | None = None, allow_context: bool = False) -> App:
         root = app_root(c)
         config_file = root / "invoke.yaml"
-        settings = config.settings_from(read_app_config(c, root), root,
-                                        config_file if config_file.exists() else None, env)
+        merged = read_app_config(c, root)
+        settings = config.settings_from(merged, root, config_file if config_file.exists() else None, env,
+                                        env_set_keys(os.environ, merged))
         for pattern in settings.secrets.values():  # so logs, status and errors mask them too, not only render
             for value in read_dotenv(settings.root / pattern.replace("{env}", settings.env)).values.values():
                 shell.register_secret(value)

@@ -290,17 +290,20 @@ def _extras(r: _Reader) -> dict[str, Any]:
             "compose": r.section("compose"), "tls": r.section("tls"), "helm": r.section("helm")}
 
 
-def _located(problem: str, config_file: Path | None) -> str:
-    """The problem with the file and line of the key it names, when invoke.yaml sets that key."""
+def _located(problem: str, config_file: Path | None, from_env: Mapping[str, str]) -> str:
+    """The problem with the variable that sets the key it names, or the file and line when invoke.yaml sets it."""
     key = problem.split(" ", 1)[0]
+    if key in from_env:
+        return f"{from_env[key]} (in the shell or .env): {problem}"
     line = key_line(config_file, key) if config_file and key.startswith("app.") else None
     return f"{config_file}:{line}: {problem}" if line else problem
 
 
-def _check(problems: list[str], config_file: Path | None) -> None:
+def _check(problems: list[str], config_file: Path | None, from_env: Mapping[str, str]) -> None:
     if problems:
-        where = f" ({config_file})" if config_file else ""
-        located = [_located(p, config_file) for p in problems]
+        in_file = config_file and any(p.split(" ", 1)[0] not in from_env for p in problems)
+        where = f" ({config_file})" if in_file else ""
+        located = [_located(p, config_file, from_env) for p in problems]
         raise KitError(
             f"the configuration has {len(problems)} problem(s){where}:\n" + "\n".join(f"  - {p}" for p in located),
             hint="edit invoke.yaml (or the INVOKE_APP_* variable / .env line that sets it); "
@@ -309,8 +312,11 @@ def _check(problems: list[str], config_file: Path | None) -> None:
         )
 
 
-def settings_from(app: Mapping[str, Any], root: Path, config_file: Path | None = None, env: str | None = None) -> Settings:
-    """Check the merged ``app`` config and type it. Every problem is reported in one error."""
+def settings_from(app: Mapping[str, Any], root: Path, config_file: Path | None = None, env: str | None = None,
+                  from_env: Mapping[str, str] | None = None) -> Settings:
+    """Check the merged ``app`` config and type it. Every problem is reported in one error.
+
+    ``from_env``: dotted key -> the INVOKE_APP_* variable that set it (a problem with it names the variable)."""
     r = _Reader(app, _unknown_key_problems(app, config_file))
     configured_root = str(r.get("root") or "")
     root = (root / configured_root).resolve() if configured_root else root  # relative to the tasks.py folder
@@ -331,5 +337,5 @@ def settings_from(app: Mapping[str, Any], root: Path, config_file: Path | None =
         **_converge(r, env_name, env_conf),
         **_extras(r),
     )
-    _check(r.problems, config_file)
+    _check(r.problems, config_file, from_env or {})
     return settings

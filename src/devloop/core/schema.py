@@ -378,6 +378,12 @@ def env_override_problems(environ: Mapping[str, str], app: Mapping[str, Any]) ->
     return problems
 
 
+def env_set_keys(environ: Mapping[str, str], app: Mapping[str, Any]) -> dict[str, str]:
+    """Dotted key -> the ``INVOKE_APP_*`` variable that sets it: a problem with that key is the variable's, not the
+    line of invoke.yaml that the variable overrides."""
+    return {dotted: name for name, (dotted, _) in _known_env_names(app).items() if name in environ}
+
+
 def with_env_overrides(environ: Mapping[str, str], app: Mapping[str, Any]) -> dict[str, Any]:
     """``app`` with every known ``INVOKE_APP_*`` value set in it, cast like the value it replaces.
 
