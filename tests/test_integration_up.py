@@ -81,6 +81,14 @@ def test_up_deploys_hello_then_no_change_builds_nothing_then_a_change_rolls_out_
     served = kubectl("exec", "deploy/hello-web", "--", "wget", "-qO-", "http://127.0.0.1:8080/version.txt")
     assert served.stdout.strip() == "2"
 
+    config_map.write_text(original.replace("hello from the ConfigMap", "changed greeting"))  # read by the pods at start
+    fifth = inv(app, "up", env=env)
+    assert fifth.returncode == 0, fifth.stderr[-3000:]
+    pods = json.loads(kubectl("get", "pods", "-l", "app=hello", "-o", "json").stdout)["items"]
+    live = [p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp")]
+    assert len(live) == 3
+    assert {kubectl("exec", pod, "--", "sh", "-c", "echo $GREETING").stdout.strip() for pod in live} == {"changed greeting"}
+
     down = inv(app, "down", env=env)
     assert down.returncode == 0, down.stderr
     left = kubectl("get", "deployments,services,configmaps,ingresses", "-l", "devloop/app=hello", "-o", "name").stdout

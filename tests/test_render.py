@@ -329,3 +329,68 @@ def test_dump_keeps_the_manifests_key_order_in_block_style() -> None:
                              "kind: Secret\nmetadata: {name: s}\n")])
     assert render.dump(docs) == ("kind: ConfigMap\napiVersion: v1\nmetadata:\n  name: c\ndata:\n  b: '2'\n  a: '1'\n"
                                  "---\nkind: Secret\nmetadata:\n  name: s\n")
+
+
+# -- a ConfigMap or Secret change rolls the pods that read it --------------------------------------
+
+
+def config_map(name: str, **data: str) -> dict:
+    return {"kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def workload(kind: str, name: str, pod: dict) -> dict:
+    return {"kind": kind, "metadata": {"name": name}, "spec": {"template": {"metadata": {"labels": {"app": name}},
+                                                                         "spec": pod}}}
+
+
+def env_from(name: str) -> dict:
+    return {"containers": [{"name": "main", "envFrom": [{"configMapRef": {"name": name}}]}]}
+
+
+def config_hash(doc: dict) -> str | None:
+    return (doc["spec"]["template"].get("metadata") or {}).get("annotations", {}).get(render.CONFIG_HASH)
+
+
+def test_a_workload_reading_a_config_map_of_the_set_carries_a_hash_of_its_content() -> None:
+    first = [config_map("settings", GREETING="hi"), workload("Deployment", "web", env_from("settings"))]
+    same = [config_map("settings", GREETING="hi"), workload("Deployment", "web", env_from("settings"))]
+    changed = [config_map("settings", GREETING="hello"), workload("Deployment", "web", env_from("settings"))]
+    for documents in (first, same, changed):
+        render.hash_config(documents)
+    assert config_hash(first[1]) == config_hash(same[1]) and len(config_hash(first[1]) or "") == 16
+    assert config_hash(changed[1]) != config_hash(first[1])
+    assert first[1]["spec"]["template"]["metadata"]["labels"] == {"app": "web"}  # the rest is kept
+
+
+@pytest.mark.parametrize("pod", [
+    {"containers": [{"name": "c", "env": [{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "a"}}}]}]},
+    {"initContainers": [{"name": "i", "envFrom": [{"configMapRef": {"name": "cfg"}}]}], "containers": [{"name": "c"}]},
+    {"containers": [{"name": "c"}], "volumes": [{"name": "v", "configMap": {"name": "cfg"}}]},
+    {"containers": [{"name": "c"}], "volumes": [{"name": "v", "projected": {"sources": [{"configMap": {"name": "cfg"}}]}}]},
+])
+def test_every_way_a_pod_reads_a_config_map_counts(pod: dict) -> None:
+    assert render.config_reads(pod) == {("ConfigMap", "cfg")}
+
+
+def test_a_secret_change_rolls_its_readers_and_its_value_is_not_written() -> None:
+    def documents(password: str) -> list[dict]:
+        secret = {"kind": "Secret", "metadata": {"name": "db"}, "stringData": {"PASSWORD": password}}
+        pod = {"containers": [{"name": "c", "env": [{"name": "P", "valueFrom": {"secretKeyRef": {"name": "db", "key": "PASSWORD"}}}]}],
+               "volumes": [{"name": "v", "secret": {"secretName": "db"}}]}
+        return [secret, workload("StatefulSet", "db", pod)]
+
+    old, new = documents("s3cret-one"), documents("s3cret-two")
+    render.hash_config(old)
+    render.hash_config(new)
+    assert config_hash(old[1]) != config_hash(new[1])
+    assert "s3cret" not in yaml.safe_dump(old[1])
+
+
+def test_jobs_workloads_reading_nothing_and_objects_outside_the_set_get_no_hash() -> None:
+    documents = [config_map("settings", A="1"), workload("Job", "migrate", env_from("settings")),
+                 workload("Deployment", "plain", {"containers": [{"name": "c"}]}),
+                 workload("Deployment", "elsewhere", env_from("made-by-hand")),
+                 {"kind": "Deployment", "metadata": {"name": "broken"}, "spec": None}]
+    render.hash_config(documents)
+    assert [config_hash(d) for d in documents[1:4]] == [None, None, None]
+    assert documents[4]["spec"] is None

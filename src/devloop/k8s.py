@@ -110,6 +110,7 @@ def rendered(app: App, sets: dict[str, str] | None = None, path: str | None = No
     render.set_images(documents, refs)
     for warning in render.label(documents, app.settings.name, app.settings.env, app.settings.namespace, app.origins):
         app.say(f"warning: {warning}")
+    render.hash_config(documents)
     return documents
 
 

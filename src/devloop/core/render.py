@@ -6,6 +6,8 @@ Pure: takes file texts and values, returns documents or raises KitError naming f
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -21,6 +23,8 @@ BUILTIN_VARS = ("MINIKUBE_IP", "INGRESS_HOST", "TLS_SECRET")
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # per file: a 24 MB one took 18 s and 205 MB to parse
 LABEL = "devloop/app"
 ENV_LABEL = "devloop/env"
+CONFIG_HASH = "devloop/config-hash"  # pod template annotation: the content of the ConfigMaps and Secrets it reads
+ROLLED_ON_CONFIG = ("Deployment", "StatefulSet", "DaemonSet")
 CLUSTER_SCOPED = {
     "Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass",
     "CustomResourceDefinition", "IngressClass", "PriorityClass", "ValidatingWebhookConfiguration",
@@ -236,6 +240,61 @@ def image_repository(reference: str) -> str:
     slash = name.rfind("/")
     colon = name.rfind(":")
     return name[:colon] if colon > slash else name
+
+
+def _named(mapping: Any, key: str) -> str:
+    return str(mapping.get(key) or "") if isinstance(mapping, Mapping) else ""
+
+
+def config_reads(pod: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """("ConfigMap" | "Secret", name) of what a pod spec reads: env, envFrom and volumes (projected ones too)."""
+    found: set[tuple[str, str]] = set()
+    containers = [c for c in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])] if isinstance(c, Mapping)]
+    for container in containers:
+        for source in container.get("envFrom") or []:
+            found |= {("ConfigMap", _named(_field(source, "configMapRef"), "name")),
+                      ("Secret", _named(_field(source, "secretRef"), "name"))}
+        for var in container.get("env") or []:
+            source = _field(var, "valueFrom")
+            found |= {("ConfigMap", _named(_field(source, "configMapKeyRef"), "name")),
+                      ("Secret", _named(_field(source, "secretKeyRef"), "name"))}
+    for volume in pod.get("volumes") or []:
+        found |= {("ConfigMap", _named(_field(volume, "configMap"), "name")),
+                  ("Secret", _named(_field(volume, "secret"), "secretName"))}
+        for projected in _field(_field(volume, "projected"), "sources") or []:
+            found |= {("ConfigMap", _named(_field(projected, "configMap"), "name")),
+                      ("Secret", _named(_field(projected, "secret"), "name"))}
+    return {(kind, name) for kind, name in found if name}
+
+
+def _field(mapping: Any, key: str) -> Any:
+    return mapping.get(key) if isinstance(mapping, Mapping) else None
+
+
+def hash_config(documents: list[dict[str, Any]]) -> None:
+    """Annotate the pod template of each Deployment, StatefulSet and DaemonSet with a hash of the ConfigMaps and
+    Secrets of this set that its pods read, so a change to them rolls the pods (which read them only at start).
+
+    The hash is of the content, as kustomize's generators name a ConfigMap or Secret by it; nothing else of a
+    Secret is written. Workloads that read none of them are left as they are."""
+    contents = {(str(d.get("kind")), _named(d.get("metadata"), "name")):
+                json.dumps([d.get("data"), d.get("stringData"), d.get("binaryData")], sort_keys=True, default=str)
+                for d in documents if d.get("kind") in ("ConfigMap", "Secret")}
+    for doc in documents:
+        template = _field(doc.get("spec"), "template")
+        if doc.get("kind") not in ROLLED_ON_CONFIG or not isinstance(_field(template, "spec"), Mapping):
+            continue
+        read = sorted(config_reads(template["spec"]) & contents.keys())
+        if not read:
+            continue
+        digest = hashlib.sha256("\n".join(f"{kind}/{name}:{contents[(kind, name)]}" for kind, name in read).encode())
+        metadata = template.get("metadata")
+        metadata = metadata if isinstance(metadata, dict) else {}
+        annotations = metadata.get("annotations")
+        annotations = annotations if isinstance(annotations, dict) else {}
+        annotations[CONFIG_HASH] = digest.hexdigest()[:16]
+        metadata["annotations"] = annotations
+        template["metadata"] = metadata
 
 
 def set_images(documents: list[dict[str, Any]], built: Mapping[str, str]) -> list[str]:
