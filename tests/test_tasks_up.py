@@ -160,11 +160,24 @@ def test_a_kubeconfig_that_is_not_yaml_leaves_the_answer_to_kubectl(app_dir: Pat
     broken = tmp_path / "config"
     broken.write_text("current-context: [minikube\n")
     monkeypatch.setenv("KUBECONFIG", str(broken))
-    c = StrictContext({"kubectl config current-context": fail(1, stderr="error: error loading config file")},
+    loading = f'error: error loading config file "{broken}": yaml: line 1: did not find expected \',\' or \']\'\n'
+    c = StrictContext({"kubectl config current-context": fail(1, stderr=loading)}, app=hello_config(app_dir))
+    with pytest.raises(Exit) as err:
+        workflow.up(c)
+    assert str(err.value.message).splitlines()[:2] == [
+        "error: kubectl cannot load the kubeconfig file it names below", f"  | {loading.strip()}"]
+    assert c.commands == ["kubectl config current-context"]
+
+
+def test_a_kubeconfig_variable_naming_no_file_says_so(app_dir: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "nope.kubeconfig"))
+    c = StrictContext({"kubectl config current-context": fail(1, stderr="error: current-context is not set\n")},
                       app=hello_config(app_dir))
     with pytest.raises(Exit) as err:
         workflow.up(c)
-    assert "no current kube context" in str(err.value.message)
+    assert str(err.value.message).splitlines()[0] == \
+        f"error: KUBECONFIG={tmp_path / 'nope.kubeconfig'} names no file that exists: kubectl has no cluster to talk to"
     assert c.commands == ["kubectl config current-context"]
 
 

@@ -215,6 +215,21 @@ def kubeconfig_context() -> str | None:
     return kubeconfig.current_context(texts)
 
 
+def no_context_error(stderr: str) -> KitError:
+    """kubectl has no current context: a KUBECONFIG naming no file, a file kubectl cannot load, or no context set."""
+    named = os.environ.get("KUBECONFIG", "")
+    if named and not any(path.is_file() for path in kubeconfig.paths(named, None)):
+        return KitError(f"KUBECONFIG={named} names no file that exists: kubectl has no cluster to talk to",
+                        hint="point KUBECONFIG at the cluster's kubeconfig (minikube and kind write ~/.kube/config), "
+                             "or unset it", code=1)
+    if "error loading config file" in stderr:
+        return KitError("kubectl cannot load the kubeconfig file it names below", evidence=stderr,
+                        hint="fix the file or point KUBECONFIG at another one (`minikube update-context` rewrites "
+                             "minikube's entry)", code=1)
+    return KitError("no current kube context: kubectl has no cluster to talk to", evidence=stderr,
+                    hint="start the cluster (inv minikube.start), set KUBECONFIG, or set app.cluster.context")
+
+
 def state_dir_error(path: Path, exc: OSError) -> KitError:
     """The kit's own folder cannot be made or written: name it and the fix."""
     return KitError(f"cannot write the kit's folder {path}: {exc.strerror or exc}",
@@ -286,9 +301,7 @@ class App:
                                   quiet=True)
                 ctx = result.stdout.strip()
                 if result.exited != 0 or not ctx:
-                    raise KitError("no current kube context: kubectl has no cluster to talk to",
-                                   evidence=result.stderr,
-                                   hint="start the cluster (inv minikube.start), set KUBECONFIG, or set app.cluster.context")
+                    raise no_context_error(result.stderr or "")
             if not self.settings.cluster.context_allowed(ctx) and not self._facts.get("allow_context"):
                 raise KitError(
                     f"kube context {ctx!r} is not in app.cluster.allowed_contexts "
