@@ -86,6 +86,28 @@ def test_an_atomic_save_counts_the_target_of_the_rename(app: Path, clock: Clock)
     assert batch.paths == ("app/www/index.html",) and changes[0].images == {"hello"}
 
 
+def test_sed_i_saves_name_the_file_and_not_its_temporary_copy(app: Path, clock: Clock) -> None:
+    s = session(app, clock)
+    s.handler.dispatch(FileCreatedEvent(p(app, "app/www/sedq7Xw2")))  # sed -i: a temporary file, then a rename
+    s.handler.dispatch(FileModifiedEvent(p(app, "app/www/sedq7Xw2")))
+    s.handler.dispatch(FileMovedEvent(p(app, "app/www/sedq7Xw2"), p(app, "app/www/index.html")))
+    clock.now += 0.3
+    taken = s.inbox.take()
+    assert taken is not None
+    batch, changes = taken
+    assert batch.paths == ("app/www/index.html",) and [c.path for c in changes] == ["app/www/index.html"]
+
+
+def test_a_file_created_in_the_batch_that_still_exists_is_a_change(app: Path, clock: Clock) -> None:
+    s = session(app, clock)
+    (app / "app" / "www" / "new.txt").write_text("new\n")
+    s.handler.dispatch(FileCreatedEvent(p(app, "app/www/new.txt")))
+    s.handler.dispatch(FileDeletedEvent(p(app, "app/www/version.txt")))  # gone, but it was there before the batch
+    clock.now += 0.3
+    taken = s.inbox.take()
+    assert taken is not None and taken[0].paths == ("app/www/new.txt", "app/www/version.txt")
+
+
 def test_a_move_out_of_the_context_counts_its_source(app: Path, clock: Clock) -> None:
     s = session(app, clock)
     s.handler.dispatch(FileMovedEvent(p(app, "app/web.sh"), p(app, "web.sh.md")))

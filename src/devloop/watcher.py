@@ -3,6 +3,7 @@ classifies each event's paths, and the inbox that hands due batches to the watch
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -55,22 +56,35 @@ class Inbox:
         self.debouncer = debouncer
         self._cond = threading.Condition()
         self._changes: dict[str, watchfilter.Change] = {}
+        self._born: dict[str, str] = {}  # path -> its absolute path: created in this batch, maybe gone again
         # How to wait for an event or a deadline (tests pass one that advances a fake clock instead).
         self._wait = wait or (lambda cond, seconds: cond.wait(seconds))
 
-    def add(self, change: watchfilter.Change) -> None:
+    def add(self, change: watchfilter.Change, created_at: str = "") -> None:
+        """One change; ``created_at``: the absolute path, when the event created the file."""
         with self._cond:
+            if created_at and change.path not in self._changes:
+                self._born[change.path] = created_at
             self.debouncer.add(change.path)
             self._changes[change.path] = change
             self._cond.notify()
 
     def take(self) -> tuple[debounce.Batch, list[watchfilter.Change]] | None:
-        """The due batch and its changes, or None (never blocks)."""
+        """The due batch and its changes, or None (never blocks).
+
+        A file created and gone again within the batch (an editor's or `sed -i`'s temporary file) changed
+        nothing: it is left out, so nothing is synced, deleted or named for it."""
         with self._cond:
             batch = self.debouncer.take()
             if batch is None:
                 return None
-            return batch, [self._changes.pop(p) for p in batch.paths]
+            born, self._born = self._born, {}
+            changes = [self._changes.pop(p) for p in batch.paths]
+            kept = [c for c in changes if c.path not in born or os.path.lexists(born[c.path])]
+            if len(kept) < len(changes):
+                paths = tuple(c.path for c in kept)
+                batch = dataclasses.replace(batch, paths=paths, during=batch.during & frozenset(paths))
+            return batch, kept
 
     def wait(self, check: Callable[[], None] = lambda: None, tick: float = 0.5) -> tuple[debounce.Batch, list[watchfilter.Change]]:
         """Block until a batch is due. ``check`` runs at least every ``tick`` seconds (it may raise)."""
@@ -115,11 +129,11 @@ class ChangeHandler:
         paths = [os.fsdecode(event.src_path)]
         if kind == "moved" and event.dest_path:
             paths.append(os.fsdecode(event.dest_path))
-        changes = [c for c in (self.filter.classify(p) for p in paths) if c is not None]
+        changes = [(c, p) for c, p in ((self.filter.classify(p), p) for p in paths) if c is not None]
         if not changes:
             self.ignored += 1
-        for change in changes:
-            self.inbox.add(change)
+        for change, path in changes:
+            self.inbox.add(change, created_at=path if kind == "created" else "")
         if event.is_directory and kind in ("created", "moved") and self.new_folder:
             self.new_folder(paths[-1])
 
