@@ -197,6 +197,20 @@ def test_lint_without_the_cluster_asks_nothing(app_dir: Path) -> None:
     assert kubectl_commands(c) == [LIST]
 
 
+def test_an_apply_into_a_namespace_being_deleted_is_one_line(app_dir: Path) -> None:
+    ending = "".join(f'Error from server (Forbidden): error when creating ".kit/rendered-dev.yaml": {kind} "{name}" is '
+                     "forbidden: unable to create new content in namespace hello-qa because it is being terminated\n"
+                     for kind, name in (("configmaps", "hello-config"), ("deployments.apps", "hello-web")))
+    apply = APPLY.replace("--context k8s-local", "--context k8s-local --namespace hello-qa")
+    listing = LIST.replace("--context k8s-local", "--context k8s-local --namespace hello-qa")
+    c = context(app_dir, {listing: listed(), apply: fail(1, stderr=ending)}, namespace="hello-qa")
+    with pytest.raises(Exit) as raised:
+        k8s.apply(c)
+    assert str(raised.value.message).splitlines() == [
+        "error: namespace hello-qa is being deleted: nothing can be created in it until it is gone",
+        "  fix: wait until `inv k8s.kubectl -- get namespace hello-qa` finds none, then run again"]
+
+
 def test_an_apply_that_cannot_reach_the_cluster_says_so_and_not_that_the_server_refused(app_dir: Path) -> None:
     from test_kube import OPENAPI
 

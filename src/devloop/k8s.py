@@ -158,6 +158,11 @@ def refusal(app: App, argv: list[str], result: Any, done: str, documents: list[d
     kubectl's own check against the cluster's schema (an unknown or misspelt field)."""
     if kube.unreachable(result.stderr or ""):
         return no_answer(app, "apply", result.stderr or "", "the rendered file is kept; run again once it answers")
+    ending = re.search(r"in namespace (\S+) because it is being terminated", result.stderr or "")
+    if ending:
+        return KitError(f"namespace {ending.group(1)} is being deleted: nothing can be created in it until it is gone",
+                        hint=f"wait until `inv k8s.kubectl -- get namespace {ending.group(1)}` finds none, then run again",
+                        code=1)
     refused = located(app, converge.rejections(result.stderr or "", documents), documents)
     if not refused:
         return shell.failure(argv, result.exited, converge.short_output(result.stderr or result.stdout or ""),
