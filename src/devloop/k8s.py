@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 import re
@@ -89,7 +90,9 @@ def rendered(app: App, sets: dict[str, str] | None = None, path: str | None = No
     undeclared = [u for u in render.undeclared(srcs, declared) if u.name.isupper()]
     app.undeclared = [f"{u.path}:{u.line}: ${{{u.name}}}" for u in undeclared]
     for use in undeclared:
-        app.say(f"warning: {use.path}:{use.line}: ${{{use.name}}} is not declared in app.vars; left as it is")
+        near = difflib.get_close_matches(use.name, sorted(declared), n=1)
+        guess = f" (did you mean ${{{near[0]}}}?)" if near else ""
+        app.say(f"warning: {use.path}:{use.line}: ${{{use.name}}} is not declared in app.vars; left as it is{guess}")
     wanted = {u.name for u in render.uses(srcs, declared)}
     for name in sorted(set(sets or {}) - declared):
         app.say(f"warning: --set {name}=…: no manifest declares ${{{name}}} (app.vars); it changes nothing")
@@ -381,7 +384,8 @@ def lint_(c: Context, env: str | None = None, set: list[str] | None = None, live
         app.say(f"lint: apply would rerun {action.ref}: {action.reason}")
     for action in plan.prune:
         app.say(f"lint: apply would prune {action.ref}: {action.reason}")
-    app.say(f"lint: {len(documents)} object(s) checked, {len(findings)} warning(s), no errors")
+    warnings = len(findings) + len(app.undeclared)  # placeholders left as they are were warned of by the render
+    app.say(f"lint: {len(documents)} object(s) checked, {warnings} warning(s), no errors")
 
 
 @kit_task(iterable=["set"])
