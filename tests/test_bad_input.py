@@ -47,12 +47,12 @@ def test_malformed_invoke_yaml_names_file_and_line(app: Path) -> None:
     (app / "invoke.yaml").write_text("app:\n  name: hello\n  images: [oops\n")
     result = inv(app, "k8s.render")
     assert result.returncode != 0
-    assert f"{app}/invoke.yaml:4:" in result.stderr and "invalid YAML" in result.stderr
+    assert f"{app}/invoke.yaml:3:11: invalid YAML: while parsing a flow sequence that starts here:" in result.stderr
     assert result.stderr.count("invalid YAML") == 1  # said once, not at load and again by the task
     no_traceback(result)
     listing = inv(app, "--list")  # the tasks are still listed, with what is wrong
     assert listing.returncode == 0 and "k8s.render" in listing.stdout
-    assert f"{app}/invoke.yaml:4:" in listing.stderr
+    assert f"{app}/invoke.yaml:3:" in listing.stderr  # the line of the bracket left open
     no_traceback(listing)
 
 

@@ -15,8 +15,16 @@ def test_malformed_yaml_names_file_line_and_column(tmp_path: Path) -> None:
     config.write_text("app:\n  name: x\n  images: [a\n  bad: : :\n")
     with pytest.raises(KitError) as err:
         check_yaml_file(config)
-    assert f"{config}:4:" in err.value.message
-    assert "invalid YAML" in err.value.message
+    assert f"{config}:3:11: invalid YAML: while parsing a flow sequence that starts here: expected ',' or ']', " \
+           "but got ':' (line 4, column 6)" in err.value.message  # the bracket left open, and where the parser stopped
+
+
+def test_a_yaml_error_at_one_place_names_that_place(tmp_path: Path) -> None:
+    config = tmp_path / "invoke.yaml"
+    config.write_text("app:\n  name: x\n    images: {}\n")
+    with pytest.raises(KitError) as err:
+        check_yaml_file(config)
+    assert f"{config}:3:11: invalid YAML: mapping values are not allowed here" in err.value.message
 
 
 def test_tab_indentation_gets_the_tab_hint(tmp_path: Path) -> None:

@@ -197,12 +197,21 @@ def check_duplicate_keys(node: Any) -> None:
 
 
 def yaml_error(path: Path, exc: Exception, text: str = "") -> KitError:
-    """A YAML parse error as file:line:column, the parser's words, and a fix."""
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    """A YAML parse error as file:line:column, the parser's words, and a fix.
+
+    When the parser names where the construct it could not finish began (an unclosed bracket or quote), that is the
+    place given: the line it stopped at is often the next one."""
+    problem_mark, context_mark = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
+    mark = problem_mark or context_mark
+    start = context_mark if problem_mark and context_mark and context_mark.line < problem_mark.line else None
+    shown = start or mark
+    where = f"{path}:{shown.line + 1}:{shown.column + 1}" if shown else str(path)
     if isinstance(exc, RefusedYaml):
         return KitError(f"{where}: {exc.problem}", hint=exc.hint, code=2)
     words = " ".join(str(p) for p in (getattr(exc, "context", None), getattr(exc, "problem", None)) if p) or str(exc)
+    if start and mark:
+        words = (f"{getattr(exc, 'context', '')} that starts here: {getattr(exc, 'problem', '')} "
+                 f"(line {mark.line + 1}, column {mark.column + 1})")
     lines = text.splitlines()
     at_tab = mark is not None and mark.line < len(lines) and "\t" in lines[mark.line][: mark.column + 1]
     if at_tab or "'\\t'" in words:
