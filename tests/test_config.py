@@ -85,6 +85,20 @@ def test_a_bad_value_from_an_environment_variable_names_the_variable_not_the_lin
     assert not any(f"{config}:3:" in line or f"{config}:5:" in line for line in lines)
 
 
+def test_misspelt_keys_inside_live_update_are_reported_with_the_rest_and_their_lines(tmp_path: Path) -> None:
+    from devloop.core.schema import key_line
+
+    config = tmp_path / "invoke.yaml"
+    config.write_text("app:\n  images:\n    web:\n      dockerfil: Dockerfile\n      live_update:\n        synk: []\n"
+                      "        sync:\n          - {src: app, dst: /app}\n")
+    app = {"images": {"web": {"dockerfil": "Dockerfile", "live_update": {"synk": [], "sync": [{"src": "app", "dst": "/app"}]}}}}
+    found = unknown_keys(app)
+    assert [key for key, _ in found] == ["app.images.web.dockerfil", "app.images.web.live_update.synk",
+                                         "app.images.web.live_update.sync[0].dst"]
+    assert [key_line(config, key) for key, _ in found] == [4, 6, 8]
+    assert key_line(config, "app.images.web.live_update.sync[3]") is None
+
+
 def test_bad_numbers_provider_driver_and_memory_all_reported_at_once(tmp_path: Path) -> None:
     app = {"timeout": "soon", "cluster": {"provider": "minikub", "minikube": {"cpus": "two", "driver": "hyperkitt",
                                                                            "memory": "lots"}}}

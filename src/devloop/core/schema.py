@@ -74,6 +74,8 @@ DEFAULTS: dict[str, Any] = {
 
 IMAGE_KEYS = {"context": ".", "dockerfile": "Dockerfile", "build_args": {}, "target": "",
               "live_update": {}}  # {sync: [{src, dest}], run, rebuild}: see core/liveupdate.py
+LIVE_UPDATE_KEYS = {"sync": [], "run": "", "rebuild": []}
+SYNC_RULE_KEYS = {"src": "", "dest": ""}
 ENVIRONMENT_KEYS: dict[str, Any] = {"namespace": "", "manifests": [], "vars": {}, "rerun_jobs": None}  # None: app.rerun_jobs
 # Keys whose values are free-form mappings: their children are user names, not config keys.
 OPEN_MAPPINGS = {"images", "environments", "vars", "build_args", "secrets", "set", "live_update"}
@@ -221,18 +223,27 @@ def yaml_error(path: Path, exc: Exception, text: str = "") -> KitError:
 
 
 def key_line(path: Path, dotted: str) -> int | None:
-    """The line of a dotted key (``app.images.web.dockerfil``) in a YAML file, if it is there."""
+    """The line of a dotted key (``app.images.web.dockerfil``, ``app.images.web.live_update.sync[0]``) in a YAML
+    file, if it is there."""
     import yaml  # kept local for start-up time: only a problem report asks for a line
 
     try:
         node = yaml.compose(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return None
-    for part in dotted.split("."):
+    line = None
+    for step in re.findall(r"[^.\[\]]+|\[\d+\]", dotted):
+        if step.startswith("["):
+            index = int(step[1:-1])
+            if not isinstance(node, yaml.SequenceNode) or index >= len(node.value):
+                return None
+            node = node.value[index]
+            line = node.start_mark.line + 1
+            continue
         if not isinstance(node, yaml.MappingNode):
             return None
         for key, value in node.value:
-            if key.value == part:
+            if key.value == step:
                 line = key.start_mark.line + 1
                 node = value
                 break
@@ -296,6 +307,12 @@ def unknown_keys(data: Mapping[str, Any], schema: Mapping[str, Any] = DEFAULTS, 
             for name, spec in value.items():
                 if isinstance(spec, Mapping):
                     found += unknown_keys(spec, IMAGE_KEYS, f"{dotted}.{name}")
+        elif key == "live_update" and schema is IMAGE_KEYS and isinstance(value, Mapping):
+            found += unknown_keys(value, LIVE_UPDATE_KEYS, dotted)
+            rules = value.get("sync")
+            for index, rule in enumerate(rules if isinstance(rules, list) else []):
+                if isinstance(rule, Mapping):
+                    found += unknown_keys(rule, SYNC_RULE_KEYS, f"{dotted}.sync[{index}]")
         elif key == "environments" and isinstance(value, Mapping):
             for name, spec in value.items():
                 if isinstance(spec, Mapping):
