@@ -64,6 +64,14 @@ def test_status_all_shows_every_workload(tmp_path: Path, capsys: pytest.CaptureF
                                                                                      "deployment/web"]
 
 
+def test_status_with_nothing_deployed_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), NS_GET: listing(deployment("someone-else"))}, app=config(tmp_path))
+    observe.status_(c)
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[1:] == []
+    assert "no workload of app shop (environment dev) in namespace shop: `inv up` deploys it" in captured.err
+
+
 def test_the_context_guard_runs_first(tmp_path: Path) -> None:
     c = StrictContext({CONTEXT: ok("prod-eu\n")}, app=config(tmp_path))
     for task in (observe.status_, observe.logs, observe.forward, observe.open_):

@@ -77,7 +77,12 @@ def status_(c: Context, env: str | None = None, watch: bool = False, all: bool =
     argv = app.kubectl("get", rollout.WATCHED_KINDS, "-o", "json")
     if not watch or shell.is_dry(app.c):
         app.say(f"$ {shlex.join(argv)}")
-        show_table(status_table(app, everything=all))
+        table = status_table(app, everything=all)
+        show_table(table)
+        if len(table) == 1 and not shell.is_dry(app.c):  # the header alone
+            where = f"namespace {app.settings.namespace}" if app.settings.namespace else "the context's namespace"
+            whose = "" if all else f" of app {app.settings.name} (environment {app.settings.env})"
+            app.say(f"no workload{whose} in {where}" + ("" if all else ": `inv up` deploys it"))
         return
     tty = sys.stdout.isatty()
     app.say(f"$ {shlex.join(argv)}    # on every change until Ctrl-C")
