@@ -65,7 +65,7 @@ def test_status_all_shows_every_workload(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_status_with_nothing_deployed_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    c = StrictContext({CONTEXT: ok("k8s-local\n"), NS_GET: listing(deployment("someone-else"))}, app=config(tmp_path))
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), NS_GET: listing()}, app=config(tmp_path))
     observe.status_(c)
     captured = capsys.readouterr()
     assert captured.out.splitlines()[1:] == []
