@@ -19,6 +19,14 @@ def test_malformed_yaml_names_file_line_and_column(tmp_path: Path) -> None:
            "but got ':' (line 4, column 6)" in err.value.message  # the bracket left open, and where the parser stopped
 
 
+def test_an_indentation_error_names_its_own_line_not_where_the_mapping_began(tmp_path: Path) -> None:
+    config = tmp_path / "invoke.yaml"
+    config.write_text("app:\n  name: x\n  timeout: 3\n manifests: [k8s]\n")
+    with pytest.raises(KitError) as err:
+        check_yaml_file(config)
+    assert f"{config}:4:2: invalid YAML:" in err.value.message
+
+
 def test_a_yaml_error_at_one_place_names_that_place(tmp_path: Path) -> None:
     config = tmp_path / "invoke.yaml"
     config.write_text("app:\n  name: x\n    images: {}\n")

@@ -192,6 +192,29 @@ def test_kubectls_schema_errors_name_the_object_that_has_the_field_and_say_who_r
     assert all(r.by_kubectl for r in refused)
 
 
+def test_a_missing_required_field_names_only_objects_that_have_its_parent() -> None:
+    missing = ('error: error validating "x.yaml": error validating data: ValidationError(Deployment.spec.template.spec.'
+               'containers[1]): missing required field "image" in io.k8s.api.core.v1.Container; if you choose to ignore')
+    sent = [{"kind": "Deployment", "metadata": {"name": "one"}, "spec": {"template": {"spec": {"containers": [{}]}}}},
+            {"kind": "Deployment", "metadata": {"name": "two"},
+             "spec": {"template": {"spec": {"containers": [{"image": "a"}, {"name": "side"}]}}}}]
+    assert [r.ref for r in converge.rejections(missing, sent)] == ["deployment/two"]
+
+
+def test_the_api_servers_strict_field_check_names_the_object_and_the_field() -> None:
+    patch = ('Error from server (BadRequest): error when applying patch:\n{}\nto:\nResource: "apps/v1, Resource='
+             'deployments", GroupVersionKind: "apps/v1, Kind=Deployment"\nName: "web", Namespace: "shop"\nfor: "x.yaml": '
+             'error when patching "x.yaml": Deployment in version "v1" cannot be handled as a Deployment: strict decoding '
+             'error: unknown field "spec.replicaz"\n')
+    create = ('Error from server (BadRequest): error when creating "x.yaml": Deployment in version "v1" cannot be handled '
+              'as a Deployment: strict decoding error: unknown field "spec.replicaz", unknown field "spec.templat"\n')
+    assert [str(r) for r in converge.rejections(patch, SENT)] == [
+        "deployment/web: spec.replicaz is not a field there — check its name and indentation (`kubectl explain deployment`)"]
+    refused = converge.rejections(create, SENT)
+    assert [(r.ref, r.field, r.by_kubectl) for r in refused] == [("deployment/web", "spec.replicaz", False),
+                                                               ("", "Deployment spec.templat", False)]
+
+
 def test_a_schema_error_no_sent_object_explains_names_the_kind() -> None:
     assert [str(r) for r in converge.rejections(SCHEMA)][0] == \
         "Deployment spec.replicaz is not a field there — check its name and indentation (`kubectl explain deployment.spec`)"

@@ -153,7 +153,8 @@ def test_a_misspelt_field_kubectl_refuses_names_the_object_its_file_and_kubectl(
     with pytest.raises(Exit) as raised:
         k8s.apply(c)
     assert str(raised.value.message).splitlines()[:2] == [
-        "error: kubectl's schema check refused 1 change(s) (the other objects were applied):",
+        "error: kubectl's schema check refused 1 change(s) (kubectl stops at the first object its schema check refuses: "
+        "those before it were applied, those after it were not):",
         "  deployment/hello-worker (k8s/worker-deploy.yaml): spec.replicaz is not a field there — check its name and "
         "indentation (`kubectl explain deployment.spec`)"]
 
@@ -163,7 +164,7 @@ def test_lint_asks_the_server_about_every_object_and_says_it_accepts_them(
     c = context(app_dir, {LIST: listed(), DRY_RUN: ok()})
     k8s.lint_(c)
     assert kubectl_commands(c) == [LIST, DRY_RUN]
-    assert "lint: the API server accepts all 5 object(s) (server-side dry run)" in capsys.readouterr().err
+    assert "lint: the API server accepts the 5 object(s) sent (server-side dry run)" in capsys.readouterr().err
 
 
 def test_lint_reports_what_kubectl_or_the_server_would_refuse_as_an_error(app_dir: Path) -> None:

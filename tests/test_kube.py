@@ -292,6 +292,9 @@ def test_a_cluster_that_does_not_answer_is_told_from_its_connection_error(stderr
 
 @pytest.mark.parametrize("stderr", [
     "error: You must be logged in to the server (Unauthorized)\n",
+    'Error from server (InternalError): error when creating ".kit/rendered-dev.yaml": Internal error occurred: failed '
+    'calling webhook "validate.nginx.ingress.kubernetes.io": Post "https://ingress-nginx-controller-admission.ingress-'
+    'nginx.svc:443/networking/v1/ingresses?timeout=10s": dial tcp 10.96.1.2:443: connect: connection refused\n',
     'Error from server (Invalid): error when applying patch: Service "web" is invalid: spec.clusterIPs[0]: Invalid value\n',
     'error: error validating ".kit/rendered-dev.yaml": error validating data: ValidationError(Deployment.spec): unknown '
     'field "replicaz" in io.k8s.api.apps.v1.DeploymentSpec; if you choose to ignore these errors, turn validation off\n',

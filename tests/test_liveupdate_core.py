@@ -62,13 +62,13 @@ def test_settings_are_checked_with_their_key() -> None:
     assert problems == [] and parsed == lu.LiveUpdate((lu.SyncRule("app", "/app"),), "touch x", ("Gemfile",))
     assert lu.parse(None, "k", problems) is None and problems == []
     bad: list[str] = []
-    lu.parse({"sync": [{"src": "app", "dest": "app"}, {"src": "../x", "dest": "/x"}, "app:/app"], "run": ["a"],
-              "rebuild": "Gemfile", "restart": True}, "app.images.web.live_update", bad)
-    assert bad == [
-        "app.images.web.live_update has unknown keys restart (known: sync, run, rebuild)",
+    lu.parse({"sync": [{"src": "app", "dest": "app"}, {"src": "../x", "dest": "/x"}, "app:/app", {"src": "a", "dst": "/a"}],
+              "run": ["a"], "rebuild": "Gemfile", "restart": True}, "app.images.web.live_update", bad)
+    assert bad == [  # unknown keys (restart, dst) are the config check's (schema.unknown_keys), with their lines
         "app.images.web.live_update.sync[0].dest must be an absolute path in the container, got 'app'",
         "app.images.web.live_update.sync[1].src must be a path inside the build context, got '../x'",
         "app.images.web.live_update.sync[2] must be {src: PATH, dest: /PATH/IN/CONTAINER}, got 'app:/app'",
+        "app.images.web.live_update.sync[3] has no dest: write {src: PATH, dest: /PATH/IN/CONTAINER}",
         "app.images.web.live_update.rebuild must be a list of paths or globs, got 'Gemfile'",
         "app.images.web.live_update.run must be one shell command (a string), got ['a']",
     ]

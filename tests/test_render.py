@@ -386,6 +386,15 @@ def test_a_secret_change_rolls_its_readers_and_its_value_is_not_written() -> Non
     assert "s3cret" not in yaml.safe_dump(old[1])
 
 
+def test_malformed_fields_and_odd_keys_do_not_stop_the_hash() -> None:
+    odd = {"kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {1: "a", "b": None}}
+    pod = {"containers": [{"name": "c", "env": 5, "envFrom": True}, "not a container"], "volumes": 1,
+           "initContainers": [{"name": "i", "envFrom": [{"configMapRef": {"name": "cfg"}}]}]}
+    documents = [odd, workload("DaemonSet", "agent", pod)]
+    render.hash_config(documents)
+    assert config_hash(documents[1])
+
+
 def test_jobs_workloads_reading_nothing_and_objects_outside_the_set_get_no_hash() -> None:
     documents = [config_map("settings", A="1"), workload("Job", "migrate", env_from("settings")),
                  workload("Deployment", "plain", {"containers": [{"name": "c"}]}),

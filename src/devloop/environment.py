@@ -39,7 +39,8 @@ NAMESPACE_SEEN = "namespace:"  # app fact: this run has seen (or made) the names
 def ensure_namespace(app: App) -> None:
     """Create the environment's namespace on first use (each environment has its own).
 
-    Asked once per run: a watch session's later cycles know it is there (an apply that fails forgets it)."""
+    Asked once per run, before Secrets, TLS secrets and Helm releases are applied; the manifests' apply does not
+    ask first: refused for want of the namespace, it forgets the answer, makes it and applies again."""
     namespace = app.settings.namespace
     if namespace:
         app.fact(f"{NAMESPACE_SEEN}{namespace}", lambda: _create_if_missing(app, namespace))

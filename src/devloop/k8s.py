@@ -140,7 +140,7 @@ def apply_documents(app: App, documents: list[dict[str, Any]]) -> None:
         ensure_namespace(app)
     argv = app.kubectl("apply", "-f", shown_path(target))
     result = app.run(argv, capture=True, check=False)
-    if result.exited != 0 and f'namespaces "{app.settings.namespace}" not found' in (result.stderr or ""):
+    if result.exited != 0 and converge.missing_namespace(result.stderr or "", app.settings.namespace):
         if result.stdout:  # what the first attempt applied (objects outside the namespace)
             print(shell.mask(result.stdout), end="", flush=True)
         app.say(f"namespace {app.settings.namespace} does not exist: making it, then applying again")
@@ -150,27 +150,34 @@ def apply_documents(app: App, documents: list[dict[str, Any]]) -> None:
     if result.stdout:
         print(shell.mask(result.stdout), end="", flush=True)
     if result.exited != 0:
-        app.forget(NAMESPACE_SEEN)  # it may be gone: the next apply looks again
-        raise refusal(app, argv, result, "the other objects were applied", documents)
+        raise refusal(app, argv, result, documents)
 
 
-def refusal(app: App, argv: list[str], result: Any, done: str, documents: list[dict[str, Any]]) -> KitError:
+def refusal(app: App, argv: list[str], result: Any, documents: list[dict[str, Any]], dry_run: bool = False) -> KitError:
     """kubectl's failure in the user's terms: each refused object, field, file and fix; never the server's struct dump.
 
     A cluster that does not answer refused nothing: that is said as such. Who refused is named: the API server, or
-    kubectl's own check against the cluster's schema (an unknown or misspelt field)."""
-    if kube.unreachable(result.stderr or ""):
-        return no_answer(app, "apply", result.stderr or "", "the rendered file is kept; run again once it answers")
-    ending = re.search(r"in namespace (\S+) because it is being terminated", result.stderr or "")
+    kubectl's own check against the cluster's schema (an unknown or misspelt field), which stops at that object."""
+    stderr = result.stderr or ""
+    if kube.unreachable(stderr):
+        return no_answer(app, "a dry run" if dry_run else "apply", stderr,
+                         "the rendered file is kept; run again once it answers")
+    ending = converge.namespace_ending(stderr)
     if ending:
-        return KitError(f"namespace {ending.group(1)} is being deleted: nothing can be created in it until it is gone",
-                        hint=f"wait until `inv k8s.kubectl -- get namespace {ending.group(1)}` finds none, then run again",
-                        code=1)
-    refused = located(app, converge.rejections(result.stderr or "", documents), documents)
+        return KitError(f"namespace {ending} is being deleted: nothing can be created in it until it is gone",
+                        hint=f"wait until `inv k8s.kubectl -- get namespace {ending}` finds none, then run again", code=1)
+    refused = located(app, converge.rejections(stderr, documents), documents)
     if not refused:
-        return shell.failure(argv, result.exited, converge.short_output(result.stderr or result.stdout or ""),
+        return shell.failure(argv, result.exited, converge.short_output(stderr or result.stdout or ""),
                              "the rendered file is kept for inspection; `inv k8s.render` prints it")
     checkers = {"kubectl's schema check" if r.by_kubectl else "the API server" for r in refused}
+    if dry_run:
+        done = "a dry run: nothing was changed"
+    elif "kubectl's schema check" in checkers:
+        done = "kubectl stops at the first object its schema check refuses: those before it were applied, those " \
+               "after it were not"
+    else:
+        done = "the other objects were applied"
     return KitError(f"{' and '.join(sorted(checkers, reverse=True))} refused {len(refused)} change(s) ({done}):\n"
                     + "\n".join(f"  {r}" for r in refused),
                     hint="fix them and run again (`inv k8s.lint` asks the server without applying)", code=1)
@@ -265,15 +272,16 @@ def confirmed(app: App, documents: list[dict[str, Any]], findings: list[lint.Fin
     target = write_rendered(app, sent, even_dry=True, name="dry-run")
     argv = app.kubectl("apply", "--dry-run=server", "-f", shown_path(target))
     result = app.run(argv, query=True, capture=True, check=False)
-    if result.exited != 0 and f'namespaces "{app.settings.namespace}" not found' in (result.stderr or ""):
+    if result.exited != 0 and converge.missing_namespace(result.stderr or "", app.settings.namespace):
         app.say(f"lint: namespace {app.settings.namespace} does not exist yet (the apply makes it): the server could "
                 "not check the objects in it")
         return findings
     refused = located(app, converge.rejections(result.stderr or "", sent), sent) if result.exited != 0 else []
     if result.exited != 0 and not refused:
-        raise refusal(app, argv, result, "a dry run: nothing was changed", sent)
+        raise refusal(app, argv, result, sent, dry_run=True)
     if ask and not refused:
-        app.say(f"lint: the API server accepts all {len(sent)} object(s) (server-side dry run)")
+        unsent = f"; {len(documents) - len(sent)} Job(s) to rerun not sent" if len(sent) < len(documents) else ""
+        app.say(f"lint: the API server accepts the {len(sent)} object(s) sent (server-side dry run{unsent})")
     findings, accepted = lint.confirm(findings, refused, lint.places(documents, app.origins))
     for guess in accepted:
         app.say(f"lint: {guess.ref}: the API server accepts the change (server-side dry run), so this is no error: "

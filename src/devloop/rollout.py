@@ -540,7 +540,8 @@ def explain(app: App, problems: list[kube.Problem], deadline: float | None = Non
 
 def log_lines(log: Any) -> list[str]:
     """A log tail under a failure; a container that printed nothing is said to have done so."""
-    return [f"    | {line}" for line in (log.stdout or log.stderr).rstrip().splitlines()] or ["    (it printed nothing)"]
+    lines = [f"    | {line}" for line in (log.stdout or log.stderr).rstrip().splitlines()]
+    return lines or (["    (it printed nothing)"] if log.exited == 0 else [])
 
 
 def events_of(app: App, verdict: kube.Verdict, deadline: float | None = None) -> dict[str, list[str]]:

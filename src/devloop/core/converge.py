@@ -325,6 +325,9 @@ def rejections(output: str, documents: Iterable[Mapping[str, Any]] = ()) -> list
         if "ValidationError(" in block:
             found += schema_errors(block, list(documents))
             continue
+        if "strict decoding error:" in block:
+            found += strict_decoding_errors(block, list(documents))
+            continue
         invalid = list(_INVALID.finditer(block))
         if invalid:
             match = invalid[-1]
@@ -362,12 +365,40 @@ def schema_errors(block: str, documents: list[Mapping[str, Any]]) -> list[Reject
             said, fix = "is required", "add it"
         else:
             said, fix = f"is invalid: {shorten(_TYPE_NAME.sub('', message))}", "fix the value's type"
-        wanted = not (named and named.group(1) == "missing required")  # the field is there, or (missing) not
+        missing = bool(named and named.group(1) == "missing required")  # in an object that has its parent
         refs = [f"{kind.lower()}/{_meta(d).get('name')}" for d in documents
-                if d.get("kind") == kind and (dig(d, field_path) is not None) == wanted]
+                if d.get("kind") == kind and (dig(d, field_path) is None if missing else dig(d, field_path) is not None)
+                and (not missing or not path or dig(d, path) is not None)]
         found += [Rejection(ref, field_path, said, fix, by_kubectl=True) for ref in refs] or \
             [Rejection("", f"{kind} {field_path}".strip(), said, fix, by_kubectl=True)]
     return found
+
+
+def strict_decoding_errors(block: str, documents: list[Mapping[str, Any]]) -> list[Rejection]:
+    """The API server's own field check (kubectl 1.25 and later): "Deployment in version "v1" cannot be handled as a
+    Deployment: strict decoding error: unknown field "spec.replicaz", …"."""
+    kind = re.search(r"cannot be handled as an? (\w+)", block)
+    name = re.search(r'\bName: "([^"]+)"', block)
+    found = []
+    for field_path in re.findall(r'unknown field "([^"]+)"', block):
+        fix = f"check its name and indentation (`kubectl explain {kind.group(1).lower() if kind else 'KIND'}`)"
+        refs = [f"{kind.group(1).lower()}/{name.group(1)}"] if kind and name else \
+            [f"{kind.group(1).lower()}/{_meta(d).get('name')}" for d in documents
+             if kind and d.get("kind") == kind.group(1) and dig(d, field_path) is not None]
+        found += [Rejection(ref, field_path, "is not a field there", fix) for ref in refs] or \
+            [Rejection("", f"{kind.group(1) if kind else ''} {field_path}".strip(), "is not a field there", fix)]
+    return found
+
+
+def missing_namespace(stderr: str, namespace: str) -> bool:
+    """Whether kubectl failed because the namespace does not exist (yet, or any more)."""
+    return bool(namespace) and f'namespaces "{namespace}" not found' in stderr
+
+
+def namespace_ending(stderr: str) -> str:
+    """The namespace kubectl could not create objects in because it is being deleted, or ""."""
+    found = re.search(r"in namespace (\S+) because it is being terminated", stderr)
+    return found.group(1) if found else ""
 
 
 def dig(document: Mapping[str, Any], path: str) -> Any:

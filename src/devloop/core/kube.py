@@ -556,7 +556,7 @@ def unreachable(stderr: str) -> str:
     OpenAPI download error that reads like a refusal of the manifest)."""
     for line in stderr.splitlines():
         found = _NO_ANSWER.search(line)
-        if found:
+        if found and not line.lstrip().startswith("Error from server"):  # the server answered (a webhook it called did not)
             why = line[found.start():].removeprefix("Unable to connect to the server: ")
             return why.split("; if you choose to ignore these errors", 1)[0].strip().rstrip('"')
     return ""

@@ -147,9 +147,6 @@ def parse(spec: Any, key: str, problems: list[str]) -> LiveUpdate | None:
     if not isinstance(spec, Mapping):
         problems.append(f"{key} must be a mapping with sync, run, rebuild; got {spec!r}")
         return None
-    unknown = sorted(set(spec) - {"sync", "run", "rebuild"})
-    if unknown:
-        problems.append(f"{key} has unknown keys {', '.join(map(str, unknown))} (known: sync, run, rebuild)")
     rules = _rules(spec.get("sync") or [], f"{key}.sync", problems)
     rebuild = spec.get("rebuild") or []
     if isinstance(rebuild, str) or not isinstance(rebuild, list):
@@ -169,8 +166,12 @@ def _rules(items: Any, key: str, problems: list[str]) -> list[SyncRule]:
     rules = []
     for i, item in enumerate(items):
         where = f"{key}[{i}]"
-        if not isinstance(item, Mapping) or set(item) != {"src", "dest"}:
+        if not isinstance(item, Mapping):
             problems.append(f"{where} must be {{src: PATH, dest: /PATH/IN/CONTAINER}}, got {item!r}")
+            continue
+        missing = [k for k in ("src", "dest") if k not in item]  # other keys: schema.unknown_keys names them
+        if missing:
+            problems.append(f"{where} has no {' and no '.join(missing)}: write {{src: PATH, dest: /PATH/IN/CONTAINER}}")
             continue
         src, dest = str(item["src"]).strip(), str(item["dest"]).strip()
         if not dest.startswith("/"):

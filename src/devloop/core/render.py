@@ -249,19 +249,19 @@ def _named(mapping: Any, key: str) -> str:
 def config_reads(pod: Mapping[str, Any]) -> set[tuple[str, str]]:
     """("ConfigMap" | "Secret", name) of what a pod spec reads: env, envFrom and volumes (projected ones too)."""
     found: set[tuple[str, str]] = set()
-    containers = [c for c in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])] if isinstance(c, Mapping)]
+    containers = [c for c in [*_list(pod.get("initContainers")), *_list(pod.get("containers"))] if isinstance(c, Mapping)]
     for container in containers:
-        for source in container.get("envFrom") or []:
+        for source in _list(container.get("envFrom")):
             found |= {("ConfigMap", _named(_field(source, "configMapRef"), "name")),
                       ("Secret", _named(_field(source, "secretRef"), "name"))}
-        for var in container.get("env") or []:
+        for var in _list(container.get("env")):
             source = _field(var, "valueFrom")
             found |= {("ConfigMap", _named(_field(source, "configMapKeyRef"), "name")),
                       ("Secret", _named(_field(source, "secretKeyRef"), "name"))}
-    for volume in pod.get("volumes") or []:
+    for volume in _list(pod.get("volumes")):
         found |= {("ConfigMap", _named(_field(volume, "configMap"), "name")),
                   ("Secret", _named(_field(volume, "secret"), "secretName"))}
-        for projected in _field(_field(volume, "projected"), "sources") or []:
+        for projected in _list(_field(_field(volume, "projected"), "sources")):
             found |= {("ConfigMap", _named(_field(projected, "configMap"), "name")),
                       ("Secret", _named(_field(projected, "secret"), "name"))}
     return {(kind, name) for kind, name in found if name}
@@ -271,14 +271,27 @@ def _field(mapping: Any, key: str) -> Any:
     return mapping.get(key) if isinstance(mapping, Mapping) else None
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []  # a malformed field is lint's and the server's to report
+
+
+def _content(doc: Mapping[str, Any]) -> str:
+    """A ConfigMap's or Secret's data, the same text for the same content (keys of any type, in any order)."""
+    parts = []
+    for field in ("data", "stringData", "binaryData"):
+        value = doc.get(field)
+        items = sorted((str(k), str(v)) for k, v in value.items()) if isinstance(value, Mapping) else str(value)
+        parts.append(json.dumps(items))
+    return "|".join(parts)
+
+
 def hash_config(documents: list[dict[str, Any]]) -> None:
     """Annotate the pod template of each Deployment, StatefulSet and DaemonSet with a hash of the ConfigMaps and
     Secrets of this set that its pods read, so a change to them rolls the pods (which read them only at start).
 
     The hash is of the content, as kustomize's generators name a ConfigMap or Secret by it; nothing else of a
     Secret is written. Workloads that read none of them are left as they are."""
-    contents = {(str(d.get("kind")), _named(d.get("metadata"), "name")):
-                json.dumps([d.get("data"), d.get("stringData"), d.get("binaryData")], sort_keys=True, default=str)
+    contents = {(str(d.get("kind")), _named(d.get("metadata"), "name")): _content(d)
                 for d in documents if d.get("kind") in ("ConfigMap", "Secret")}
     for doc in documents:
         template = _field(doc.get("spec"), "template")

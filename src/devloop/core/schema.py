@@ -205,7 +205,9 @@ def yaml_error(path: Path, exc: Exception, text: str = "") -> KitError:
     place given: the line it stopped at is often the next one."""
     problem_mark, context_mark = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
     mark = problem_mark or context_mark
-    start = context_mark if problem_mark and context_mark and context_mark.line < problem_mark.line else None
+    unfinished = str(getattr(exc, "context", "") or "").startswith(("while parsing a flow", "while scanning a quoted"))
+    start = context_mark if unfinished and problem_mark and context_mark and context_mark.line < problem_mark.line \
+        else None  # a block mapping's start is only where the enclosing mapping began
     shown = start or mark
     where = f"{path}:{shown.line + 1}:{shown.column + 1}" if shown else str(path)
     if isinstance(exc, RefusedYaml):
