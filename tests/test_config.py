@@ -10,29 +10,19 @@ from devloop.core.config import DEFAULTS, check_yaml_file, read_dotenv, settings
 from devloop.core.errors import KitError
 
 
-def test_malformed_yaml_names_file_line_and_column(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("text", "said"), [
+    # a bracket left open: the line it opens on, and where the parser stopped
+    ("app:\n  name: x\n  images: [a\n  bad: : :\n", "3:11: invalid YAML: while parsing a flow sequence that starts "
+     "here: expected ',' or ']', but got ':' (line 4, column 6)"),
+    ("app:\n  name: x\n  timeout: 3\n manifests: [k8s]\n", "4:2: invalid YAML:"),  # not where the mapping began
+    ("app:\n  name: x\n    images: {}\n", "3:11: invalid YAML: mapping values are not allowed here"),
+])
+def test_malformed_yaml_names_file_line_and_column(tmp_path: Path, text: str, said: str) -> None:
     config = tmp_path / "invoke.yaml"
-    config.write_text("app:\n  name: x\n  images: [a\n  bad: : :\n")
+    config.write_text(text)
     with pytest.raises(KitError) as err:
         check_yaml_file(config)
-    assert f"{config}:3:11: invalid YAML: while parsing a flow sequence that starts here: expected ',' or ']', " \
-           "but got ':' (line 4, column 6)" in err.value.message  # the bracket left open, and where the parser stopped
-
-
-def test_an_indentation_error_names_its_own_line_not_where_the_mapping_began(tmp_path: Path) -> None:
-    config = tmp_path / "invoke.yaml"
-    config.write_text("app:\n  name: x\n  timeout: 3\n manifests: [k8s]\n")
-    with pytest.raises(KitError) as err:
-        check_yaml_file(config)
-    assert f"{config}:4:2: invalid YAML:" in err.value.message
-
-
-def test_a_yaml_error_at_one_place_names_that_place(tmp_path: Path) -> None:
-    config = tmp_path / "invoke.yaml"
-    config.write_text("app:\n  name: x\n    images: {}\n")
-    with pytest.raises(KitError) as err:
-        check_yaml_file(config)
-    assert f"{config}:3:11: invalid YAML: mapping values are not allowed here" in err.value.message
+    assert f"{config}:{said}" in err.value.message
 
 
 def test_tab_indentation_gets_the_tab_hint(tmp_path: Path) -> None:
