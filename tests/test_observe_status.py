@@ -113,3 +113,14 @@ def test_url_plan(objects: list[dict], provider: str, forwards: list[str], plan:
         assert value == plan[1]
     else:
         assert "add an Ingress" in value
+
+
+def test_the_ingress_url_says_what_it_needs_to_answer() -> None:
+    rendered = [{"kind": "Ingress", "metadata": {"name": "web"}}]
+    served = [{"kind": "Ingress", "metadata": {"name": "web"}, "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.9"}]}}}]
+    unserved = [{"kind": "Ingress", "metadata": {"name": "web"}, "status": {"loadBalancer": {}}}]
+    assert status.ingress_source(rendered, "minikube") == "the Ingress host"
+    assert status.ingress_source(rendered, "kind") == "the Ingress host; it answers where the cluster runs an ingress controller"
+    assert status.ingress_source(served, "kind") == "the Ingress host"
+    assert status.ingress_source(unserved, "minikube") == \
+        "the Ingress host; no ingress controller has given the Ingress an address yet"

@@ -88,7 +88,17 @@ def test_open_prints_the_ingress_url(tmp_path: Path, capsys: pytest.CaptureFixtu
     observe.open_(c)
     captured = capsys.readouterr()
     assert captured.out == "http://shop.127.0.0.1.nip.io/\n"
-    assert "from the Ingress host" in captured.err
+    assert "from the Ingress host; no ingress controller has given the Ingress an address yet" not in captured.err
+    assert "from the Ingress host" in captured.err  # no status in this listing: a rendered-like object
+
+
+def test_open_says_when_no_ingress_controller_took_the_ingress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ingress = labelled({"kind": "Ingress", "metadata": {"name": "shop"}, "spec": {"rules": [{"host": "shop.127.0.0.1.nip.io"}]},
+                        "status": {"loadBalancer": {}}})
+    get = "kubectl --context k8s-local --namespace shop get ingresses,services -o json"
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), get: listing(ingress)}, app=config(tmp_path))
+    observe.open_(c)
+    assert "from the Ingress host; no ingress controller has given the Ingress an address yet" in capsys.readouterr().err
 
 
 def test_open_asks_minikube_for_a_nodeport_service(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -297,7 +307,8 @@ def test_summary_prints_the_table_and_the_url(tmp_path: Path, capsys: pytest.Cap
     observe.summary(App.load(c), documents)
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in out] == ["NAME", "deployment/web", "url:"]
-    assert out[-1] == "url: http://shop.127.0.0.1.nip.io/    (the Ingress host)"
+    assert out[-1] == ("url: http://shop.127.0.0.1.nip.io/    (the Ingress host; it answers where the cluster runs an "
+                       "ingress controller)")  # provider docker: the cluster's own, if it has one
 
 
 def test_summary_under_dry_runs_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

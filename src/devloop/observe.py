@@ -312,7 +312,7 @@ def app_url(app: App, objects: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
     """(URL, where it comes from) — the Ingress host, `minikube service --url`, or a forwarded port."""
     how, value = status.url_plan(objects, app.settings.cluster.provider, app.settings.forwards)
     if how == "url":
-        return value, "the Ingress host"
+        return value, status.ingress_source(objects, app.settings.cluster.provider)
     if how == "forward":
         return value, "a port of app.forwards (served while `inv k8s.forward` runs)"
     if how == "minikube-service":

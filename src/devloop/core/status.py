@@ -229,6 +229,17 @@ def forward_url(forwards: Iterable[str]) -> str | None:
     return None
 
 
+def ingress_source(objects: Sequence[Mapping[str, Any]], provider: str) -> str:
+    """Where an Ingress URL comes from, and what it needs to answer: a live Ingress no controller has given an
+    address is said to be one; a rendered one answers only where an ingress controller runs."""
+    live = [o for o in objects if o.get("kind") == "Ingress" and "status" in o]
+    if live and not any(((o.get("status") or {}).get("loadBalancer") or {}).get("ingress") for o in live):
+        return "the Ingress host; no ingress controller has given the Ingress an address yet"
+    if live or provider == "minikube":  # minikube: `inv minikube.start` enables its ingress addon
+        return "the Ingress host"
+    return "the Ingress host; it answers where the cluster runs an ingress controller"
+
+
 def url_plan(objects: Sequence[Mapping[str, Any]], provider: str, forwards: Iterable[str]) -> tuple[str, str]:
     """How to find the app's URL: ("url", URL) when known from the objects alone, ("minikube-service", NAME)
     when `minikube service --url NAME` must be asked, ("none", why) when there is no way in."""
