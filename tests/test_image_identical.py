@@ -59,3 +59,12 @@ def test_an_identical_rebuild_rolls_nothing_and_a_real_change_rolls_out(cluster:
         assert "same content as" not in third.stderr
         after = state(ns)
         assert after[2] == {changed} and not after[1] & before[1] and after[0] - before[0], (before, after)
+
+        with (app / "app" / "web.sh").open("a") as script:  # a code change, then an apply without a build
+            script.write("# not built yet\n")
+        unbuilt = inv(app, "image.tag", env=env).stdout.strip()
+        applied = inv(app, "k8s.apply", env=env)
+        assert applied.returncode == 0, applied.stderr[-3000:]
+        assert f"warning: image hello: {unbuilt} (the sources as they are now) is not built: keeping the deployed " \
+               f"{changed}; `inv up` builds and rolls out the change" in applied.stderr
+        assert state(ns) == after  # no pod was rolled onto an image that does not exist

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any, Protocol
 
-from devloop import livesync
+from devloop import livesync, shell
 from devloop.core import config, render
 from devloop.core import images as core
 from devloop.core.errors import KitError, tail
@@ -90,10 +90,20 @@ def choose_run_ref(app: App, planned: Built, new: str) -> str:
         return new  # containers carry synced files: only a rollout brings them back to the image as built
     env = build_env(app)
     new_id = image_id(app, planned.ref, env)  # with a registry: the local tags, the old one as it was pushed
+    if new_id is None and not shell.is_dry(app.c):  # a --dry up has not built it yet
+        return unbuilt(app, planned, old)
     if new_id is None or image_id(app, old, env) != new_id:
         return new
     app.say(f"image {planned.image.name}: same content as the deployed {old} (image ID {short(new_id)}): "
             "nothing to roll out")
+    return old
+
+
+def unbuilt(app: App, planned: Built, old: str) -> str:
+    """The sources give a tag that was never built (an apply without a build after a code change): keep running the
+    deployed image rather than roll pods onto one that does not exist."""
+    app.say(f"warning: image {planned.image.name}: {planned.ref} (the sources as they are now) is not built: keeping "
+            f"the deployed {old}; `inv up` builds and rolls out the change")
     return old
 
 
