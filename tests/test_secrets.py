@@ -76,3 +76,20 @@ def test_secret_values_are_masked_by_every_task_not_only_render(app_dir: Path) -
     (app_dir / "secrets" / "dev.env").write_text("DB_PASSWORD=Sup3rS3cretValue43\n")
     App.load(StrictContext({}, app=config(app_dir)))  # what k8s.logs, status and forward start with
     assert shell.mask("worker pw=Sup3rS3cretValue43") == "worker pw=****"
+
+
+def test_a_secret_file_in_the_build_context_is_warned_of_until_dockerignore_excludes_it(
+        app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (app_dir / "secrets" / "dev.env").write_text("DB_PASSWORD=s3cr3t-value\n")
+    (app_dir / "secrets" / "qa.env").write_text("DB_PASSWORD=other\n")
+    c = StrictContext({}, app=config(app_dir))
+    k8s.render_(c)
+    err = capsys.readouterr().err
+    for name in ("secrets/dev.env", "secrets/qa.env"):  # every environment's file
+        assert f"warning: image hello: add {name} to {app_dir / '.dockerignore'} — a Secret's file (app.secrets) is in " \
+               "the build context" in err
+    assert "s3cr3t-value" not in err
+    with (app_dir / ".dockerignore").open("a") as ignore:
+        ignore.write("secrets/\n")
+    k8s.render_(StrictContext({}, app=config(app_dir)))
+    assert "a Secret's file" not in capsys.readouterr().err

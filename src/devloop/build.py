@@ -48,10 +48,30 @@ def compute_plan(app: App, image: config.Image) -> Planned:
     cache = core.DigestCache(state / f"digests-{cache_name}.json", write=not dry)
     inputs = core.build_inputs(image.context, image.dockerfile, args, image.target, cache=cache, skip=skip)
     core.check_tag(inputs.tag)
-    if skip and not core.ignored(skip[0], core.read_dockerignore(image.context)):
+    patterns = core.read_dockerignore(image.context)
+    if skip and not core.ignored(skip[0], patterns):
         app.say(f"warning: image {image.name}: add {skip[0]}/ to {image.context / '.dockerignore'} — the kit's own "
                 "files (rendered manifests, Secrets) are in the build context, and COPY . would put them in the image")
+    for secret in secret_files_in_context(app, image, patterns):
+        app.say(f"warning: image {image.name}: add {secret} to {image.context / '.dockerignore'} — a Secret's file "
+                "(app.secrets) is in the build context: COPY . would put it in the image, and editing it rebuilds")
     return Planned(image, inputs.tag, args, len(inputs.files))
+
+
+def secret_files_in_context(app: App, image: config.Image, patterns: list[core.Pattern]) -> list[str]:
+    """The app.secrets files (of every environment) inside the build context that .dockerignore does not exclude."""
+    found = []
+    for pattern in sorted(set(app.settings.secrets.values())):
+        try:
+            paths = sorted(app.settings.root.glob(pattern.replace("{env}", "*")))
+        except (ValueError, NotImplementedError):  # an absolute path: outside any context this checks
+            continue
+        for path in paths:
+            if path.is_file() and path.resolve().is_relative_to(image.context.resolve()):
+                rel = path.resolve().relative_to(image.context.resolve()).as_posix()
+                if not core.ignored(rel, patterns):
+                    found.append(rel)
+    return found
 
 
 def check_build_files(app: App, image: config.Image) -> None:
