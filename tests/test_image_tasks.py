@@ -300,6 +300,25 @@ def test_prune_keeps_the_newest_and_the_current_tag_and_shows_what_goes(shop: Pa
     assert "removed 3 image tag(s)" in err
 
 
+def test_prune_keeps_what_any_environment_runs(shop: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tag = shop_tag(shop)
+    listing = "\n".join([row("shop", tag, "c" * 12, "2024-01-05 09:00:00", "1 day ago"),
+                         row("shop", "qa-runs-this", "1" * 12, "2024-01-01 10:00:00", "4 days ago"),
+                         row("shop", "old", "2" * 12, "2024-01-02 10:00:00", "3 days ago"),
+                         row("shop", "newer", "3" * 12, "2024-01-03 10:00:00", "2 days ago")])
+    state = shop / ".kit"
+    state.mkdir(exist_ok=True)
+    deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n" \
+                 "      containers: [{name: web, image: 'shop:qa-runs-this'}]\n"
+    (state / "rendered-qa.yaml").write_text(deployment)
+    removal = "docker image rm shop:old"
+    c = StrictContext({LS_LABEL: ok(listing), removal: ok()}, app=config(shop), repeat=False)
+    image.prune(c, keep="1")  # type: ignore[arg-type]
+    err = capsys.readouterr().err
+    assert c.commands == [LS_LABEL, removal]
+    assert "keep    shop:qa-runs-this  (4 days ago; deployed" in err
+
+
 def test_prune_default_keep_comes_from_config_and_dry_runs_nothing(shop: Path, capsys: pytest.CaptureFixture[str]) -> None:
     listing = "\n".join(row("shop", f"t{i}", str(i) * 12, f"2024-01-0{i} 10:00:00") for i in range(1, 6))
     c = StrictContext({LS_LABEL: ok(listing)}, app=config(shop, image_keep=4), dry=True)

@@ -107,16 +107,22 @@ def unbuilt(app: App, planned: Built, old: str) -> str:
     return old
 
 
-def deployed_refs(app: App) -> dict[str, str]:
+def deployed_refs(app: App, env: str | None = None) -> dict[str, str]:
     """Repository -> the reference last applied (.kit/rendered-<env>.yaml); empty when there is none to read."""
     def compute() -> dict[str, str]:
-        path = app.settings.root / STATE_DIR / f"rendered-{app.settings.env}.yaml"
+        path = app.settings.root / STATE_DIR / f"rendered-{env or app.settings.env}.yaml"
         try:
             return core.deployed_refs(render.parse([render.Source(path, path.read_text(encoding="utf-8"))]))
         except (OSError, UnicodeDecodeError, KitError):
             return {}
 
-    return dict(app.fact("plan:deployed", compute))  # "plan:": each watch cycle reads what the last one applied
+    return dict(app.fact(f"plan:deployed:{env or app.settings.env}", compute))  # "plan:": read again each watch cycle
+
+
+def applied_envs(app: App) -> list[str]:
+    """The environments this checkout has applied (a .kit/rendered-<env>.yaml each)."""
+    folder = app.settings.root / STATE_DIR
+    return sorted(p.name.removeprefix("rendered-").removesuffix(".yaml") for p in folder.glob("rendered-*.yaml"))
 
 
 # -- delivery ------------------------------------------------------------------------------------

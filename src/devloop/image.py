@@ -13,7 +13,7 @@ from devloop.build import LABEL, build_one, plan
 from devloop.core import config, kube
 from devloop.core import images as core
 from devloop.core.errors import KitError, tail
-from devloop.delivery import build_env, deliver_one, deliver_ref, deployed_refs, run_ref
+from devloop.delivery import applied_envs, build_env, deliver_one, deliver_ref, deployed_refs, run_ref
 from devloop.docker_api import check_daemon_result, where
 from devloop.kit import App, kit_task, print_table
 
@@ -56,11 +56,13 @@ def current_refs(app: App) -> tuple[set[str], str]:
 
 
 def deployed_local_refs(app: App) -> set[str]:
-    """The references last applied for our images, as the daemon names them (with and without the registry)."""
+    """The references last applied for our images in any environment, as the daemon names them (with and without
+    the registry): another environment's pods may restart onto theirs."""
     names = {i.name for i in app.settings.images}
     registry = app.settings.cluster.registry
     found: set[str] = set()
-    for ref in deployed_refs(app).values():
+    deployed = [ref for env in {app.settings.env, *applied_envs(app)} for ref in deployed_refs(app, env).values()]
+    for ref in deployed:
         local = ref.removeprefix(f"{registry}/") if registry else ref
         if local.rsplit(":", 1)[0] in names:
             found |= {ref, local}
