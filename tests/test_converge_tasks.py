@@ -195,10 +195,10 @@ def test_lint_into_a_namespace_not_made_yet_says_the_server_could_not_check(
 def test_lint_counts_a_placeholder_left_as_it_is_and_guesses_the_one_meant(
         app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config_map = app_dir / "k8s" / "configmap.yaml"
-    config_map.write_text(config_map.read_text().replace("${MINIKUBE_IP}", "${MINIKUBE_IPP}"))
+    config_map.write_text(config_map.read_text().replace("${INGRESS_HOST}", "${INGRESS_HOTS}"))
     k8s.lint_(context(app_dir, {}), live=False)
     err = capsys.readouterr().err
-    assert "${MINIKUBE_IPP} is not declared in app.vars; left as it is (did you mean ${MINIKUBE_IP}?)" in err
+    assert "${INGRESS_HOTS} is not declared in app.vars; left as it is (did you mean ${INGRESS_HOST}?)" in err
     assert "lint: 5 object(s) checked, 1 warning(s), no errors" in err
 
 
