@@ -49,6 +49,7 @@ def demo_app(tmp_path: Path, namespaces: dict[str, str] | None = None, secrets: 
         del config["app"]["secrets"]
     (app / "invoke.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (app / "Dockerfile").write_text("# stands in for the Rails app's Dockerfile\nFROM scratch\n")
+    shutil.copy(REPO / ".dockerignore", app / ".dockerignore")  # keeps .kit/ and secrets/ out, as in its repo
     shutil.copy(REPO / "tasks.py", app / "tasks.py")  # the demo app's own tasks.py and tasks/, as in its repo
     shutil.copytree(REPO / "tasks", app / "tasks", ignore=shutil.ignore_patterns("__pycache__"))
     return app

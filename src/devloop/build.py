@@ -50,10 +50,10 @@ def compute_plan(app: App, image: config.Image) -> Planned:
     core.check_tag(inputs.tag)
     patterns = core.read_dockerignore(image.context)
     if skip and not core.ignored(skip[0], patterns):
-        app.say(f"warning: image {image.name}: add {skip[0]}/ to {image.context / '.dockerignore'} — the kit's own "
+        app.warn(f"image {image.name}: add {skip[0]}/ to {image.context / '.dockerignore'} — the kit's own "
                 "files (rendered manifests, Secrets) are in the build context, and COPY . would put them in the image")
     for secret in secret_files_in_context(app, image, patterns):
-        app.say(f"warning: image {image.name}: add {secret} to {image.context / '.dockerignore'} — a Secret's file "
+        app.warn(f"image {image.name}: add {secret} to {image.context / '.dockerignore'} — a Secret's file "
                 "(app.secrets) is in the build context: COPY . would put it in the image, and editing it rebuilds")
     return Planned(image, inputs.tag, args, len(inputs.files))
 

@@ -102,7 +102,7 @@ def choose_run_ref(app: App, planned: Built, new: str) -> str:
 def unbuilt(app: App, planned: Built, old: str) -> str:
     """The sources give a tag that was never built (an apply without a build after a code change): keep running the
     deployed image rather than roll pods onto one that does not exist."""
-    app.say(f"warning: image {planned.image.name}: {planned.ref} (the sources as they are now) is not built: keeping "
+    app.warn(f"image {planned.image.name}: {planned.ref} (the sources as they are now) is not built: keeping "
             f"the deployed {old}; `inv up` builds and rolls out the change")
     return old
 

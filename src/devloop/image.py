@@ -233,14 +233,14 @@ def set_images(app: App, refs: dict[str, str]) -> list[str]:
     live = json.loads(result.stdout or "{}").get("items", [])
     changes, missing = core.set_image_plan(live, refs, wanted)
     for workload in missing:
-        app.say(f"warning: {workload} (app.workloads) is not in the cluster: skipped")
+        app.warn(f"{workload} (app.workloads) is not in the cluster: skipped")
     if not changes:
         where_ns = app.settings.namespace or "the context's namespace"
         raise KitError(f"no Deployment, StatefulSet or DaemonSet in {where_ns} runs {', '.join(sorted(refs))}",
                        hint="apply the manifests first (inv up, or kubectl apply -f k8s/); check app.workloads", code=1)
     for change in changes:
         for container in change.pull_always if app.settings.cluster.provider != "registry" else []:
-            app.say(f"warning: {change.workload} container {container} has imagePullPolicy: Always, so the node will try "
+            app.warn(f"{change.workload} container {container} has imagePullPolicy: Always, so the node will try "
                     "a registry for a locally built image: set imagePullPolicy: IfNotPresent in its manifest")
         if change.changes:
             app.run(app.kubectl(*change.argv()))

@@ -62,7 +62,7 @@ def image_refs(app: App, strict: bool = True) -> dict[str, str]:
         refs = {}
         for image in app.settings.images:
             if not strict and not (image.context.is_dir() and image.dockerfile.is_file()):
-                app.say(f"warning: image {image.name}: {image.dockerfile} not found; rendering it as {image.name}:unbuilt "
+                app.warn(f"image {image.name}: {image.dockerfile} not found; rendering it as {image.name}:unbuilt "
                         "(inv up needs the Dockerfile)")
                 refs[image.name] = f"{image.name}:unbuilt"
             else:
@@ -92,10 +92,10 @@ def rendered(app: App, sets: dict[str, str] | None = None, path: str | None = No
     for use in undeclared:
         near = difflib.get_close_matches(use.name, sorted(declared), n=1)
         guess = f" (did you mean ${{{near[0]}}}?)" if near else ""
-        app.say(f"warning: {use.path}:{use.line}: ${{{use.name}}} is not declared in app.vars; left as it is{guess}")
+        app.warn(f"{use.path}:{use.line}: ${{{use.name}}} is not declared in app.vars; left as it is{guess}")
     wanted = {u.name for u in render.uses(srcs, declared)}
     for name in sorted(set(sets or {}) - declared):
-        app.say(f"warning: --set {name}=…: no manifest declares ${{{name}}} (app.vars); it changes nothing")
+        app.warn(f"--set {name}=…: no manifest declares ${{{name}}} (app.vars); it changes nothing")
     layers: list[tuple[str, Any]] = [("--set", sets or {}), ("the environment (.env or shell)", os.environ),
                                      ("app.vars", app.settings.vars)]
 
@@ -112,7 +112,7 @@ def rendered(app: App, sets: dict[str, str] | None = None, path: str | None = No
     documents += secret_documents(app) + tls.tls_documents(app)
     render.set_images(documents, refs)
     for warning in render.label(documents, app.settings.name, app.settings.env, app.settings.namespace, app.origins):
-        app.say(f"warning: {warning}")
+        app.warn(warning)
     render.hash_config(documents)
     return documents
 
@@ -392,7 +392,7 @@ def lint_(c: Context, env: str | None = None, set: list[str] | None = None, live
         app.say(f"lint: apply would rerun {action.ref}: {action.reason}")
     for action in plan.prune:
         app.say(f"lint: apply would prune {action.ref}: {action.reason}")
-    warnings = len(findings) + len(app.undeclared)  # placeholders left as they are were warned of by the render
+    warnings = len(findings) + app.warnings  # and what the render warned of (placeholders, namespaces…)
     app.say(f"lint: {len(documents)} object(s) checked, {warnings} warning(s), no errors")
 
 

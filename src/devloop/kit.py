@@ -245,6 +245,7 @@ class App:
         self.settings = settings
         self._facts: dict[str, Any] = {}
         self.timings: dict[str, float] = {}
+        self.warnings = 0  # warning lines said so far (App.warn)
         self.undeclared: list[str] = []  # `file:line: ${NAME}` left as they are by the last render
         self.origins: dict[int, Path] = {}  # id(rendered object) -> its manifest file, for lint messages
         self.seen_ready: list[dict[str, Any]] | None = None  # the objects the last wait saw ready (up's table shows them)
@@ -350,6 +351,11 @@ class App:
 
     def say(self, message: str) -> None:
         shell.say(message)
+
+    def warn(self, message: str) -> None:
+        """A warning line, counted (lint's summary counts what this run warned of)."""
+        self.warnings += 1
+        shell.say(f"warning: {message}")
 
     @staticmethod
     def clock() -> float:

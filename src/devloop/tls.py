@@ -93,7 +93,7 @@ def tls_documents(app: App) -> list[dict[str, Any]]:
     host = str(builtin_var(app, "INGRESS_HOST"))
     reason = core.renewal_reason(info, host, now())
     if reason is not None and (info.host != host or info.not_after <= now()):
-        app.say(f"warning: TLS secret {secret} left out: {reason}; make a new one: inv tls.cert --env {app.settings.env}")
+        app.warn(f"TLS secret {secret} left out: {reason}; make a new one: inv tls.cert --env {app.settings.env}")
         return []
     return [secret_document(app, files, secret)]
 

@@ -178,7 +178,7 @@ def start_session(app: App, poll: bool, debounce_ms: int | None, max_delay_ms: i
     session = Session(make_filter(app), quiet, max_delay, poll)
     took = session.start()
     for path in session.watcher.missing:
-        app.say(f"warning: {path} does not exist: not watched (check app.watch.paths / app.images / app.manifests)")
+        app.warn(f"{path} does not exist: not watched (check app.watch.paths / app.images / app.manifests)")
     if not session.watcher.watches:
         session.stop()
         raise KitError("nothing to watch: no image context, manifest folder or app.watch.paths exists",
