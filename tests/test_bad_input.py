@@ -96,6 +96,29 @@ def test_a_bad_value_in_an_invoke_app_variable_is_blamed_on_the_variable(app: Pa
     no_traceback(result)
 
 
+def test_an_unknown_environment_from_invoke_app_env_is_blamed_on_the_variable(app: Path) -> None:
+    result = inv(app, "k8s.render", env={"INVOKE_APP_ENV": "nope"})
+    assert result.returncode == 2
+    assert "  - INVOKE_APP_ENV (in the shell or .env): app.env is 'nope', an unknown environment" in result.stderr
+    flag = inv(app, "k8s.render", "--env", "nope")
+    assert flag.returncode == 2 and "  - unknown environment 'nope'" in flag.stderr
+
+
+def test_a_shell_namespace_an_environment_overrides_is_said_to_be_unused(app: Path) -> None:
+    import yaml
+
+    config = yaml.safe_load((app / "invoke.yaml").read_text())
+    config["app"]["environments"] = {"qa": {"namespace": "hello-qa"}}
+    (app / "invoke.yaml").write_text(yaml.safe_dump(config))
+    env = {"INVOKE_APP_NAMESPACE": "mine", "INVOKE_APP_CLUSTER_PROVIDER": "docker", "INVOKE_APP_CLUSTER_IP": "127.0.0.1",
+           "BASE_IMAGE": "busybox:1"}
+    qa = inv(app, "k8s.render", "--env", "qa", env=env)
+    assert qa.returncode == 0, qa.stderr
+    assert "note: INVOKE_APP_NAMESPACE=mine is not used: environment qa sets its namespace (hello-qa)" in qa.stderr
+    dev = inv(app, "k8s.render", env=env)
+    assert dev.returncode == 0 and "INVOKE_APP_NAMESPACE=mine is not used" not in dev.stderr
+
+
 def test_env_file_feeds_config_and_the_shell_wins(app: Path) -> None:
     (app / ".env").write_text("BASE_IMAGE=busybox:1\nINVOKE_APP_CLUSTER_PROVIDER=docker\nINVOKE_APP_CLUSTER_IP=10.9.9.9\n")
     from_file = inv(app, "k8s.render")

@@ -261,6 +261,10 @@ class App:
             for value in read_dotenv(settings.root / pattern.replace("{env}", settings.env)).values.values():
                 shell.register_secret(value)
         app = cls(c, settings)
+        shell_namespace = os.environ.get("INVOKE_APP_NAMESPACE")
+        if shell_namespace and shell_namespace != settings.namespace:  # the environment's own namespace won
+            app.say(f"note: INVOKE_APP_NAMESPACE={shell_namespace} is not used: environment {settings.env} sets its "
+                    f"namespace ({settings.namespace}) under app.environments")
         if allow_context:  # the user's --allow-context: act on a context outside the allow-list
             app.allow_context()
         return app

@@ -179,8 +179,9 @@ def _environment(r: _Reader, env: str | None) -> tuple[str, Mapping[str, Any], t
     environments.setdefault("dev", {})
     name = env or str(r.get("env"))
     if name not in environments:
+        said = f"unknown environment {name!r}" if env else f"app.env is {name!r}, an unknown environment"  # --env, or not
         r.problems.append(
-            f"unknown environment {name!r}{_suggest(name, list(environments))} "
+            f"{said}{_suggest(name, list(environments))} "
             f"(configured: {', '.join(sorted(environments))}); add it under app.environments in invoke.yaml"
         )
         return name, {}, tuple(sorted(environments))
