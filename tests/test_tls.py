@@ -173,7 +173,9 @@ def test_cert_makes_a_certificate_for_the_environments_host_and_applies_it(
     assert base64.b64decode(doc["data"]["tls.key"]) == (folder / "tls.key").read_bytes()
     err = capsys.readouterr().err
     assert doc["data"]["tls.key"][:40] not in err and "PRIVATE KEY" not in err
-    assert f"https://{host}/" in err and "--cacert" in err
+    assert f"tls: Secret {secret} (namespace {namespace}) holds a self-signed certificate for {host}; an Ingress serves " \
+           f"it on https://{host}/ when its tls: section names ${{TLS_SECRET}} for ${{INGRESS_HOST}}" in err
+    assert "--cacert" in err
 
 
 def test_an_unchanged_host_keeps_the_certificate_and_a_new_ip_makes_a_new_one(root: Path) -> None:
@@ -228,6 +230,7 @@ def test_dry_run_shows_the_commands_and_writes_nothing(root: Path, capsys: pytes
     assert f"$ {openssl_line(root, 'dev', 'demoapp-tls')}    # --dry: not run" in err
     assert "$ kubectl --context k8s-local create namespace demoapp    # --dry: not run" in err
     assert f"$ {apply_line('dev', 'demoapp-tls', 'demoapp')}    # --dry: not run" in err
+    assert "tls: Secret demoapp-tls (namespace demoapp) would hold a self-signed certificate" in err
     assert not (root / ".kit").exists()
 
 

@@ -110,8 +110,10 @@ def cert(c: Context, env: str | None = None, force: bool = False, allow_context:
     files = ensure_certificate(app, host, secret, force)
     apply_certificate(app, files, secret)
     where = f"namespace {app.settings.namespace}" if app.settings.namespace else "the context's namespace"
-    app.say(f"tls: Secret {secret} ({where}) serves https://{host}/ — self-signed; "
-            f"trust it with: curl --cacert {shown_path(files.cert)} https://{host}/")
+    holds = "would hold" if shell.is_dry(app.c) else "holds"
+    app.say(f"tls: Secret {secret} ({where}) {holds} a self-signed certificate for {host}; an Ingress serves it on "
+            f"https://{host}/ when its tls: section names ${{TLS_SECRET}} for ${{INGRESS_HOST}}. Trust it with: "
+            f"curl --cacert {shown_path(files.cert)} https://{host}/")
 
 
 ns = Collection("tls")
