@@ -133,6 +133,21 @@ def test_port_published_by_our_own_container_is_fine(app_dir: Path, held_port: i
     assert c.commands[-1] == f"{base} up -d"
 
 
+@pytest.mark.parametrize(("listed", "passed", "said"), [
+    ("hello_store_1\thello\n", True, "published by hello_store_1, this app's docker-compose.yml: store"),
+    ("legacy_mysql_1\tlegacy\n", False, "published by container legacy_mysql_1 of compose project legacy, not this "
+                                         "app's docker-compose.yml: store: docker stop legacy_mysql_1"),
+])
+def test_doctor_tells_the_apps_own_compose_container_from_another(app_dir: Path, held_port: int, listed: str,
+                                                                  passed: bool, said: str) -> None:
+    from devloop import workflow
+    from devloop.kit import App
+
+    c = context(app_dir, {V2_PROBE: fail(125), docker_ps(held_port): ok(listed)})
+    rows = workflow._compose_port_checks(App.load(c))
+    assert (passed, said) in [(ok_, detail) for _, ok_, detail in rows]
+
+
 def test_docker_port_error_during_up_is_explained(app_dir: Path) -> None:
     base = "docker-compose -f docker-compose.yml -p hello"
     port = int(os.environ["HELLO_STORE_PORT"])

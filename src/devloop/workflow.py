@@ -142,10 +142,21 @@ def _compose_port_checks(app: App) -> list[tuple[str, bool, str]]:
         for port in published:
             if port.protocol != "tcp" or ":" in port.bind_host:
                 continue
-            free = ports.port_free(port.port, port.bind_host)
-            who = None if free else ports.holder(port.port)
             what = f"{target.file.name}: {port.service}"
-            rows.append((f"local port {port.port} free", free, f"for {what}" if free else
+            if ports.port_free(port.port, port.bind_host):
+                rows.append((f"local port {port.port} free", True, f"for {what}"))
+                continue
+            owner = compose.container_on(app, port.port)
+            if owner and owner[1] == target.project:  # the app's own compose container, from `inv compose.up`
+                rows.append((f"local port {port.port}", True, f"published by {owner[0]}, this app's {what}"))
+                continue
+            if owner:
+                of = f" of compose project {owner[1]}" if owner[1] else ""
+                rows.append((f"local port {port.port} free", False, f"published by container {owner[0]}{of}, not "
+                             f"this app's {what}: docker stop {owner[0]}"))
+                continue
+            who = ports.holder(port.port)
+            rows.append((f"local port {port.port} free", False,
                          f"{ports.taken_message(port.port, who, what)}: {ports.stop_hint(who, port.port)}"))
     return rows
 
