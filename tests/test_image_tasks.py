@@ -269,6 +269,15 @@ def test_rm_refuses_what_is_not_the_projects(shop: Path, args: dict[str, str], w
     assert not any(cmd.startswith("docker image rm") for cmd in c.commands)
 
 
+def test_rm_of_an_unknown_tag_names_the_ten_newest_tags_there(shop: Path) -> None:
+    many = "\n".join(row("shop", f"t{i:02d}", f"{i:012d}", f"2024-01-01 10:{i:02d}:00") for i in range(25))
+    c = StrictContext({LS_LABEL: ok(many), LS_NAMES: ok(many)}, app=config(shop))
+    with pytest.raises(Exit) as err:
+        image.rm(c, tag="t99")
+    assert "(there: shop:t24, shop:t23, shop:t22, shop:t21, shop:t20, shop:t19, shop:t18, shop:t17, shop:t16, " \
+           "shop:t15 and 15 more)" in str(err.value.message)
+
+
 def test_rm_of_a_tag_in_use_names_the_container_and_keeps_it(shop: Path, capsys: pytest.CaptureFixture[str]) -> None:
     conflict = ('Error response from daemon: conflict: unable to remove repository reference "shop:t1" (must force) - '
                 "container 0a1b is using its referenced image 1111")

@@ -141,7 +141,8 @@ def rm(c: Context, tag: str | None = None, name: str | None = None, env: str | N
     doomed = [i for i in found if i.repository in names and (not tag or i.tag == tag)]
     if not doomed:
         what = f"tag {tag!r}" if tag else "tags"
-        have = ", ".join(i.ref for i in found if i.repository in names) or "none"
+        tags = [i.ref for i in found if i.repository in names]
+        have = (", ".join(tags[:10]) + (f" and {len(tags) - 10} more" if len(tags) > 10 else "")) or "none"
         raise KitError(f"no {what} of {', '.join(sorted(names))} in {where(daemon)} (there: {have})",
                        hint="inv image.ls lists the project's images and tags", code=1)
     remove(app, doomed, daemon)
