@@ -56,6 +56,15 @@ def test_what_prune_never_touches(live: dict[str, Any]) -> None:
     assert converge.plan([], [live], POLICY).prune == []
 
 
+def test_the_environments_tls_secret_is_never_pruned_but_another_tls_secret_is() -> None:
+    policy = Policy("shop", "dev", "k8s/", namespace="shop-dev", tls_secret="shop-tls")
+    made_by_tls_cert = dict(obj("Secret", "shop-tls"), type="kubernetes.io/tls")
+    other = dict(obj("Secret", "old-tls"), type="kubernetes.io/tls")
+    same_name_not_tls = obj("Secret", "shop-tls")
+    assert converge.plan([], [made_by_tls_cert], policy).prune == []  # this checkout has no .kit/tls copy of it
+    assert [a.name for a in converge.plan([], [other, same_name_not_tls], policy).prune] == ["old-tls", "shop-tls"]
+
+
 def test_claims_and_cluster_scoped_objects_are_pruned_when_asked() -> None:
     live = [obj("PersistentVolumeClaim", "shop-data"), {"kind": "ClusterRole", "metadata": {"name": "shop-r", "labels": OURS}}]
     plan = converge.plan([], live, Policy("shop", "dev", volumes=True))

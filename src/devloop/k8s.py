@@ -222,7 +222,8 @@ def live_items(app: App, documents: list[dict[str, Any]], prune: bool = True,
 def policy(app: App, prune: bool = True, volumes: bool = False) -> converge.Policy:
     s = app.settings
     source = ", ".join(f"{os.path.relpath(m, s.root)}/" for m in s.manifests)
-    return converge.Policy(s.name, s.env, source, prune, volumes, s.job_keep, s.rerun_jobs, s.namespace)
+    return converge.Policy(s.name, s.env, source, prune, volumes, s.job_keep, s.rerun_jobs, s.namespace,
+                           str(builtin_var(app, "TLS_SECRET")))
 
 
 def check(app: App, documents: list[dict[str, Any]], strict: bool = False, prune: bool = True,

@@ -59,6 +59,7 @@ class Policy:
     job_keep: int = 3
     rerun_jobs: bool = True
     namespace: str = ""  # the environment's namespace: never pruned
+    tls_secret: str = ""  # the environment's ${TLS_SECRET}: `inv tls.cert` made it, its files may be on another machine
 
 
 @dataclass
@@ -89,6 +90,8 @@ def prunable(obj: Mapping[str, Any], policy: Policy) -> bool:
         return False
     if obj.get("kind") == "PersistentVolumeClaim":
         return policy.volumes
+    if obj.get("kind") == "Secret" and obj.get("type") == "kubernetes.io/tls" and meta.get("name") == policy.tls_secret:
+        return False  # a render without it only means this checkout has no copy of the certificate (.kit/tls/)
     return not (obj.get("kind") == "Namespace" and meta.get("name") in SYSTEM_NAMESPACES | {policy.namespace})
 
 
