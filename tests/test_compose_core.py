@@ -136,6 +136,7 @@ def test_assess_ready_waiting_failed() -> None:
     verdict = core.assess([container("web", "running", "healthy"), container("worker", "running"),
                            container("migrate", "exited", code=0), container("store", "running", "starting")])
     assert verdict.ready == ["web", "worker", "migrate"] and verdict.waiting == {"store": "health starting"}
+    assert verdict.how == {"web": "healthy", "worker": "running, no healthcheck", "migrate": "exited 0"}
     assert not verdict.done
     assert core.assess([container("web", "running", "healthy")]).done
     failed = core.assess([container("web", "exited", code=3), container("db", "running", "unhealthy", log="no\nconn"),

@@ -67,7 +67,7 @@ def test_dev_compose_up_wait_ps_logs_down(project: tuple[Path, dict[str, str], s
     assert up.returncode == 0, up.stderr
     port = env["HELLO_STORE_PORT"]
     assert f"store: 127.0.0.1:{port} -> 6379/tcp" in up.stdout
-    assert "healthy: store" in up.stderr
+    assert "ready: store (healthy)" in up.stderr
     assert get(f"http://127.0.0.1:{port}/health").strip() == "ok"
 
     again = inv(app, "compose.up", "--wait", env=env)  # our own container holds the port: fine
@@ -90,7 +90,7 @@ def test_preview_compose_builds_the_app_and_prints_its_url(project: tuple[Path, 
     assert up.returncode == 0, up.stderr
     url = f"http://127.0.0.1:{env['HELLO_WEB_PORT']}/"
     assert f"open: {url}" in up.stdout
-    assert "healthy: " in up.stderr and "web" in up.stderr and "worker" in up.stderr
+    assert "ready: " in up.stderr and "web (" in up.stderr and "worker (" in up.stderr
     assert get(url + "greeting.txt").strip() == "hello from the compose preview"
     logs = inv(app, "compose.logs", "--preview", "--service", "worker", "--tail", "3", env=env)
     assert "worker: tick" in logs.stdout

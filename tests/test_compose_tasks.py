@@ -77,7 +77,7 @@ def test_up_wait_with_compose_v1_or_v2(app_dir: Path, probe: Any, base: str, cap
     assert c.commands == [V2_PROBE, f"{base} up -d", f"{base} ps -q", "docker inspect id-store"]
     out = capsys.readouterr()
     assert f"store: 127.0.0.1:{os.environ['HELLO_STORE_PORT']} -> 6379/tcp" in out.out
-    assert "healthy: store" in out.err
+    assert "ready: store (healthy)" in out.err
 
 
 @pytest.mark.parametrize("task, kwargs, tail", [

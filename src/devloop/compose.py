@@ -154,7 +154,7 @@ def wait_healthy(app: App, t: Target, timeout: int | None) -> None:
             raise KitError("compose services failed:\n" + "\n".join(lines),
                            hint=f"fix the service; inv compose.logs{' --preview' if t.preview else ''} shows all output")
         if verdict.done:
-            app.say(f"healthy: {', '.join(verdict.ready)}")
+            app.say("ready: " + ", ".join(f"{name} ({verdict.how.get(name, 'ready')})" for name in verdict.ready))
             return
         if time.monotonic() >= deadline:
             waiting = "\n".join(f"  - {s}: {w}" for s, w in verdict.waiting.items())

@@ -168,6 +168,7 @@ def port_conflict(output: str) -> tuple[str, int] | None:
 @dataclass
 class Verdict:
     ready: list[str] = field(default_factory=list)
+    how: dict[str, str] = field(default_factory=dict)  # ready service -> healthy / running, no healthcheck / exited 0
     waiting: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
 
@@ -199,6 +200,7 @@ def assess(containers: Sequence[Mapping[str, Any]]) -> Verdict:
         if status == "exited":
             if code == 0:
                 verdict.ready.append(name)
+                verdict.how[name] = "exited 0"
             else:
                 verdict.failed[name] = f"exited with code {code}"
         elif status == "restarting":
@@ -208,6 +210,7 @@ def assess(containers: Sequence[Mapping[str, Any]]) -> Verdict:
         elif status == "running":
             if health in (None, "", "healthy"):
                 verdict.ready.append(name)
+                verdict.how[name] = "healthy" if health == "healthy" else "running, no healthcheck"
             elif health == "unhealthy":
                 log = (state.get("Health") or {}).get("Log") or []
                 last = str(log[-1].get("Output", "")).strip().splitlines() if log else []
