@@ -142,6 +142,7 @@ def test_a_users_default_build_task_stays_the_only_default() -> None:
     doc = core.merge({"version": "2.0.0", "tasks": [user]}, core.generated_tasks(INFOS))
     assert by_label(doc, "inv up")["group"] == "build"
     assert not core.schema_problems(doc)
+    assert core.default_builds(doc) == ["make"]  # what `inv editor.vscode` names as Ctrl+Shift+B's
 
 
 def test_tasks_json_with_comments_and_trailing_commas_is_read() -> None:
@@ -170,6 +171,7 @@ def test_inv_editor_vscode_writes_then_keeps_user_entries(tmp_path: Path) -> Non
     app = make_app(tmp_path)
     first = inv(app, "editor.vscode")
     assert first.returncode == 0, first.stderr
+    assert "Run Build Task (Ctrl+Shift+B) runs 'inv up'" in first.stderr
     target = app / ".vscode" / "tasks.json"
     doc = json.loads(target.read_text())
     from devloop import namespace

@@ -115,8 +115,9 @@ def vscode(c: Context, workspace: str | None = None, command: str | None = None)
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, target)
     note = "; the previous file is in tasks.json.bak (your entries are kept as written)" if old else ""
-    app.say(f"wrote {target}: {ours} inv tasks, {kept} of yours kept{note}. "
-            "Run Build Task (Ctrl+Shift+B) runs `inv up`; Terminal → Run Task lists the rest")
+    builds = core.default_builds(doc)
+    build = f"Run Build Task (Ctrl+Shift+B) runs {builds[0]!r}" if builds else "there is no default build task"
+    app.say(f"wrote {target}: {ours} inv tasks, {kept} of yours kept{note}. {build}; Terminal → Run Task lists the rest")
 
 
 ns = Collection("editor")

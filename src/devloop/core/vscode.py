@@ -310,11 +310,15 @@ def schema_problems(doc: dict[str, Any]) -> list[str]:
                          for k in set(matcher.get("pattern", {})) - PATTERN_KEYS]
             problems += [f"{label}: background key {k!r} is not in the schema"
                          for k in set(matcher.get("background", {})) - BACKGROUND_KEYS]
-    defaults = [t for t in doc.get("tasks", []) if isinstance(t, dict) and isinstance(t.get("group"), dict)
-                and t["group"].get("kind") == "build" and t["group"].get("isDefault")]
-    if len(defaults) > 1:
+    if len(default_builds(doc)) > 1:
         problems.append("more than one default build task")
     return problems + input_problems(doc)
+
+
+def default_builds(doc: dict[str, Any]) -> list[str]:
+    """The labels of the tasks Run Build Task (Ctrl+Shift+B) runs without asking: the default build task(s)."""
+    return [str(t.get("label")) for t in doc.get("tasks", []) if isinstance(t, dict) and isinstance(t.get("group"), dict)
+            and t["group"].get("kind") == "build" and t["group"].get("isDefault")]
 
 
 def input_problems(doc: dict[str, Any]) -> list[str]:
