@@ -143,9 +143,18 @@ def test_doctor_tells_the_apps_own_compose_container_from_another(app_dir: Path,
     from devloop import workflow
     from devloop.kit import App
 
-    c = context(app_dir, {V2_PROBE: fail(125), docker_ps(held_port): ok(listed)})
+    c = context(app_dir, {docker_ps(held_port): ok(listed)})
     rows = workflow._compose_port_checks(App.load(c))
     assert (passed, said) in [(ok_, detail) for _, ok_, detail in rows]
+
+
+def test_doctor_without_the_docker_cli_still_names_a_ports_holder(app_dir: Path, held_port: int) -> None:
+    from devloop import workflow
+    from devloop.kit import App
+
+    c = context(app_dir, {docker_ps(held_port): fail(127, stderr="docker: not found")})
+    rows = workflow._compose_port_checks(App.load(c))
+    assert any(not ok_ and f"is already in use by pid {os.getpid()}" in detail for _, ok_, detail in rows)
 
 
 def test_docker_port_error_during_up_is_explained(app_dir: Path) -> None:

@@ -208,6 +208,17 @@ def test_lint_without_the_cluster_asks_nothing(app_dir: Path) -> None:
     assert kubectl_commands(c) == [LIST]
 
 
+@pytest.mark.parametrize("copy_here", [False, True])
+def test_the_tls_secret_is_kept_only_while_this_checkout_has_no_copy_of_it(app_dir: Path, copy_here: bool) -> None:
+    app = App.load(context(app_dir, {}))
+    if copy_here:  # the files tls.cert keeps; tls_documents then decides (a certificate for another host is left out)
+        files = k8s.tls.files_for(app, "hello-tls")
+        files.info.parent.mkdir(parents=True)
+        for path in (files.key, files.cert, files.info):
+            path.write_text("x")
+    assert k8s.policy(app).tls_secret == ("" if copy_here else "hello-tls")
+
+
 def test_an_apply_into_a_namespace_being_deleted_is_one_line(app_dir: Path) -> None:
     ending = "".join(f'Error from server (Forbidden): error when creating ".kit/rendered-dev.yaml": {kind} "{name}" is '
                      "forbidden: unable to create new content in namespace hello-qa because it is being terminated\n"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conftest import FAKES, docker_ok
 from invoke import Config, Context, Exit
-from strict import StrictContext, fail, ok
+from strict import StrictContext, fail, ok, rx
 
 from devloop import docker_api, image, k8s
 from devloop.core import images as core
@@ -296,16 +296,36 @@ def test_the_deployed_reference_stays_while_the_built_image_is_the_same(shop: Pa
     assert (line in capsys.readouterr().err) == (expected == "old")
 
 
-@pytest.mark.parametrize("case", ["nothing deployed yet", "the same tag deployed", "containers carry synced files"])
+@pytest.mark.parametrize("case", ["nothing deployed yet", "the same tag deployed"])
 def test_no_image_is_compared_when_there_is_nothing_to_keep(shop: Path, case: str) -> None:
     ref = f"shop:{tag_of(shop)}"
     if case != "nothing deployed yet":
-        deployed(shop, ref if case == "the same tag deployed" else OLD)
-    if case == "containers carry synced files":
-        (shop / ".kit" / "live-dev.json").write_text(json.dumps({"0c1f-uid/web": "shop"}))
+        deployed(shop, ref)
     c = StrictContext({}, app=settings(shop, provider="docker"))
     assert k8s.image_refs(App.load(c)) == {"shop": ref}
     assert c.commands == []
+
+
+@pytest.mark.parametrize("built", [True, False])
+def test_containers_with_synced_files_get_the_new_image_only_once_it_is_built(
+        shop: Path, built: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    ref = f"shop:{tag_of(shop)}"
+    deployed(shop, OLD)
+    (shop / ".kit" / "live-dev.json").write_text(json.dumps({"0c1f-uid/web": "shop"}))
+    c = StrictContext({inspect(ref): ok(IMAGE_ID + "\n") if built else fail(1, stderr="Error: No such image")},
+                      app=settings(shop, provider="docker"))
+    assert k8s.image_refs(App.load(c)) == {"shop": ref if built else OLD}
+    assert c.commands == [inspect(ref)]  # never compared with the deployed one: the synced files must go
+    assert ("is not built: keeping the deployed" in capsys.readouterr().err) == (not built)
+
+
+def test_with_a_registry_a_tag_missing_here_is_not_called_unbuilt(shop: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    deployed(shop, f"reg.example/{OLD}")
+    c = StrictContext({rx(r"^docker image inspect "): fail(1, stderr="Error: No such image")},
+                      app=settings(shop, provider="registry", registry="reg.example"))
+    refs = k8s.image_refs(App.load(c))
+    assert refs == {"shop": f"reg.example/shop:{tag_of(shop)}"}  # the registry may have it, pushed from elsewhere
+    assert "is not built" not in capsys.readouterr().err
 
 
 def test_an_identical_rebuild_renders_the_deployed_reference_and_image_tag_still_prints_the_inputs_tag(

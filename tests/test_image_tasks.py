@@ -320,8 +320,9 @@ def test_prune_keeps_what_any_environment_runs(shop: Path, capsys: pytest.Captur
     deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n" \
                  "      containers: [{name: web, image: 'shop:qa-runs-this'}]\n"
     (state / "rendered-qa.yaml").write_text(deployment)
+    (state / "rendered-gone.yaml").write_text(deployment.replace("qa-runs-this", "old"))  # no such environment now
     removal = "docker image rm shop:old"
-    c = StrictContext({LS_LABEL: ok(listing), removal: ok()}, app=config(shop), repeat=False)
+    c = StrictContext({LS_LABEL: ok(listing), removal: ok()}, app=config(shop, environments={"qa": {}}), repeat=False)
     image.prune(c, keep="1")  # type: ignore[arg-type]
     err = capsys.readouterr().err
     assert c.commands == [LS_LABEL, removal]

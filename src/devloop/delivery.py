@@ -86,12 +86,13 @@ def choose_run_ref(app: App, planned: Built, new: str) -> str:
     old = deployed_refs(app).get(render.image_repository(new))
     if not old or old == new:
         return new
-    if planned.image.name in livesync.live_marks(app).values():
-        return new  # containers carry synced files: only a rollout brings them back to the image as built
     env = build_env(app)
     new_id = image_id(app, planned.ref, env)  # with a registry: the local tags, the old one as it was pushed
-    if new_id is None and not shell.is_dry(app.c):  # a --dry up has not built it yet
+    local = app.settings.cluster.provider != "registry"  # a registry may have it, pushed from another machine
+    if new_id is None and local and not shell.is_dry(app.c):  # a --dry up has not built it yet
         return unbuilt(app, planned, old)
+    if planned.image.name in livesync.live_marks(app).values():
+        return new  # containers carry synced files: only a rollout brings them back to the image as built
     if new_id is None or image_id(app, old, env) != new_id:
         return new
     app.say(f"image {planned.image.name}: same content as the deployed {old} (image ID {short(new_id)}): "
@@ -120,9 +121,10 @@ def deployed_refs(app: App, env: str | None = None) -> dict[str, str]:
 
 
 def applied_envs(app: App) -> list[str]:
-    """The environments this checkout has applied (a .kit/rendered-<env>.yaml each)."""
+    """The configured environments this checkout has applied (a .kit/rendered-<env>.yaml each)."""
     folder = app.settings.root / STATE_DIR
-    return sorted(p.name.removeprefix("rendered-").removesuffix(".yaml") for p in folder.glob("rendered-*.yaml"))
+    found = {p.name.removeprefix("rendered-").removesuffix(".yaml") for p in folder.glob("rendered-*.yaml")}
+    return sorted(found & set(app.settings.environments))
 
 
 # -- delivery ------------------------------------------------------------------------------------

@@ -222,8 +222,13 @@ def live_items(app: App, documents: list[dict[str, Any]], prune: bool = True,
 def policy(app: App, prune: bool = True, volumes: bool = False) -> converge.Policy:
     s = app.settings
     source = ", ".join(f"{os.path.relpath(m, s.root)}/" for m in s.manifests)
-    return converge.Policy(s.name, s.env, source, prune, volumes, s.job_keep, s.rerun_jobs, s.namespace,
-                           str(builtin_var(app, "TLS_SECRET")))
+    secret = str(builtin_var(app, "TLS_SECRET"))
+    try:
+        kept_tls = "" if tls.files_for(app, secret).present() else secret  # no copy here: not a reason to delete it
+    except KitError:  # not a valid Secret name: tls.cert could not have made it
+        kept_tls = ""
+    return converge.Policy(s.name, s.env, source, prune=prune, volumes=volumes, job_keep=s.job_keep,
+                           rerun_jobs=s.rerun_jobs, namespace=s.namespace, tls_secret=kept_tls)
 
 
 def check(app: App, documents: list[dict[str, Any]], strict: bool = False, prune: bool = True,

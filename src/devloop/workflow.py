@@ -146,7 +146,10 @@ def _compose_port_checks(app: App) -> list[tuple[str, bool, str]]:
             if ports.port_free(port.port, port.bind_host):
                 rows.append((f"local port {port.port} free", True, f"for {what}"))
                 continue
-            owner = compose.container_on(app, port.port)
+            try:
+                owner = compose.container_on(app, port.port)
+            except KitError:  # no docker CLI: its own row says so; the port's holder is found another way
+                owner = None
             if owner and owner[1] == target.project:  # the app's own compose container, from `inv compose.up`
                 rows.append((f"local port {port.port}", True, f"published by {owner[0]}, this app's {what}"))
                 continue

@@ -59,7 +59,7 @@ class Policy:
     job_keep: int = 3
     rerun_jobs: bool = True
     namespace: str = ""  # the environment's namespace: never pruned
-    tls_secret: str = ""  # the environment's ${TLS_SECRET}: `inv tls.cert` made it, its files may be on another machine
+    tls_secret: str = ""  # the environment's ${TLS_SECRET} when this checkout has no copy of it (.kit/tls/): kept
 
 
 @dataclass
