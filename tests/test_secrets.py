@@ -89,6 +89,11 @@ def test_a_secret_file_in_the_build_context_is_warned_of_until_dockerignore_excl
         assert f"warning: image hello: add {name} to {app_dir / '.dockerignore'} — a Secret's file (app.secrets) is in " \
                "the build context" in err
     assert "s3cr3t-value" not in err
+    app = App.load(StrictContext({}, app=config(app_dir)))
+    for _ in range(2):  # two watch cycles: each plans the image again
+        app.forget("plan:")
+        k8s.rendered(app)
+    assert capsys.readouterr().err.count("secrets/dev.env to") == 1  # said once a run
     with (app_dir / ".dockerignore").open("a") as ignore:
         ignore.write("secrets/\n")
     k8s.render_(StrictContext({}, app=config(app_dir)))

@@ -51,10 +51,12 @@ def compute_plan(app: App, image: config.Image) -> Planned:
     patterns = core.read_dockerignore(image.context)
     if skip and not core.ignored(skip[0], patterns):
         app.warn(f"image {image.name}: add {skip[0]}/ to {image.context / '.dockerignore'} — the kit's own "
-                "files (rendered manifests, Secrets) are in the build context, and COPY . would put them in the image")
+                 "files (rendered manifests, Secrets) are in the build context, and COPY . would put them in the image",
+                 once=True)
     for secret in secret_files_in_context(app, image, patterns):
         app.warn(f"image {image.name}: add {secret} to {image.context / '.dockerignore'} — a Secret's file "
-                "(app.secrets) is in the build context: COPY . would put it in the image, and editing it rebuilds")
+                 "(app.secrets) is in the build context: COPY . would put it in the image, and editing it rebuilds",
+                 once=True)
     return Planned(image, inputs.tag, args, len(inputs.files))
 
 

@@ -356,8 +356,13 @@ class App:
     def say(self, message: str) -> None:
         shell.say(message)
 
-    def warn(self, message: str) -> None:
-        """A warning line, counted (lint's summary counts what this run warned of)."""
+    def warn(self, message: str, once: bool = False) -> None:
+        """A warning line, counted (lint's summary counts what this run warned of); ``once``: not again in this run
+        (a watch session plans every cycle anew, and a file left in the build context is news only once)."""
+        if once:
+            if f"warned:{message}" in self._facts:
+                return
+            self._facts[f"warned:{message}"] = True
         self.warnings += 1
         shell.say(f"warning: {message}")
 
