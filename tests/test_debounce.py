@@ -144,6 +144,27 @@ def test_max_delay_counts_from_the_end_of_the_cycle(clock: Clock) -> None:
     assert d.due_in() == pytest.approx(0.3)
 
 
+def test_a_save_settles_before_its_quiet_window_ends(clock: Clock) -> None:
+    d = debouncer(clock, quiet=0.3)
+    assert d.settled_in(0.05) is None  # nothing pending
+    d.add("a")
+    clock.advance(0.03)
+    assert d.settled_in(0.05) == pytest.approx(0.02) and d.due_in() == pytest.approx(0.27)
+    d.add("a")  # the editor's second event of the same save: settling starts over
+    clock.advance(0.05)
+    assert d.settled_in(0.05) == 0.0 and d.due_in() == pytest.approx(0.25) and d.take() is None
+
+
+def test_nothing_settles_while_a_cycle_runs_and_the_follow_up_settles_after_it(clock: Clock) -> None:
+    d = debouncer(clock)
+    d.cycle_started()
+    d.add("a")
+    clock.advance(5.0)
+    assert d.settled_in(0.05) is None
+    d.cycle_finished()
+    assert d.settled_in(0.05) == pytest.approx(0.05)  # counted from the end of the cycle, not from the old save
+
+
 def test_paths_changed_only_during_a_cycle_are_marked(clock: Clock) -> None:
     d = debouncer(clock)
     d.cycle_started()

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from conftest import inv, make_app
 from watch_helpers import Running, cluster_env, namespace, watch_after_up
+
+from devloop.core import images
 
 pytestmark = pytest.mark.integration
 
@@ -95,3 +98,51 @@ def test_the_next_cycles_wait_uses_the_watches_kept_open_and_sees_the_new_rollou
         served = subprocess.run(["kubectl", "--namespace", ns, "exec", "deploy/hello-web", "--", "wget", "-qO-",
                                  "http://127.0.0.1:8080/version.txt"], capture_output=True, text=True, timeout=60)
         assert served.stdout.strip() == "edit 2", served.stderr
+
+
+def tag_now(app: Path, base_image: str) -> str:
+    """The tag hello's files give right now (the hash `inv image.tag` prints, without starting a process)."""
+    return images.build_inputs(app, app / "Dockerfile", {"BASE_IMAGE": base_image}).tag
+
+
+def test_the_build_starts_as_the_save_settles_and_a_save_during_it_means_building_again(
+        cluster: str, base_image: str, tmp_path: Path) -> None:
+    """Cycle 1: its build starts long before the quiet window ends and is tagged. Cycle 2: a save while that
+    build runs: docker may have read the newer file, so the build stays untagged and the cycle builds again."""
+    app = make_app(tmp_path)
+    with namespace("kit-watch-early") as ns:
+        env = cluster_env(base_image, ns)
+        watcher = watch_after_up(app, env, "--cycles", "2", "--debounce-ms", "4000", "--max-delay-ms", "8000")
+        try:
+            run_id = time.time_ns()  # content no earlier run built: the build cannot be "up to date"
+            written = time.monotonic()
+            with (app / "app" / "worker.sh").open("a") as script:  # outside the sync rules: a rebuild
+                script.write(f"# edit 1 of {run_id}\n")
+            watcher.wait_for(r"^── cycle 1: app/worker.sh changed", 60)
+            built_at = watcher.wait_for(r"^\$ docker build --iidfile ", 60)[1]
+            assert built_at - written < 3.0  # it did not wait for the 4 s quiet window (a margin, not a speed test)
+            watcher.wait_for(r"── cycle 1 ready", 240)
+            first_tag = inv(app, "image.tag", env=env).stdout.strip()
+            assert first_tag == f"hello:{tag_now(app, base_image)}"
+
+            with (app / "app" / "worker.sh").open("a") as script:
+                script.write(f"# edit 2 of {run_id}\n")
+            index = watcher.wait_for(r"^\$ docker build --iidfile ", 60, watcher.wait_for(r"^── cycle 2:", 60)[0])[0]
+            set_aside_tag = f"hello:{tag_now(app, base_image)}"  # what that build's tag would be
+            (app / "app" / "www" / "version.txt").write_text("saved during the build\n")
+            assert index > 0
+            assert watcher.proc.wait(timeout=240) == 0, watcher.text
+        finally:
+            watcher.stop()
+        first, second = watcher.text.split("── cycle 2:", 1)
+        assert "docker API: tag " in first or "$ docker tag " in first, first
+        assert "saved again while it built (app/worker.sh, app/www/version.txt)" in second, second
+        assert subprocess.run(["docker", "image", "inspect", first_tag], capture_output=True).returncode == 0
+        assert subprocess.run(["docker", "image", "inspect", set_aside_tag], capture_output=True).returncode != 0
+        final_tag = inv(app, "image.tag", env=env).stdout.strip()
+        assert final_tag not in (first_tag, set_aside_tag)
+        running = running_images(ns)
+        assert len(running) == 3 and all(image.endswith(final_tag) for image, _ in running.values()), running
+        served = subprocess.run(["kubectl", "--namespace", ns, "exec", "deploy/hello-web", "--", "wget", "-qO-",
+                                 "http://127.0.0.1:8080/version.txt"], capture_output=True, text=True, timeout=60)
+        assert served.stdout.strip() == "saved during the build", served.stderr

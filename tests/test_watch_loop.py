@@ -237,3 +237,41 @@ def test_the_check_runs_while_waiting(app: Path, clock: Clock) -> None:
     with pytest.raises(KeyboardInterrupt):
         s.run(lambda *a: None, None, check)
     assert len(calls) == 3
+
+
+def test_a_settled_save_is_handed_on_once_before_its_batch_is_due(app: Path, clock: Clock) -> None:
+    s = session(app, clock)
+    saved = clock.now
+    s.handler.dispatch(FileModifiedEvent(p(app, "app/web.sh")))
+    announced: list[tuple[int, tuple[str, ...], Plan, float]] = []
+    started: list[tuple[float, Batch]] = []
+    s.run(lambda number, batch, plan: started.append((clock.now, batch)), 1,
+          settled=lambda number, changes, plan, now: announced.append((number, tuple(c.path for c in changes), plan, now)))
+    assert [(n, paths, plan) for n, paths, plan, _ in announced] == [(1, ("app/web.sh",), Plan(frozenset({"hello"}), False))]
+    assert announced[0][3] == pytest.approx(saved + 0.05)  # settled: 50 ms without an event
+    assert started[0][0] == pytest.approx(saved + 0.3)  # the batch still waits for the whole quiet window
+    assert started[0][1].last <= announced[0][3]  # nothing changed after it was handed on
+
+
+def test_a_save_after_settling_joins_the_batch_and_shows_in_its_last_event(app: Path, clock: Clock) -> None:
+    s = session(app, clock)
+    s.handler.dispatch(FileModifiedEvent(p(app, "app/web.sh")))
+    announced: list[float] = []
+
+    def settled(number: int, changes: Any, plan: Plan, now: float) -> None:
+        announced.append(now)
+        clock.now += 0.1  # the early build runs; the user saves again meanwhile
+        s.handler.dispatch(FileModifiedEvent(p(app, "app/worker.sh")))
+
+    seen: list[Batch] = []
+    s.run(lambda number, batch, plan: seen.append(batch), 1, settled=settled)
+    assert len(announced) == 1  # once per batch, even though it settled again
+    assert seen[0].paths == ("app/web.sh", "app/worker.sh") and seen[0].last > announced[0]
+
+
+def test_no_save_settles_before_a_quiet_window_shorter_than_the_settling_time(app: Path, clock: Clock) -> None:
+    s = session(app, clock, quiet=0.02)
+    s.handler.dispatch(FileModifiedEvent(p(app, "app/web.sh")))
+    announced: list[int] = []
+    s.run(lambda *a: None, 1, settled=lambda number, *a: announced.append(number))
+    assert announced == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -206,6 +207,73 @@ def test_a_failed_build_is_reported_and_the_next_change_retries(app_dir: Path, m
     assert "── cycle 1 failed in build" in err and "still watching: the next change retries" in err
     assert "── cycle 2: app/web.sh changed (rebuild hello: app/web.sh is outside every sync rule)" in err and "── cycle 2 ready" in err
     assert sum(cmd.startswith("docker build") for cmd in c.commands) == 2
+
+
+class Building(StrictContext):
+    """`docker build --iidfile F` writes the built image's ID to F, as the docker CLI does."""
+
+    def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
+        result = super().run(command, *args, **kwargs)
+        named = re.search(r"--iidfile (\S+)", command)
+        if named and result.exited == 0:
+            Path(named.group(1)).write_text("sha256:5eed00000000\n")
+        return result
+
+
+def test_a_rebuild_starts_building_as_the_save_settles_and_tags_the_build_it_uses(
+        app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    edits(monkeypatch, app_dir / "app" / "web.sh")
+    t = tag(app_dir)
+    c = Building({
+        CONTEXT: ok("k8s-local\n"),
+        inspect(t): [fail(1, stderr="Error: No such image"), ok("sha256:5eed00000000\n")],
+        rx(r"^docker build --iidfile \S+/hello\.iid --file "): ok(),
+        f"docker tag sha256:5eed00000000 hello:{t}": ok(),
+        LIST: ok('{"items": []}'),
+        APPLY: ok(),
+        GET: ok(ready_listing()),
+    }, app=config(app_dir), repeat=False)
+    watch.watch(c, cycles="1", debounce_ms="1000")  # the build starts 50 ms after the save, not after 1000 ms
+    assert shapes(c.commands) == [CONTEXT, "docker image inspect", "docker build --iidfile", "docker tag sha256:5eed00000000",
+                                  "docker image inspect", "kubectl --context k8s-local get",
+                                  "kubectl --context k8s-local apply", "kubectl --context k8s-local get"]
+    err = capsys.readouterr().err
+    header = "── cycle 1: app/web.sh changed (rebuild hello: app/web.sh is outside every sync rule)"
+    assert err.count(header) == 1 and err.index(header) < err.index("$ docker build --iidfile")
+    assert "saved again" not in err and "── cycle 1 ready: build " in err
+
+
+def test_a_save_during_that_build_sets_it_aside_untagged_and_builds_again(
+        app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    started = edits(monkeypatch, app_dir / "app" / "web.sh")
+
+    class SaveWhileBuilding(Building):
+        def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
+            if command.startswith("docker build --iidfile"):  # docker may read this newer file
+                (app_dir / "app" / "web.sh").write_text("#!/bin/sh\necho saved again\n")
+                started[0].handler.dispatch(FileModifiedEvent(str(app_dir / "app" / "web.sh")))
+            return super().run(command, *args, **kwargs)
+
+    c = SaveWhileBuilding({
+        CONTEXT: ok("k8s-local\n"),
+        rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image"), fail(1, stderr="Error: No such image"),
+                                       ok("sha256:2\n")],
+        rx(r"^docker build --iidfile "): ok(),
+        rx(r"^docker build --tag hello:"): ok(),
+        LIST: ok('{"items": []}'),
+        APPLY: ok(),
+        GET: ok(ready_listing()),
+    }, app=config(app_dir), repeat=False)
+    watch.watch(c, cycles="1", debounce_ms="1000")
+    assert shapes(c.commands) == [CONTEXT, "docker image inspect", "docker build --iidfile", "docker image inspect",
+                                  "docker build --tag", "docker image inspect",
+                                  "kubectl --context k8s-local get", "kubectl --context k8s-local apply",
+                                  "kubectl --context k8s-local get"]
+    assert c.commands[4].startswith(f"docker build --tag hello:{tag(app_dir)} ")  # the tag of the newer file
+    assert not any(cmd.startswith("docker tag") for cmd in c.commands)  # the set-aside build is never tagged
+    err = capsys.readouterr().err
+    assert "   saved again while it built (app/web.sh): that build is set aside untagged; building again" in err
+    assert "── cycle 1 ready: build " in err
 
 
 def test_dev_is_up_then_cycles_and_cleanup_deletes_on_exit(app_dir: Path, monkeypatch: pytest.MonkeyPatch,

@@ -4,6 +4,7 @@ images are built in lacks that tag."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from devloop import shell as funnel
@@ -11,7 +12,7 @@ from devloop.core import config
 from devloop.core import images as core
 from devloop.core.errors import KitError
 from devloop.delivery import build_env, deliver_ref
-from devloop.docker_api import check_daemon_lost, check_daemon_result, image_id, short, where
+from devloop.docker_api import check_daemon_lost, check_daemon_result, image_id, short, tag_image, where
 from devloop.kit import STATE_DIR, App
 
 LABEL = "devloop.app"  # every build carries devloop.app=<app name> (`image.ls` finds the project's images by it)
@@ -22,6 +23,7 @@ class Planned(NamedTuple):
     tag: str
     build_args: dict[str, str]
     files: int
+    built: bool = False  # build_one ran `docker build` for it (else the daemon had the tag)
 
     @property
     def ref(self) -> str:
@@ -92,8 +94,11 @@ def built_refs(app: App) -> dict[str, str]:
     return {p.image.name: deliver_ref(app, p) for p in (plan(app, i) for i in app.settings.images)}
 
 
-def build_one(app: App, image: config.Image, no_cache: bool = False) -> Planned:
-    """Build ``image`` unless the daemon already has the tag its inputs give (or ``no_cache``)."""
+def build_one(app: App, image: config.Image, no_cache: bool = False, iidfile: Path | None = None) -> Planned:
+    """Build ``image`` unless the daemon already has the tag its inputs give (or ``no_cache``).
+
+    With ``iidfile`` the build is left untagged and its image ID written there: ``tag_built`` tags it once the
+    caller knows no input changed while it ran (a watch cycle's early build, devloop/prebuild.py)."""
     planned = plan(app, image)
     env = build_env(app)
     existing = image_id(app, planned.ref, env)
@@ -102,10 +107,21 @@ def build_one(app: App, image: config.Image, no_cache: bool = False) -> Planned:
                 f"is the hash of the Dockerfile, build args and {planned.files} context file(s)")
         return planned
     app.say(f"image {planned.ref}: building in {where(env)} ({planned.files} context files)")
-    result = app.run(build_argv(app, planned, no_cache), check=False, env=env)
+    result = app.run(build_argv(app, planned, no_cache, iidfile), check=False, env=env)
     if result.exited != 0:
         explain_failure(planned, result, env)
-    return planned
+    return planned._replace(built=True)
+
+
+def tag_built(app: App, planned: Planned, iidfile: Path) -> None:
+    """Give the image an untagged build made (its ID in ``iidfile``) the tag its inputs give."""
+    env = build_env(app)
+    try:
+        built = iidfile.read_text().strip()
+    except OSError as exc:
+        raise KitError(f"image {planned.ref}: docker build wrote no image ID to {iidfile} ({exc.strerror})",
+                       hint="run again; if it persists, check the docker CLI (docker build --iidfile)", code=1) from None
+    tag_image(app, built, planned.ref, env)
 
 
 def explain_failure(planned: Planned, result: Any, env: dict[str, str]) -> None:
@@ -118,10 +134,11 @@ def explain_failure(planned: Planned, result: Any, env: dict[str, str]) -> None:
                    hint="fix the failing step; the previous image and its tag are untouched", code=1)
 
 
-def build_argv(app: App, planned: Planned, no_cache: bool) -> list[str]:
+def build_argv(app: App, planned: Planned, no_cache: bool, iidfile: Path | None = None) -> list[str]:
     image = planned.image
+    named = ["--iidfile", str(iidfile)] if iidfile else ["--tag", planned.ref]
     # One label: the legacy builder makes each --label a build step of its own (about 80 ms each).
-    argv = ["docker", "build", "--tag", planned.ref, "--file", str(image.dockerfile), "--label", f"{LABEL}={app.settings.name}"]
+    argv = ["docker", "build", *named, "--file", str(image.dockerfile), "--label", f"{LABEL}={app.settings.name}"]
     for key, value in sorted(planned.build_args.items()):
         argv += ["--build-arg", f"{key}={value}"]
     if image.target:

@@ -120,6 +120,36 @@ def image_id(app: App, ref: str, env: dict[str, str] | None = None) -> str | Non
     return str(result.stdout.strip()) or None
 
 
+def ask_tag(url: str, image: str, ref: str) -> bool:
+    """Tag ``image`` (an ID) as ``ref`` through the daemon's API; False when the API did not do it."""
+    import docker.errors  # local for start-up time (see ask_image_id)
+
+    repository, _, tag = ref.rpartition(":")
+    try:
+        client = docker.DockerClient(base_url=url, timeout=TIMEOUT)
+    except (docker.errors.DockerException, OSError):
+        return False
+    try:
+        return bool(client.api.tag(image, repository, tag, force=True))
+    except (docker.errors.DockerException, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def tag_image(app: App, image: str, ref: str, env: dict[str, str] | None = None) -> None:
+    """Tag the image ``image`` (an ID) as ``ref`` in the daemon ``env`` points at."""
+    url = daemon_url(env or {})
+    if url and ask_tag(url, image, ref):
+        app.say(f"· docker API: tag {short(image)} {ref} ({url})")
+        return
+    result = app.run(["docker", "tag", image, ref], capture=True, check=False, env=env)
+    if result.exited != 0:
+        check_daemon_result(result)
+        raise KitError(f"could not tag image {short(image)} as {ref}", evidence=tail(result.stderr or "", 3),
+                       hint="check that the Docker daemon answers (docker info), then save again or run inv up", code=1)
+
+
 def server_version() -> str:
     """The daemon's version through the API (a ping, no process; DOCKER_HOST is honoured), or ""."""
     # Local for start-up time: importing the SDK costs ~100 ms, and `inv --list` must stay fast.

@@ -15,7 +15,7 @@ from typing import Any
 
 from invoke import Context
 
-from devloop import children, k8s, livesync, observe, rollout, shell, workflow
+from devloop import children, k8s, livesync, observe, prebuild, rollout, shell, workflow
 from devloop.children import Stopper
 from devloop.core import debounce, ports, watchfilter
 from devloop.core.errors import KitError
@@ -23,6 +23,8 @@ from devloop.kit import App, kit_task
 from devloop.watcher import POLL_INTERVAL, ChangeHandler, Inbox, Watcher
 
 # -- the loop ------------------------------------------------------------------------------------
+
+Settled = Callable[[int, list[watchfilter.Change], watchfilter.Plan, float], None]
 
 
 class Session:
@@ -49,10 +51,15 @@ class Session:
     def stop(self) -> None:
         self.watcher.stop()
 
-    def next(self, check: Callable[[], None] = lambda: None) -> tuple[debounce.Batch, watchfilter.Plan]:
-        """Wait for the next batch that asks for something; stop a self-triggering loop."""
+    def next(self, check: Callable[[], None] = lambda: None,
+             settled: Settled | None = None) -> tuple[debounce.Batch, watchfilter.Plan]:
+        """Wait for the next batch that asks for something; stop a self-triggering loop.
+
+        ``settled(number, changes, plan, now)``: the changes of cycle ``number`` have settled; its batch is not due."""
+        early = (lambda changes: settled(self.cycles + 1, changes, self.filter.plan(changes), self.clock())) \
+            if settled else None
         while True:
-            batch, changes = self.inbox.wait(check)
+            batch, changes = self.inbox.wait(check, settled=early)
             plan = self.filter.plan(changes)
             looping = self.guard.check(batch)
             if looping:
@@ -61,11 +68,12 @@ class Session:
                 return batch, plan
 
     def run(self, cycle: Callable[[int, debounce.Batch, watchfilter.Plan], Any], limit: int | None = None,
-            check: Callable[[], None] = lambda: None) -> Any:
+            check: Callable[[], None] = lambda: None,
+            settled: Settled | None = None) -> Any:
         """Run ``cycle`` for each batch until ``limit`` cycles (None: until interrupted); the last result."""
         result = None
         while limit is None or self.cycles < limit:
-            batch, plan = self.next(check)
+            batch, plan = self.next(check, settled)
             self.cycles += 1
             with self.inbox.cycle():
                 result = cycle(self.cycles, batch, plan)
@@ -110,39 +118,80 @@ def attempt(app: App, stopper: Stopper, work: Callable[[], object]) -> bool:
     return True
 
 
-def cycle_runner(app: App, sets: dict[str, str], timeout: int | None, stopper: Stopper, live: livesync.LiveSync,
-                 prune: bool = True, guard: debounce.LoopGuard | None = None) -> Callable[[int, debounce.Batch, watchfilter.Plan], bool]:
-    """The loop's cycle: say why, sync or run workflow.cycle, report timings; a failure is reported, not fatal."""
+class Cycles:
+    """The loop's cycles: say why, sync or run workflow.cycle, report timings; a failure is reported, not fatal.
 
-    def run(number: int, batch: debounce.Batch, plan: watchfilter.Plan) -> bool:
-        app.forget("plan:")  # file contents changed: tags are computed again
-        app.timings.clear()
-        syncs, why = live.plan(plan.images, batch.paths) if plan.build else ([], "")
+    A rebuild's build starts as soon as the save settles (``settled``), while the debounce still waits: the
+    cycle then uses that build if nothing changed after it started (devloop/prebuild.py), else builds again.
+    """
+
+    def __init__(self, app: App, sets: dict[str, str], timeout: int | None, stopper: Stopper, live: livesync.LiveSync,
+                 prune: bool = True, guard: debounce.LoopGuard | None = None) -> None:
+        self.app, self.sets, self.timeout, self.stopper, self.live = app, sets, timeout, stopper, live
+        self.prune, self.guard = prune, guard
+        self.early: prebuild.Early | None = None
+
+    def decide(self, plan: watchfilter.Plan, paths: tuple[str, ...]) -> tuple[list[tuple[Any, Any]], str, bool]:
+        """The syncs that answer these changes (or none, and why), and whether the images are built."""
+        syncs, why = self.live.plan(plan.images, paths) if plan.build else ([], "")
         if plan.manifests and syncs:
             syncs, why = [], "a manifest changed too"
-        if syncs and live_cycle(app, number, batch, live, syncs):
-            if guard:
-                guard.reset()  # a sync writes nothing into the tree: saves made during it are the user's
-            return True
-        build = plan.build or live.active  # synced files only converge through a new image
+        return syncs, why, plan.build or self.live.active  # synced files only converge through a new image
+
+    def header(self, number: int, paths: tuple[str, ...], plan: watchfilter.Plan, why: str, build: bool) -> str:
         what = f"rebuild {', '.join(sorted(plan.images))}" if plan.build else \
             "rebuild: containers carry synced files" if build else "manifests only: no rebuild"
         what += f": {why}" if why and plan.build else ""
-        app.say(f"── cycle {number}: {batch.describe()} changed ({what})")
-        with live.rebuilding():
-            done = attempt(app, stopper, lambda: workflow.cycle(app, sets, timeout, build=build, deliver=build,
-                                                                 prune=prune))
+        return f"── cycle {number}: {debounce.describe(paths)} changed ({what})"
+
+    def settled(self, number: int, changes: list[watchfilter.Change], plan: watchfilter.Plan, now: float) -> None:
+        """The save that opens cycle ``number`` is written: start its build now, if it needs one."""
+        paths = tuple(c.path for c in changes)
+        syncs, why, build = self.decide(plan, paths)
+        if syncs or not plan.build:
+            return
+        self.close()
+        self.app.say(self.header(number, paths, plan, why, build))
+        self.early = prebuild.Early(self.app, number, now).start()
+
+    def close(self) -> None:
+        """Set aside a build no cycle took (the loop stops, or its batch came to nothing)."""
+        early, self.early = self.early, None
+        if early:
+            early.discard()
+
+    def __call__(self, number: int, batch: debounce.Batch, plan: watchfilter.Plan) -> bool:
+        app, early, self.early = self.app, self.early, None
+        if early and not early.answers(number, batch):
+            early.discard()
+            app.say(f"   saved again while it built ({debounce.describe(batch.paths)}): that build is set aside "
+                    "untagged; building again")
+            early = None
+        if not early:
+            app.forget("plan:")  # file contents changed: tags are computed again
+        app.timings.clear()
+        syncs, why, build = self.decide(plan, batch.paths)
+        if syncs and live_cycle(app, number, batch, self.live, syncs):
+            if self.guard:
+                self.guard.reset()  # a sync writes nothing into the tree: saves made during it are the user's
+            return True
+        if not early:
+            app.say(self.header(number, batch.paths, plan, why, build))
+        with self.live.rebuilding():
+            done = attempt(app, self.stopper, lambda: workflow.cycle(
+                app, self.sets, self.timeout, build=build, deliver=build, prune=self.prune,
+                built=early.result if early else None))
+        if early and "build" in app.timings:
+            app.timings["build"] = early.took  # it started before the debounce ended: its whole length
         if not done:
             failed_in = list(app.timings)[-1] if app.timings else "start"
             app.say(f"── cycle {number} failed in {failed_in} after {sum(app.timings.values()):.1f}s; "
                     "still watching: the next change retries")
             return False
         if build:
-            live.reset()
+            self.live.reset()
         app.say(f"── cycle {number} ready: {phase_line(app.timings)}  │ save→ready {App.clock() - batch.first:.1f}s")
         return True
-
-    return run
 
 
 def live_cycle(app: App, number: int, batch: debounce.Batch, live: livesync.LiveSync,
@@ -285,11 +334,12 @@ def watch(c: Context, env: str | None = None, set: list[str] | None = None, poll
     with children.stopping() as stopper, workflow.cycle_lock(app), rollout.kept_watches(app):
         session = start_session(app, poll, debounce_ms, max_delay_ms)
         live = livesync.LiveSync(app)
+        runner = Cycles(app, sets, timeout, stopper, live, not no_prune, session.guard)
         try:
-            last_ok = session.run(cycle_runner(app, sets, timeout, stopper, live, not no_prune, session.guard),
-                                   cycles, stopper.check)
+            last_ok = session.run(runner, cycles, stopper.check, runner.settled)
         finally:
             session.stop()
+            runner.close()
             live.close()
     _check_last(last_ok, cycles)
 
@@ -307,13 +357,14 @@ def dev(c: Context, env: str | None = None, set: list[str] | None = None, poll: 
     with children.stopping() as stopper, workflow.cycle_lock(app), rollout.kept_watches(app):
         session = start_session(app, poll, debounce_ms, max_delay_ms)
         live = livesync.LiveSync(app)
+        runner = Cycles(app, sets, timeout, stopper, live, not no_prune, session.guard)
         try:
             first_cycle(app, session, sets, timeout, stopper, not no_prune)
             followers = start_followers(app, not no_logs, not no_forwards, allow_context)
-            last_ok = session.run(cycle_runner(app, sets, timeout, stopper, live, not no_prune, session.guard),
-                                   cycles, stopper.check)
+            last_ok = session.run(runner, cycles, stopper.check, runner.settled)
         finally:
             session.stop()
+            runner.close()
             live.close()
             for follower in followers:
                 follower.stop()

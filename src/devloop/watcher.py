@@ -14,6 +14,9 @@ from typing import Any
 from devloop.core import debounce, watchfilter
 
 POLL_INTERVAL = 0.5  # seconds between two snapshots with --poll
+# Seconds without a new event after which a save counts as written: an editor's events for one save
+# (write, chmod, rename) come within a few ms. A build may start then, before the debounce's quiet window ends.
+SETTLE = 0.05
 # Event kinds that change what a build or an apply would see. "opened"/"closed_no_write" are reads
 # (docker build reads the whole context); "closed" repeats "modified".
 CHANGE_KINDS = frozenset({"created", "modified", "deleted", "moved", "attrib"})
@@ -80,20 +83,43 @@ class Inbox:
                 return None
             born, self._born = self._born, {}
             changes = [self._changes.pop(p) for p in batch.paths]
-            kept = [c for c in changes if c.path not in born or os.path.lexists(born[c.path])]
+            kept = self._kept(changes, born)
             if len(kept) < len(changes):
                 paths = tuple(c.path for c in kept)
                 batch = dataclasses.replace(batch, paths=paths, during=batch.during & frozenset(paths))
             return batch, kept
 
-    def wait(self, check: Callable[[], None] = lambda: None, tick: float = 0.5) -> tuple[debounce.Batch, list[watchfilter.Change]]:
-        """Block until a batch is due. ``check`` runs at least every ``tick`` seconds (it may raise)."""
+    @staticmethod
+    def _kept(changes: list[watchfilter.Change], born: dict[str, str]) -> list[watchfilter.Change]:
+        return [c for c in changes if c.path not in born or os.path.lexists(born[c.path])]
+
+    def settled(self, settle: float) -> list[watchfilter.Change] | None:
+        """The pending changes once they have been quiet for ``settle`` while their batch is not yet due, else None."""
+        with self._cond:
+            if self.debouncer.settled_in(settle) != 0.0 or not self.debouncer.due_in():
+                return None
+            return self._kept(list(self._changes.values()), self._born) or None
+
+    def wait(self, check: Callable[[], None] = lambda: None, tick: float = 0.5,
+             settled: Callable[[list[watchfilter.Change]], None] | None = None,
+             settle: float = SETTLE) -> tuple[debounce.Batch, list[watchfilter.Change]]:
+        """Block until a batch is due. ``check`` runs at least every ``tick`` seconds (it may raise).
+
+        ``settled`` is called once, with the pending changes, when they have been quiet for ``settle`` but the
+        batch is not yet due (the watch loop starts its build then)."""
         while True:
+            early = self.settled(settle) if settled else None
+            if settled is not None and early:
+                call, settled = settled, None  # once per batch
+                call(early)
             with self._cond:
                 taken = self.take()
                 if taken:
                     return taken
                 due = self.debouncer.due_in()
+                if settled:
+                    settling = self.debouncer.settled_in(settle)
+                    due = due if settling is None or due is None else min(due, settling)
                 self._wait(self._cond, tick if due is None else min(due, tick))
             check()
 

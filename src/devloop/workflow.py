@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from collections.abc import Callable
 from typing import Any
 
 from invoke import Context
 
 from devloop import compose, docker_api, k8s, livesync, observe, rollout, shell
-from devloop.build import build_one, plan
+from devloop.build import Planned, build_one, plan
 from devloop.core import compose as compose_core
 from devloop.core import lock, ports
 from devloop.core import registry as registry_core
@@ -19,15 +20,17 @@ from devloop.kit import App, kit_task, print_table
 
 
 def cycle(app: App, sets: dict[str, str] | None = None, timeout: int | None = None, build: bool = True,
-          deliver: bool = True, strict: bool = False, prune: bool = True, volumes: bool = False) -> list[dict[str, Any]]:
+          deliver: bool = True, strict: bool = False, prune: bool = True, volumes: bool = False,
+          built: Callable[[], list[Planned]] | None = None) -> list[dict[str, Any]]:
     """One pass of the loop, each phase timed into ``app.timings``; returns the applied documents.
 
     ``build=False`` deploys what the current tags name; ``deliver=False`` also skips delivery (a
     manifest-only change in `inv watch`: the node already has these images). ``prune``: delete what the
     manifests no longer have (PersistentVolumeClaims only with ``volumes``); changed Jobs run again.
+    ``built``: the build already runs (a watch cycle's early build); its phase waits for it.
     """
     with app.phase("build"):
-        planned = [build_one(app, i) if build else plan(app, i) for i in app.settings.images]
+        planned = built() if built else [build_one(app, i) if build else plan(app, i) for i in app.settings.images]
     if deliver:
         with app.phase("deliver"):
             for p in planned:

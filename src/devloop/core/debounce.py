@@ -22,9 +22,14 @@ class Batch:
     during: frozenset[str]  # paths changed only while a cycle ran: candidates for a self-trigger
 
     def describe(self, limit: int = 3) -> str:
-        shown = ", ".join(self.paths[:limit])
-        more = len(self.paths) - limit
-        return shown + (f" and {more} more" if more > 0 else "")
+        return describe(self.paths, limit)
+
+
+def describe(paths: tuple[str, ...], limit: int = 3) -> str:
+    """The first ``limit`` paths, and how many more."""
+    shown = ", ".join(paths[:limit])
+    more = len(paths) - limit
+    return shown + (f" and {more} more" if more > 0 else "")
 
 
 class Debouncer:
@@ -77,6 +82,15 @@ class Debouncer:
         start = self._first if self._finished_at is None else max(self._first, self._finished_at)
         due = min(self._last + self.quiet, start + self.max_delay)
         return max(0.0, due - self.clock())
+
+    def settled_in(self, settle: float) -> float | None:
+        """Seconds until the pending changes have been quiet for ``settle`` (0 = now); None when nothing is
+        pending or a cycle runs. A short ``settle`` marks a save as written: work that can be thrown away (a
+        build) may start then, while the quiet window still runs."""
+        if not self._pending or self._busy:
+            return None
+        start = self._last if self._finished_at is None else max(self._last, self._finished_at)
+        return max(0.0, start + settle - self.clock())
 
     def take(self) -> Batch | None:
         """The due batch (and forget it), or None when none is due yet."""
