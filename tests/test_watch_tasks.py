@@ -276,6 +276,17 @@ def test_a_save_during_that_build_sets_it_aside_untagged_and_builds_again(
     assert "── cycle 1 ready: build " in err
 
 
+def test_a_dry_watch_starts_no_early_build(app_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    edits(monkeypatch, app_dir / "app" / "web.sh")
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), rx(r"^docker image inspect"): fail(1, stderr="Error: No such image"),
+                       GET: ok(ready_listing()), LIST: ok('{"items": []}')}, app=config(app_dir), dry=True)
+    watch.watch(c, cycles="1", debounce_ms="1000")
+    err = capsys.readouterr().err
+    assert "$ docker build --tag hello:" in err and "--iidfile" not in err  # a dry run echoes the build it would run
+    assert "── cycle 1 ready" in err
+
+
 def test_dev_is_up_then_cycles_and_cleanup_deletes_on_exit(app_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     t = tag(app_dir)

@@ -148,7 +148,7 @@ class Cycles:
         """The save that opens cycle ``number`` is written: start its build now, if it needs one."""
         paths = tuple(c.path for c in changes)
         syncs, why, build = self.decide(plan, paths)
-        if syncs or not plan.build:
+        if syncs or not plan.build or shell.is_dry(self.app.c):  # --dry builds nothing to tag
             return
         self.close()
         self.app.say(self.header(number, paths, plan, why, build))
