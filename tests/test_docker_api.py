@@ -104,6 +104,30 @@ def test_the_api_reads_the_image_id_or_its_absence(daemon: str, tmp_path: Path) 
     assert any(path.endswith("/images/registry.local:5000/team/shop:t2/json") for path in FakeDaemon.asked)
 
 
+def serve(path: str) -> UnixHTTPServer:
+    server = UnixHTTPServer(path, FakeDaemon)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_the_kept_client_follows_a_daemon_that_went_away_and_came_back(tmp_path: Path) -> None:
+    path = str(tmp_path / "docker.sock")
+    url = f"unix://{path}"
+    server = serve(path)
+    assert docker_api.ask_image_id(url, "shop:t1") == (True, "sha256:abc")
+    assert docker_api.ask_image_id(url, "shop:missing") == (True, None)  # "no such image" is an answer
+    server.shutdown()
+    server.server_close()
+    Path(path).unlink()
+    assert docker_api.ask_image_id(url, "shop:t1") == (False, None)  # gone: the CLI is asked instead
+    server = serve(path)  # the daemon restarted on the same socket
+    try:
+        assert docker_api.ask_image_id(url, "shop:t1") == (True, "sha256:abc")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_an_api_call_is_shown_as_an_api_call_not_as_a_command(daemon: str, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     kit = app(tmp_path)
