@@ -18,8 +18,10 @@ from invoke import Config, Context, Exit
 from strict import StrictContext, fail, ok, rx
 
 from devloop import docker_api, image, k8s
+from devloop.build import build_one
 from devloop.core import images as core
 from devloop.core.config import DEFAULTS
+from devloop.delivery import deliver_one
 from devloop.kit import App
 
 RUNTIME = "kubectl --context minikube get nodes -o 'jsonpath={.items[0].status.nodeInfo.containerRuntimeVersion}'"
@@ -317,6 +319,22 @@ def test_containers_with_synced_files_get_the_new_image_only_once_it_is_built(
     assert k8s.image_refs(App.load(c)) == {"shop": ref if built else OLD}
     assert c.commands == [inspect(ref)]  # never compared with the deployed one: the synced files must go
     assert ("is not built: keeping the deployed" in capsys.readouterr().err) == (not built)
+
+
+@pytest.mark.parametrize("builds", [True, False])
+def test_a_dry_run_shows_the_reference_the_real_run_would_apply(shop: Path, builds: bool,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`inv up --dry` would build the new tag, so it shows it; `inv k8s.apply --dry` would not: it keeps the
+    deployed one, as the real apply does, and says so."""
+    ref = f"shop:{tag_of(shop)}"
+    deployed(shop, OLD)
+    c = StrictContext({inspect(ref): fail(1, stderr="Error: No such image"), rx(r"^docker build "): ok()},
+                      app=settings(shop, provider="docker"), dry=True)
+    kit = App.load(c)
+    if builds:
+        deliver_one(kit, build_one(kit, kit.settings.images[0]))
+    assert k8s.image_refs(kit) == {"shop": ref if builds else OLD}
+    assert ("is not built: keeping the deployed" in capsys.readouterr().err) == (not builds)
 
 
 def test_with_a_registry_a_tag_missing_here_is_not_called_unbuilt(shop: Path, capsys: pytest.CaptureFixture[str]) -> None:

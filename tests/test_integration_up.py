@@ -93,6 +93,7 @@ def test_up_deploys_hello_then_no_change_builds_nothing_then_a_change_rolls_out_
     assert down.returncode == 0, down.stderr
     left = kubectl("get", "deployments,services,configmaps,ingresses", "-l", "devloop/app=hello", "-o", "name").stdout
     assert left.strip() == ""
+    assert not (app / ".kit" / "rendered-dev.yaml").exists()  # no record of a deployed image is left to keep
 
 
 @pytest.mark.integration

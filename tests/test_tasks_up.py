@@ -222,10 +222,28 @@ def test_failed_build_names_the_failing_step(app_dir: Path) -> None:
 def test_down_deletes_by_the_kit_label(app_dir: Path) -> None:
     c = StrictContext({"kubectl config current-context": ok("k8s-local\n"),
                        re.compile("^kubectl --context k8s-local delete "): ok()}, app=hello_config(app_dir))
+    record = app_dir / ".kit" / "rendered-dev.yaml"  # what `up` applied: image.prune keeps its images
+    record.parent.mkdir(exist_ok=True)
+    record.write_text("kind: Deployment\n")
     workflow.down(c)
     delete = c.commands[-1]
     assert "-l devloop/app=hello,devloop/env=dev --ignore-not-found" in delete
     assert "persistentvolumeclaims" not in delete
+    assert not record.exists()  # nothing of it runs now
+
+
+def test_a_down_that_fails_or_is_dry_keeps_the_record_of_what_runs(app_dir: Path) -> None:
+    record = app_dir / ".kit" / "rendered-dev.yaml"
+    record.parent.mkdir(exist_ok=True)
+    record.write_text("kind: Deployment\n")
+    failing = StrictContext({"kubectl config current-context": ok("k8s-local\n"),
+                             re.compile("^kubectl --context k8s-local delete "): fail(1, stderr="Error: forbidden")},
+                            app=hello_config(app_dir))
+    with pytest.raises(Exit):
+        workflow.down(failing)
+    dry = StrictContext({"kubectl config current-context": ok("k8s-local\n")}, app=hello_config(app_dir), dry=True)
+    workflow.down(dry)
+    assert record.read_text() == "kind: Deployment\n"
 
 
 def test_render_prints_yaml_to_stdout_only(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

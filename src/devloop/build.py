@@ -23,7 +23,7 @@ class Planned(NamedTuple):
     tag: str
     build_args: dict[str, str]
     files: int
-    built: bool = False  # build_one ran `docker build` for it (else the daemon had the tag)
+    built: bool = False  # build_one ran `docker build` for it, or under --dry would have (else the daemon had the tag)
 
     @property
     def ref(self) -> str:

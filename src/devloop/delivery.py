@@ -16,13 +16,17 @@ from devloop.kit import STATE_DIR, App
 
 
 class Built(Protocol):
-    """What delivery needs of a planned build: its image and the local reference it is tagged with."""
+    """What delivery needs of a planned build: its image, the local reference it is tagged with, and whether this run
+    builds it (under --dry: would build it)."""
 
     @property
     def image(self) -> config.Image: ...
 
     @property
     def ref(self) -> str: ...
+
+    @property
+    def built(self) -> bool: ...
 
 
 # -- where images live -------------------------------------------------------------------------
@@ -89,7 +93,7 @@ def choose_run_ref(app: App, planned: Built, new: str) -> str:
     env = build_env(app)
     new_id = image_id(app, planned.ref, env)  # with a registry: the local tags, the old one as it was pushed
     local = app.settings.cluster.provider != "registry"  # a registry may have it, pushed from another machine
-    if new_id is None and local and not shell.is_dry(app.c):  # a --dry up has not built it yet
+    if new_id is None and local and not (planned.built and shell.is_dry(app.c)):  # a --dry up would have built it
         return unbuilt(app, planned, old)
     if planned.image.name in livesync.live_marks(app).values():
         return new  # containers carry synced files: only a rollout brings them back to the image as built

@@ -335,6 +335,8 @@ def delete_applied(app: App, volumes: bool = False) -> None:
         raise no_answer(app, "delete", result.stderr or "", "run again once it answers")
     if result.exited != 0:
         raise shell.failure(argv, result.exited, converge.short_output(result.stderr or result.stdout or ""))
+    if not shell.is_dry(app.c):  # nothing of it runs now: image.prune no longer keeps its images as "deployed"
+        (app.settings.root / STATE_DIR / f"rendered-{app.settings.env}.yaml").unlink(missing_ok=True)
 
 
 def no_answer(app: App, doing: str, stderr: str, after: str) -> KitError:
