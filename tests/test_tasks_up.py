@@ -246,6 +246,19 @@ def test_a_down_that_fails_or_is_dry_keeps_the_record_of_what_runs(app_dir: Path
     assert record.read_text() == "kind: Deployment\n"
 
 
+def test_diff_leaves_the_record_of_what_the_cluster_runs_alone(app_dir: Path) -> None:
+    record = app_dir / ".kit" / "rendered-dev.yaml"  # what `up` applied last
+    record.parent.mkdir(exist_ok=True)
+    record.write_text("kind: Deployment\n")
+    c = StrictContext({"kubectl config current-context": ok("k8s-local\n"),
+                       re.compile("^kubectl --context k8s-local diff -f "): ok()},
+                      app=hello_config(app_dir, cluster={"provider": "docker", "ip": "10.1.2.3"}))
+    k8s.diff(c)
+    assert c.commands[-1].endswith("/.kit/diff-dev.yaml")
+    assert "hello.10.1.2.3.nip.io" in (app_dir / ".kit" / "diff-dev.yaml").read_text()
+    assert record.read_text() == "kind: Deployment\n"
+
+
 def test_render_prints_yaml_to_stdout_only(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     c = StrictContext({}, app=hello_config(app_dir, cluster={"provider": "docker", "ip": "10.1.2.3"}))
     k8s.render_(c)

@@ -408,7 +408,8 @@ def lint_(c: Context, env: str | None = None, set: list[str] | None = None, live
 def diff(c: Context, env: str | None = None, set: list[str] | None = None, allow_context: bool = False) -> None:
     """Show what apply would change in the cluster."""
     app = App.load(c, env, allow_context)
-    target = write_rendered(app, rendered(app, parse_sets(set), strict=False), even_dry=True)
+    # Its own file: .kit/rendered-<env>.yaml records what the cluster was last given (image.prune keeps its images)
+    target = write_rendered(app, rendered(app, parse_sets(set), strict=False), even_dry=True, name="diff")
     namespace = app.settings.namespace
     if namespace and app.run(app.kubectl("get", "namespace", namespace, "-o", "name", namespaced=False), query=True,
                              capture=True, check=False).exited != 0:
