@@ -158,3 +158,21 @@ def test_other_providers_ask_no_registry(server: Any, tmp_path: Path, monkeypatc
                                          capsys: pytest.CaptureFixture[str]) -> None:
     workflow.doctor(doctor(tmp_path, monkeypatch, "docker", f"127.0.0.1:{server.server_address[1]}"))
     assert "registry" not in capsys.readouterr().out and server.paths == []
+
+
+@pytest.mark.parametrize("chart", ["", "chart/hello"])
+def test_doctor_checks_for_helm_when_the_app_has_a_chart(chart: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(workflow, "docker_daemon_version", lambda: "20.10.24")
+    monkeypatch.setattr(workflow.shutil, "which", lambda tool: None if tool == "helm" else f"/usr/bin/{tool}")
+    c = StrictContext({"kubectl config current-context": ok("k8s-local\n"),
+                       "kubectl --context k8s-local get --raw /readyz": ok("ok")},
+                      app={"root": str(tmp_path), "cluster": dict(copy.deepcopy(DEFAULTS["cluster"]), provider="docker"),
+                           "forwards": [], "helm": {"chart": chart} if chart else {}})
+    if not chart:
+        workflow.doctor(c)
+        assert "helm" not in capsys.readouterr().out  # the helm.* tasks are not in use
+        return
+    with pytest.raises(Exit):
+        workflow.doctor(c)
+    assert "FAIL  helm on PATH" in capsys.readouterr().out

@@ -98,7 +98,7 @@ def _checks(app: App) -> list[tuple[str, bool, str]]:
     s = app.settings
     rows: list[tuple[str, bool, str]] = []
     tools = ["docker", "kubectl"] + (["minikube"] if s.cluster.provider == "minikube" else []) \
-        + (["kind"] if s.cluster.provider == "kind" else [])
+        + (["kind"] if s.cluster.provider == "kind" else []) + (["helm"] if s.helm.get("chart") else [])
     for tool in tools:
         path = shutil.which(tool)
         rows.append((f"{tool} on PATH", bool(path), path or f"{tool} not found: {shell.INSTALL_HINTS.get(tool, 'install it')}"))
