@@ -275,3 +275,31 @@ def test_no_save_settles_before_a_quiet_window_shorter_than_the_settling_time(ap
     announced: list[int] = []
     s.run(lambda *a: None, 1, settled=lambda number, *a: announced.append(number))
     assert announced == []
+
+
+def test_changes_that_came_to_nothing_are_waited_out_without_spinning(app: Path, clock: Clock) -> None:
+    s = session(app, clock)
+    waits: list[float] = []
+
+    def wait(cond: threading.Condition, seconds: float) -> None:
+        waits.append(seconds)
+        assert len(waits) < 100, f"spinning: waited {waits[:5]}... seconds"
+        clock.wait(cond, seconds)
+
+    s.inbox._wait = wait
+    s.handler.dispatch(FileCreatedEvent(p(app, "app/draft.sh")))  # an editor's temporary file, already gone
+    s.handler.dispatch(FileModifiedEvent(p(app, "app/draft.sh")))
+    announced: list[Any] = []
+    batch, changes = s.inbox.wait(settled=announced.append)
+    assert changes == [] and announced == []  # nothing to build from: no early build
+    assert waits.count(0) <= 1 and len(waits) <= 4  # the quiet window is waited out, not polled
+
+
+def test_only_a_change_to_what_an_image_is_built_from_counts_as_changed_since(app: Path, clock: Clock) -> None:
+    s = session(app, clock)
+    started = clock.now
+    clock.now += 1
+    s.handler.dispatch(FileModifiedEvent(p(app, "k8s/web-deploy.yaml")))
+    assert not s.inbox.changed_since(started)  # a manifest: no build reads it
+    s.handler.dispatch(FileModifiedEvent(p(app, "app/web.sh")))
+    assert s.inbox.changed_since(started) and not s.inbox.changed_since(clock.now)

@@ -92,22 +92,36 @@ def shapes(commands: list[str]) -> list[str]:
             for c in commands]
 
 
+class Building(StrictContext):
+    """`docker build --iidfile F` writes the built image's ID to F, as the docker CLI does."""
+
+    def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
+        result = super().run(command, *args, **kwargs)
+        named = re.search(r"--iidfile (\S+)", command)
+        if named and result.exited == 0:
+            Path(named.group(1)).write_text("sha256:5eed00000000\n")
+        return result
+
+
 @pytest.mark.parametrize(("changed", "expected"), [
-    ("app/web.sh", [CONTEXT, "docker image inspect", "docker build --tag", "docker image inspect",
-                    "kubectl --context k8s-local get", "kubectl --context k8s-local apply", "kubectl --context k8s-local get"]),
+    ("app/web.sh", [CONTEXT, "docker image inspect", "docker build --iidfile", "docker tag sha256:5eed00000000",
+                    "docker image inspect", "kubectl --context k8s-local get", "kubectl --context k8s-local apply",
+                    "kubectl --context k8s-local get"]),
     ("k8s/web-deploy.yaml", [CONTEXT, "kubectl --context k8s-local get", "kubectl --context k8s-local apply",
                              "kubectl --context k8s-local get"]),
-    ("Dockerfile", [CONTEXT, "docker image inspect", "docker build --tag", "docker image inspect",
-                    "kubectl --context k8s-local get", "kubectl --context k8s-local apply", "kubectl --context k8s-local get"]),
+    ("Dockerfile", [CONTEXT, "docker image inspect", "docker build --iidfile", "docker tag sha256:5eed00000000",
+                    "docker image inspect", "kubectl --context k8s-local get", "kubectl --context k8s-local apply",
+                    "kubectl --context k8s-local get"]),
 ])
 def test_one_cycle_runs_exactly_these_commands(app_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str], changed: str,
                                                expected: list[str]) -> None:
     t = tag(app_dir)
-    c = StrictContext({
+    c = Building({
         CONTEXT: ok("k8s-local\n"),
-        inspect(t): [fail(1, stderr="Error: No such image"), ok("sha256:1\n")],
-        rx(r"^docker build --tag hello:"): ok(),
+        inspect(t): [fail(1, stderr="Error: No such image"), ok("sha256:5eed00000000\n")],
+        rx(r"^docker build --iidfile \S+/hello\.iid --file "): ok(),
+        f"docker tag sha256:5eed00000000 hello:{t}": ok(),
         LIST: ok('{"items": []}'),
         APPLY: ok(),
         GET: ok(ready_listing()),
@@ -160,11 +174,12 @@ def test_a_save_under_a_sync_rule_is_copied_into_every_container_without_a_build
 def test_a_container_that_cannot_take_the_sync_means_a_rebuild(app_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     t = tag(app_dir)
-    c = StrictContext({
+    c = Building({
         CONTEXT: ok("k8s-local\n"),
         PODS: ok(hello_pods(t, waiting="CrashLoopBackOff")),
-        rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image"), ok("sha256:1\n")],
-        rx(r"^docker build --tag hello:"): ok(),
+        rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image"), ok("sha256:5eed00000000\n")],
+        rx(r"^docker build --iidfile "): ok(),
+        rx(r"^docker tag sha256:5eed00000000 hello:"): ok(),
         LIST: ok('{"items": []}'),
         APPLY: ok(),
         GET: ok(ready_listing()),
@@ -182,7 +197,7 @@ def test_a_failed_build_is_reported_and_the_next_change_retries(app_dir: Path, m
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     started = edits(monkeypatch, app_dir / "app" / "web.sh")
 
-    class EditWhileBuilding(StrictContext):
+    class EditWhileBuilding(Building):
         def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
             result = super().run(command, *args, **kwargs)
             if command.startswith("docker build") and sum(x.startswith("docker build") for x in self.commands) == 1:
@@ -194,9 +209,10 @@ def test_a_failed_build_is_reported_and_the_next_change_retries(app_dir: Path, m
     c = EditWhileBuilding({
         CONTEXT: ok("k8s-local\n"),
         rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image"), fail(1, stderr="Error: No such image"),
-                                       ok("sha256:2\n")],
-        rx(r"^docker build --tag hello:"): [fail(1, stdout="Step 3/9 : COPY app/ /app/\nCOPY failed: no such file"),
-                                            ok()],
+                                       ok("sha256:5eed00000000\n")],
+        rx(r"^docker build --iidfile "): [fail(1, stdout="Step 3/9 : COPY app/ /app/\nCOPY failed: no such file"),
+                                          ok()],
+        rx(r"^docker tag sha256:5eed00000000 hello:"): ok(),
         LIST: ok('{"items": []}'),
         APPLY: ok(),
         GET: ok(ready_listing()),
@@ -207,17 +223,6 @@ def test_a_failed_build_is_reported_and_the_next_change_retries(app_dir: Path, m
     assert "── cycle 1 failed in build" in err and "still watching: the next change retries" in err
     assert "── cycle 2: app/web.sh changed (rebuild hello: app/web.sh is outside every sync rule)" in err and "── cycle 2 ready" in err
     assert sum(cmd.startswith("docker build") for cmd in c.commands) == 2
-
-
-class Building(StrictContext):
-    """`docker build --iidfile F` writes the built image's ID to F, as the docker CLI does."""
-
-    def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
-        result = super().run(command, *args, **kwargs)
-        named = re.search(r"--iidfile (\S+)", command)
-        if named and result.exited == 0:
-            Path(named.group(1)).write_text("sha256:5eed00000000\n")
-        return result
 
 
 def test_a_rebuild_starts_building_as_the_save_settles_and_tags_the_build_it_uses(
@@ -249,7 +254,7 @@ def test_a_save_during_that_build_sets_it_aside_untagged_and_builds_again(
 
     class SaveWhileBuilding(Building):
         def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
-            if command.startswith("docker build --iidfile"):  # docker may read this newer file
+            if command.startswith("docker build --iidfile") and len(builds(self)) == 0:  # docker may read this file
                 (app_dir / "app" / "web.sh").write_text("#!/bin/sh\necho saved again\n")
                 started[0].handler.dispatch(FileModifiedEvent(str(app_dir / "app" / "web.sh")))
             return super().run(command, *args, **kwargs)
@@ -257,23 +262,61 @@ def test_a_save_during_that_build_sets_it_aside_untagged_and_builds_again(
     c = SaveWhileBuilding({
         CONTEXT: ok("k8s-local\n"),
         rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image"), fail(1, stderr="Error: No such image"),
-                                       ok("sha256:2\n")],
-        rx(r"^docker build --iidfile "): ok(),
-        rx(r"^docker build --tag hello:"): ok(),
+                                       ok("sha256:5eed00000000\n")],
+        rx(r"^docker build --iidfile "): [ok(), ok()],
+        rx(r"^docker tag "): ok(),
         LIST: ok('{"items": []}'),
         APPLY: ok(),
         GET: ok(ready_listing()),
     }, app=config(app_dir), repeat=False)
     watch.watch(c, cycles="1", debounce_ms="1000")
     assert shapes(c.commands) == [CONTEXT, "docker image inspect", "docker build --iidfile", "docker image inspect",
-                                  "docker build --tag", "docker image inspect",
+                                  "docker build --iidfile", "docker tag sha256:5eed00000000", "docker image inspect",
                                   "kubectl --context k8s-local get", "kubectl --context k8s-local apply",
                                   "kubectl --context k8s-local get"]
-    assert c.commands[4].startswith(f"docker build --tag hello:{tag(app_dir)} ")  # the tag of the newer file
-    assert not any(cmd.startswith("docker tag") for cmd in c.commands)  # the set-aside build is never tagged
+    assert [cmd for cmd in c.commands if cmd.startswith("docker tag")] == \
+        [f"docker tag sha256:5eed00000000 hello:{tag(app_dir)}"]  # only the second build, with the newer file's tag
     err = capsys.readouterr().err
-    assert "   saved again while it built (app/web.sh): that build is set aside untagged; building again" in err
-    assert "── cycle 1 ready: build " in err
+    assert "   app/web.sh saved again while it built: that build is set aside untagged; building again" in err
+    assert err.count("── cycle 1: app/web.sh changed") == 1 and "── cycle 1 ready: build " in err
+
+
+def builds(c: StrictContext) -> list[str]:
+    return [cmd for cmd in c.commands if cmd.startswith("docker build")]
+
+
+@pytest.mark.parametrize("debounce_ms", ["300", "1"], ids=["early build", "build as the cycle begins"])
+def test_a_save_after_the_cycle_took_its_batch_sets_its_build_aside_and_the_next_cycle_builds_it(
+        app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], debounce_ms: str) -> None:
+    started = edits(monkeypatch, app_dir / "app" / "web.sh")
+    first = tag(app_dir)
+
+    class SaveLateInTheBuild(Building):
+        def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
+            if command.startswith("docker build --iidfile") and len(builds(self)) == 0:
+                time.sleep(0.5)  # the quiet window ends: the cycle has taken its batch and waits for this build
+                (app_dir / "app" / "web.sh").write_text("#!/bin/sh\necho saved late\n")
+                started[0].handler.dispatch(FileModifiedEvent(str(app_dir / "app" / "web.sh")))
+            return super().run(command, *args, **kwargs)  # ...and docker may read that newer file now
+
+    c = SaveLateInTheBuild({
+        CONTEXT: ok("k8s-local\n"),
+        rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image"), fail(1, stderr="Error: No such image"),
+                                       ok("sha256:5eed00000000\n")],
+        rx(r"^docker build --iidfile "): [ok(), ok()],
+        rx(r"^docker tag "): ok(),
+        LIST: ok('{"items": []}'),
+        APPLY: ok(),
+        GET: ok(ready_listing()),
+    }, app=config(app_dir), repeat=False)
+    watch.watch(c, cycles="2", debounce_ms=debounce_ms)
+    second = tag(app_dir)
+    assert second != first
+    assert [cmd for cmd in c.commands if cmd.startswith("docker tag")] == [f"docker tag sha256:5eed00000000 hello:{second}"]
+    assert c.commands.count(APPLY) == 1  # cycle 1 deployed nothing
+    err = capsys.readouterr().err
+    assert "── cycle 1 set aside after " in err and "a file changed while it built" in err and "── cycle 1 ready" not in err
+    assert "── cycle 2: app/web.sh changed" in err and "── cycle 2 ready: build " in err
 
 
 def test_a_dry_watch_starts_no_early_build(app_dir: Path, monkeypatch: pytest.MonkeyPatch,
@@ -450,7 +493,7 @@ def test_with_cycles_a_failed_last_cycle_fails_the_run(app_dir: Path, monkeypatc
     c = StrictContext({
         CONTEXT: ok("k8s-local\n"),
         rx(r"^docker image inspect"): fail(1, stderr="Error: No such image"),
-        rx(r"^docker build --tag hello:"): fail(1, stdout="Step 1/9 : ARG BASE_IMAGE\nfailed"),
+        rx(r"^docker build --iidfile "): fail(1, stdout="Step 1/9 : ARG BASE_IMAGE\nfailed"),
     }, app=config(app_dir))
     with pytest.raises(Exit) as raised:
         watch.watch(c, cycles="1", debounce_ms="1")

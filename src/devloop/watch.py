@@ -121,14 +121,15 @@ def attempt(app: App, stopper: Stopper, work: Callable[[], object]) -> bool:
 class Cycles:
     """The loop's cycles: say why, sync or run workflow.cycle, report timings; a failure is reported, not fatal.
 
-    A rebuild's build starts as soon as the save settles (``settled``), while the debounce still waits: the
-    cycle then uses that build if nothing changed after it started (devloop/prebuild.py), else builds again.
+    A rebuild's build starts as soon as the save settles (``settled``), while the debounce still waits, else as
+    the cycle begins. It is tagged only if no file changed after it started (devloop/prebuild.py): a change
+    inside the cycle's batch builds again at once; a later one ends the cycle, and the next cycle builds it.
     """
 
     def __init__(self, app: App, sets: dict[str, str], timeout: int | None, stopper: Stopper, live: livesync.LiveSync,
-                 prune: bool = True, guard: debounce.LoopGuard | None = None) -> None:
+                 session: Session, prune: bool = True) -> None:
         self.app, self.sets, self.timeout, self.stopper, self.live = app, sets, timeout, stopper, live
-        self.prune, self.guard = prune, guard
+        self.session, self.prune = session, prune
         self.early: prebuild.Early | None = None
 
     def decide(self, plan: watchfilter.Plan, paths: tuple[str, ...]) -> tuple[list[tuple[Any, Any]], str, bool]:
@@ -144,6 +145,9 @@ class Cycles:
         what += f": {why}" if why and plan.build else ""
         return f"── cycle {number}: {debounce.describe(paths)} changed ({what})"
 
+    def start_build(self, number: int, started: float, paths: tuple[str, ...] = ()) -> prebuild.Early:
+        return prebuild.Early(self.app, number, started, self.session.inbox.changed_since, paths).start()
+
     def settled(self, number: int, changes: list[watchfilter.Change], plan: watchfilter.Plan, now: float) -> None:
         """The save that opens cycle ``number`` is written: start its build now, if it needs one."""
         paths = tuple(c.path for c in changes)
@@ -152,37 +156,48 @@ class Cycles:
             return
         self.close()
         self.app.say(self.header(number, paths, plan, why, build))
-        self.early = prebuild.Early(self.app, number, now).start()
+        self.early = self.start_build(number, now, paths)
 
-    def close(self) -> None:
-        """Set aside a build no cycle took (the loop stops, or its batch came to nothing)."""
+    def close(self, stop: bool = False) -> None:
+        """Set aside a build no cycle took (its batch came to nothing, or the loop ends: ``stop`` ends its
+        processes rather than waiting for them)."""
         early, self.early = self.early, None
         if early:
+            if stop and early.running:
+                children.stop_descendants()
             early.discard()
 
     def __call__(self, number: int, batch: debounce.Batch, plan: watchfilter.Plan) -> bool:
         app, early, self.early = self.app, self.early, None
-        if early and not early.answers(number, batch):
-            early.discard()
-            app.say(f"   saved again while it built ({debounce.describe(batch.paths)}): that build is set aside "
-                    "untagged; building again")
-            early = None
-        if not early:
-            app.forget("plan:")  # file contents changed: tags are computed again
         app.timings.clear()
         syncs, why, build = self.decide(plan, batch.paths)
+        running = early if early and not syncs and early.answers(number, batch) else None
+        if early and not running:
+            early.discard()
+            if not syncs:
+                newer = tuple(p for p in batch.paths if p not in early.paths) or batch.paths
+                app.say(f"   {debounce.describe(newer)} saved again while it built: that build is set aside "
+                        "untagged; building again")
         if syncs and live_cycle(app, number, batch, self.live, syncs):
-            if self.guard:
-                self.guard.reset()  # a sync writes nothing into the tree: saves made during it are the user's
+            self.session.guard.reset()  # a sync writes nothing into the tree: saves made during it are the user's
             return True
-        if not early:
+        if not early:  # else its header was said when its save settled
             app.say(self.header(number, batch.paths, plan, why, build))
+        if not running:
+            app.forget("plan:")  # file contents changed: tags are computed again
+            if build and not shell.is_dry(app.c):  # --dry builds nothing to tag
+                running = self.start_build(number, self.session.inbox.now())
         with self.live.rebuilding():
             done = attempt(app, self.stopper, lambda: workflow.cycle(
                 app, self.sets, self.timeout, build=build, deliver=build, prune=self.prune,
-                built=early.result if early else None))
-        if early and "build" in app.timings:
-            app.timings["build"] = early.took  # it started before the debounce ended: its whole length
+                built=running.result if running else None))
+        if running and "build" in app.timings:
+            app.timings["build"] = running.took  # it may have started before the debounce ended: its whole length
+        if running and running.stale:
+            app.say(f"── cycle {number} set aside after {sum(app.timings.values()):.1f}s: a file changed while it built, "
+                    "so the build may hold newer files than its tag names; left untagged, nothing deployed — the next "
+                    "cycle builds again")
+            return False
         if not done:
             failed_in = list(app.timings)[-1] if app.timings else "start"
             app.say(f"── cycle {number} failed in {failed_in} after {sum(app.timings.values()):.1f}s; "
@@ -334,13 +349,13 @@ def watch(c: Context, env: str | None = None, set: list[str] | None = None, poll
     with children.stopping() as stopper, workflow.cycle_lock(app), rollout.kept_watches(app):
         session = start_session(app, poll, debounce_ms, max_delay_ms)
         live = livesync.LiveSync(app)
-        runner = Cycles(app, sets, timeout, stopper, live, not no_prune, session.guard)
+        runner = Cycles(app, sets, timeout, stopper, live, session, not no_prune)
         try:
             last_ok = session.run(runner, cycles, stopper.check, runner.settled)
         finally:
             session.stop()
-            runner.close()
             live.close()
+            runner.close(stop=True)
     _check_last(last_ok, cycles)
 
 
@@ -357,17 +372,17 @@ def dev(c: Context, env: str | None = None, set: list[str] | None = None, poll: 
     with children.stopping() as stopper, workflow.cycle_lock(app), rollout.kept_watches(app):
         session = start_session(app, poll, debounce_ms, max_delay_ms)
         live = livesync.LiveSync(app)
-        runner = Cycles(app, sets, timeout, stopper, live, not no_prune, session.guard)
+        runner = Cycles(app, sets, timeout, stopper, live, session, not no_prune)
         try:
             first_cycle(app, session, sets, timeout, stopper, not no_prune)
             followers = start_followers(app, not no_logs, not no_forwards, allow_context)
             last_ok = session.run(runner, cycles, stopper.check, runner.settled)
         finally:
             session.stop()
-            runner.close()
             live.close()
             for follower in followers:
                 follower.stop()
+            runner.close(stop=True)
             children.stop_descendants()
             if cleanup:
                 stopper.restore()  # a second Ctrl-C now stops the cleanup itself

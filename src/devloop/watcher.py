@@ -60,6 +60,7 @@ class Inbox:
         self._cond = threading.Condition()
         self._changes: dict[str, watchfilter.Change] = {}
         self._born: dict[str, str] = {}  # path -> its absolute path: created in this batch, maybe gone again
+        self._input_at: float | None = None  # clock time of the last change to an image's build input
         # How to wait for an event or a deadline (tests pass one that advances a fake clock instead).
         self._wait = wait or (lambda cond, seconds: cond.wait(seconds))
 
@@ -70,6 +71,8 @@ class Inbox:
                 self._born[change.path] = created_at
             self.debouncer.add(change.path)
             self._changes[change.path] = change
+            if change.images:
+                self._input_at = self.debouncer.clock()
             self._cond.notify()
 
     def take(self) -> tuple[debounce.Batch, list[watchfilter.Change]] | None:
@@ -93,12 +96,21 @@ class Inbox:
     def _kept(changes: list[watchfilter.Change], born: dict[str, str]) -> list[watchfilter.Change]:
         return [c for c in changes if c.path not in born or os.path.lexists(born[c.path])]
 
+    def changed_since(self, moment: float) -> bool:
+        """Whether a file some image is built from changed after ``moment`` (this inbox's clock)."""
+        with self._cond:
+            return self._input_at is not None and self._input_at > moment
+
+    def now(self) -> float:
+        return self.debouncer.clock()
+
     def settled(self, settle: float) -> list[watchfilter.Change] | None:
-        """The pending changes once they have been quiet for ``settle`` while their batch is not yet due, else None."""
+        """The pending changes once they have been quiet for ``settle`` while their batch is not yet due (an empty
+        list when every one was a file created and gone again), else None."""
         with self._cond:
             if self.debouncer.settled_in(settle) != 0.0 or not self.debouncer.due_in():
                 return None
-            return self._kept(list(self._changes.values()), self._born) or None
+            return self._kept(list(self._changes.values()), self._born)
 
     def wait(self, check: Callable[[], None] = lambda: None, tick: float = 0.5,
              settled: Callable[[list[watchfilter.Change]], None] | None = None,
@@ -109,9 +121,10 @@ class Inbox:
         batch is not yet due (the watch loop starts its build then)."""
         while True:
             early = self.settled(settle) if settled else None
-            if settled is not None and early:
-                call, settled = settled, None  # once per batch
-                call(early)
+            if settled is not None and early is not None:
+                call, settled = settled, None  # once per batch, even when nothing was left to build from
+                if early:
+                    call(early)
             with self._cond:
                 taken = self.take()
                 if taken:
