@@ -115,14 +115,18 @@ def test_the_kept_client_follows_a_daemon_that_went_away_and_came_back(tmp_path:
     url = f"unix://{path}"
     server = serve(path)
     assert docker_api.ask_image_id(url, "shop:t1") == (True, "sha256:abc")
+    kept = docker_api._clients[url]
     assert docker_api.ask_image_id(url, "shop:missing") == (True, None)  # "no such image" is an answer
+    assert docker_api._clients[url] is kept  # one client for every call to this daemon
     server.shutdown()
     server.server_close()
     Path(path).unlink()
     assert docker_api.ask_image_id(url, "shop:t1") == (False, None)  # gone: the CLI is asked instead
+    assert url not in docker_api._clients  # the failure dropped it
     server = serve(path)  # the daemon restarted on the same socket
     try:
         assert docker_api.ask_image_id(url, "shop:t1") == (True, "sha256:abc")
+        assert docker_api._clients[url] is not kept
     finally:
         server.shutdown()
         server.server_close()
