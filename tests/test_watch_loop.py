@@ -24,6 +24,7 @@ from devloop.core.debounce import Batch
 from devloop.core.errors import KitError
 from devloop.core.watchfilter import Plan, Watch, WatchFilter
 from devloop.watch import Session
+from devloop.watcher import POLL_INTERVAL
 
 
 class Clock:
@@ -300,6 +301,23 @@ def test_only_a_change_to_what_an_image_is_built_from_counts_as_changed_since(ap
     started = clock.now
     clock.now += 1
     s.handler.dispatch(FileModifiedEvent(p(app, "k8s/web-deploy.yaml")))
-    assert not s.inbox.changed_since(started)  # a manifest: no build reads it
+    assert s.inbox.changed_since(started, clock.now) == ()  # a manifest: no build reads it
     s.handler.dispatch(FileModifiedEvent(p(app, "app/web.sh")))
-    assert s.inbox.changed_since(started) and not s.inbox.changed_since(clock.now)
+    assert s.inbox.changed_since(started, clock.now) == ("app/web.sh",)
+    assert s.inbox.changed_since(clock.now, clock.now) == ()
+
+
+def test_with_polling_a_change_reported_late_still_counts(app: Path, clock: Clock) -> None:
+    s = Session(WatchFilter(app, [("hello", app, app / "Dockerfile")], [app / "k8s"]), 0.3, 2.0, poll=True,
+                clock=clock, wait=clock.wait)
+    started, ended = clock.now, clock.now + 1
+
+    def wait(cond: threading.Condition, seconds: float) -> None:
+        clock.wait(cond, seconds)
+        if not s.inbox.debouncer.pending:  # the poller's next snapshot: a write made before the build ended
+            s.handler.dispatch(FileModifiedEvent(p(app, "app/web.sh")))
+
+    s.inbox._wait = wait
+    clock.now = ended
+    assert s.inbox.changed_since(started, ended) == ("app/web.sh",)
+    assert clock.now >= ended + POLL_INTERVAL  # it waited for the poller before answering

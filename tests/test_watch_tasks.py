@@ -277,7 +277,7 @@ def test_a_save_during_that_build_sets_it_aside_untagged_and_builds_again(
     assert [cmd for cmd in c.commands if cmd.startswith("docker tag")] == \
         [f"docker tag sha256:5eed00000000 hello:{tag(app_dir)}"]  # only the second build, with the newer file's tag
     err = capsys.readouterr().err
-    assert "   app/web.sh saved again while it built: that build is set aside untagged; building again" in err
+    assert "   app/web.sh changed while it built: that build is set aside untagged; building again" in err
     assert err.count("── cycle 1: app/web.sh changed") == 1 and "── cycle 1 ready: build " in err
 
 
@@ -286,7 +286,7 @@ def builds(c: StrictContext) -> list[str]:
 
 
 @pytest.mark.parametrize("debounce_ms", ["300", "1"], ids=["early build", "build as the cycle begins"])
-def test_a_save_after_the_cycle_took_its_batch_sets_its_build_aside_and_the_next_cycle_builds_it(
+def test_a_save_after_the_cycle_took_its_batch_sets_its_build_aside_and_the_cycle_builds_again(
         app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], debounce_ms: str) -> None:
     started = edits(monkeypatch, app_dir / "app" / "web.sh")
     first = tag(app_dir)
@@ -302,21 +302,131 @@ def test_a_save_after_the_cycle_took_its_batch_sets_its_build_aside_and_the_next
     c = SaveLateInTheBuild({
         CONTEXT: ok("k8s-local\n"),
         rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image"), fail(1, stderr="Error: No such image"),
-                                       ok("sha256:5eed00000000\n")],
+                                       ok("sha256:5eed00000000\n"), ok("sha256:5eed00000000\n"), ok("sha256:5eed00000000\n")],
         rx(r"^docker build --iidfile "): [ok(), ok()],
         rx(r"^docker tag "): ok(),
-        LIST: ok('{"items": []}'),
-        APPLY: ok(),
-        GET: ok(ready_listing()),
+        LIST: [ok('{"items": []}'), ok('{"items": []}')],
+        APPLY: [ok(), ok()],
+        GET: [ok(ready_listing()), ok(ready_listing())],
     }, app=config(app_dir), repeat=False)
     watch.watch(c, cycles="2", debounce_ms=debounce_ms)
     second = tag(app_dir)
     assert second != first
     assert [cmd for cmd in c.commands if cmd.startswith("docker tag")] == [f"docker tag sha256:5eed00000000 hello:{second}"]
-    assert c.commands.count(APPLY) == 1  # cycle 1 deployed nothing
+    assert len(builds(c)) == 2  # cycle 2 finds its files built already
     err = capsys.readouterr().err
-    assert "── cycle 1 set aside after " in err and "a file changed while it built" in err and "── cycle 1 ready" not in err
-    assert "── cycle 2: app/web.sh changed" in err and "── cycle 2 ready: build " in err
+    assert "   app/web.sh changed while it built: that build is set aside untagged; building again" in err
+    assert "── cycle 1 ready: build " in err
+    assert f"image hello:{second}: up to date" in err.split("── cycle 2:")[1] and "── cycle 2 ready" in err
+
+
+def test_a_file_that_changes_during_every_build_fails_the_cycle_naming_it(
+        app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    started = edits(monkeypatch, app_dir / "app" / "web.sh")
+    log = app_dir / "app" / "dev.log"
+
+    class LogWrittenAllTheTime(Building):
+        def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
+            if command.startswith("docker build --iidfile"):
+                with log.open("a") as out:
+                    out.write("GET / 200\n")
+                started[0].handler.dispatch(FileModifiedEvent(str(log)))
+            return super().run(command, *args, **kwargs)
+
+    c = LogWrittenAllTheTime({
+        CONTEXT: ok("k8s-local\n"),
+        rx(r"^docker image inspect"): fail(1, stderr="Error: No such image"),
+        rx(r"^docker build --iidfile "): ok(),
+    }, app=config(app_dir))
+    with pytest.raises(Exit) as raised:
+        watch.watch(c, cycles="1", debounce_ms="1")
+    assert raised.value.code == 1
+    assert len(builds(c)) == watch.BUILD_ATTEMPTS and not any(cmd.startswith(("docker tag", "kubectl")) for cmd in c.commands
+                                                              if cmd != CONTEXT)
+    err = capsys.readouterr().err
+    assert "error: app/dev.log changed during each of 3 builds in a row: a tag must name what its image holds" in err
+    assert "keep it out of the build context with .dockerignore" in err and "── cycle 1 failed in build" in err
+
+
+def test_dev_checks_the_build_of_its_first_cycle_too(app_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    started = edits(monkeypatch)
+    monkeypatch.setattr(watch, "start_followers", lambda *a: [])
+    web = app_dir / "app" / "web.sh"
+
+    class SaveDuringUp(Building):
+        def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
+            if command.startswith("docker build") and not builds(self):
+                web.write_text("#!/bin/sh\necho saved during up\n")  # docker may read this
+                started[0].handler.dispatch(FileModifiedEvent(str(web)))
+            return super().run(command, *args, **kwargs)
+
+    c = SaveDuringUp({
+        CONTEXT: ok("k8s-local\n"),
+        rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image"), fail(1, stderr="Error: No such image")]
+                                      + [ok("sha256:5eed00000000\n")] * 3,
+        rx(r"^docker build --iidfile "): [ok(), ok()],
+        rx(r"^docker tag "): ok(),
+        LIST: [ok('{"items": []}')] * 2, APPLY: [ok()] * 2, GET: [ok(ready_listing())] * 2,
+    }, app=config(app_dir), repeat=False)
+    watch.dev(c, cycles="1", debounce_ms="1", no_logs=True, no_forwards=True)
+    assert [cmd for cmd in c.commands if cmd.startswith("docker tag")][0] == \
+        f"docker tag sha256:5eed00000000 hello:{tag(app_dir)}"  # the first tag names the newer file
+    err = capsys.readouterr().err
+    assert "   app/web.sh changed while it built: that build is set aside untagged; building again" in err.split("── cycle 1")[0]
+
+
+def test_a_manifest_saved_while_the_build_runs_does_not_set_it_aside(
+        app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    started = edits(monkeypatch, app_dir / "app" / "web.sh")
+
+    class ManifestSavedMeanwhile(Building):
+        def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
+            if command.startswith("docker build --iidfile"):  # no build reads a manifest
+                started[0].handler.dispatch(FileModifiedEvent(str(app_dir / "k8s" / "configmap.yaml")))
+            return super().run(command, *args, **kwargs)
+
+    c = ManifestSavedMeanwhile({
+        CONTEXT: ok("k8s-local\n"),
+        inspect(tag(app_dir)): [fail(1, stderr="Error: No such image"), ok("sha256:5eed00000000\n")],
+        rx(r"^docker build --iidfile "): ok(),
+        f"docker tag sha256:5eed00000000 hello:{tag(app_dir)}": ok(),
+        LIST: ok('{"items": []}'), APPLY: ok(), GET: ok(ready_listing()),
+    }, app=config(app_dir), repeat=False)
+    watch.watch(c, cycles="1", debounce_ms="300")
+    assert len(builds(c)) == 1
+    assert "changed while it built" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("debounce_ms", ["3000", "1"], ids=["early build, not yet taken", "build the cycle took"])
+def test_ctrl_c_while_a_build_hashes_its_context_ends_the_watch_at_once(
+        app_dir: Path, monkeypatch: pytest.MonkeyPatch, debounce_ms: str) -> None:
+    from devloop import build
+
+    edits(monkeypatch, app_dir / "app" / "web.sh")
+    real, hashing = build.compute_plan, threading.Event()
+
+    def slow_plan(app: Any, image: Any) -> Any:
+        hashing.set()
+        time.sleep(3.0)  # a big context (node_modules not in .dockerignore) takes seconds to hash
+        return real(app, image)
+
+    monkeypatch.setattr(build, "compute_plan", slow_plan)
+    c = Building({CONTEXT: ok("k8s-local\n")}, app=config(app_dir))
+    interrupted: list[float] = []
+
+    def interrupt() -> None:
+        hashing.wait(5)
+        interrupted.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    try:
+        with pytest.raises(Exit):
+            watch.watch(c, debounce_ms=debounce_ms)
+        assert time.monotonic() - interrupted[0] < 1.0  # the build's thread is not waited for
+    finally:
+        shell.STOPPING.clear()
 
 
 def test_a_dry_watch_starts_no_early_build(app_dir: Path, monkeypatch: pytest.MonkeyPatch,

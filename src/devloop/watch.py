@@ -16,6 +16,7 @@ from typing import Any
 from invoke import Context
 
 from devloop import children, k8s, livesync, observe, prebuild, rollout, shell, workflow
+from devloop.build import Planned
 from devloop.children import Stopper
 from devloop.core import debounce, ports, watchfilter
 from devloop.core.errors import KitError
@@ -35,9 +36,9 @@ class Session:
                  wait: Callable[[threading.Condition, float], Any] | None = None) -> None:
         self.filter, self.quiet, self.max_delay, self.poll, self.clock, self.wait = filter, quiet, max_delay, poll, clock, wait
         self.cycles = 0
-        # Polling reports a write up to one interval late: still count it as made during the cycle.
-        grace = POLL_INTERVAL + 0.1 if poll else 0.05
-        self.inbox = Inbox(debounce.Debouncer(quiet, max_delay, clock, grace), wait)
+        # Polling reports a write up to one interval late: still count it as made during the cycle, or the build.
+        lag = POLL_INTERVAL + 0.1 if poll else 0.0
+        self.inbox = Inbox(debounce.Debouncer(quiet, max_delay, clock, lag or 0.05), wait, lag)
         self.handler = ChangeHandler(filter, self.inbox)
         self.watcher = Watcher(filter, self.handler, poll)
         self.guard = debounce.LoopGuard()
@@ -118,19 +119,23 @@ def attempt(app: App, stopper: Stopper, work: Callable[[], object]) -> bool:
     return True
 
 
+BUILD_ATTEMPTS = 3  # builds in one cycle while files keep changing under them, before the cycle gives up
+
+
 class Cycles:
     """The loop's cycles: say why, sync or run workflow.cycle, report timings; a failure is reported, not fatal.
 
     A rebuild's build starts as soon as the save settles (``settled``), while the debounce still waits, else as
-    the cycle begins. It is tagged only if no file changed after it started (devloop/prebuild.py): a change
-    inside the cycle's batch builds again at once; a later one ends the cycle, and the next cycle builds it.
+    the cycle begins. It is tagged only if no file changed after it started (devloop/prebuild.py); else the
+    cycle builds again.
     """
 
     def __init__(self, app: App, sets: dict[str, str], timeout: int | None, stopper: Stopper, live: livesync.LiveSync,
                  session: Session, prune: bool = True) -> None:
         self.app, self.sets, self.timeout, self.stopper, self.live = app, sets, timeout, stopper, live
         self.session, self.prune = session, prune
-        self.early: prebuild.Early | None = None
+        self.early: prebuild.Build | None = None  # started as its save settled; the next cycle takes it
+        self.build_took = 0.0  # the last build phase, from its first build's start (maybe before the cycle)
 
     def decide(self, plan: watchfilter.Plan, paths: tuple[str, ...]) -> tuple[list[tuple[Any, Any]], str, bool]:
         """The syncs that answer these changes (or none, and why), and whether the images are built."""
@@ -145,8 +150,8 @@ class Cycles:
         what += f": {why}" if why and plan.build else ""
         return f"── cycle {number}: {debounce.describe(paths)} changed ({what})"
 
-    def start_build(self, number: int, started: float, paths: tuple[str, ...] = ()) -> prebuild.Early:
-        return prebuild.Early(self.app, number, started, self.session.inbox.changed_since, paths).start()
+    def start_build(self, started: float) -> prebuild.Build:
+        return prebuild.Build(self.app, self.session.inbox, started).start()
 
     def settled(self, number: int, changes: list[watchfilter.Change], plan: watchfilter.Plan, now: float) -> None:
         """The save that opens cycle ``number`` is written: start its build now, if it needs one."""
@@ -156,48 +161,59 @@ class Cycles:
             return
         self.close()
         self.app.say(self.header(number, paths, plan, why, build))
-        self.early = self.start_build(number, now, paths)
+        self.early = self.start_build(now)
 
-    def close(self, stop: bool = False) -> None:
-        """Set aside a build no cycle took (its batch came to nothing, or the loop ends: ``stop`` ends its
-        processes rather than waiting for them)."""
+    def build_phase(self, first: prebuild.Build | None) -> Callable[[], list[Planned]]:
+        """The cycle's build: wait for ``first`` (or start one now), and build again while files change under it."""
+        def phase() -> list[Planned]:
+            self.build_took = 0.0
+            current = first or self.start_build(self.session.inbox.now())
+            began = current.started
+            for attempt in range(1, BUILD_ATTEMPTS + 1):
+                planned = current.result()
+                if planned is not None:
+                    self.build_took = current.ended - began
+                    return planned
+                if attempt < BUILD_ATTEMPTS:
+                    self.app.say(f"   {debounce.describe(current.changed)} changed while it built: that build is set "
+                                 "aside untagged; building again")
+                    current = self.start_build(self.session.inbox.now())
+            raise KitError(f"{debounce.describe(current.changed)} changed during each of {BUILD_ATTEMPTS} builds in a row: "
+                           "a tag must name what its image holds, so none was tagged",
+                           hint="if something writes there all the time (a log, a database file), keep it out of the "
+                                "build context with .dockerignore; else save again", code=1)
+        return phase
+
+    def close(self, ending: bool = False) -> None:
+        """Set aside a build no cycle took. ``ending``: the loop ends; after Ctrl-C its processes are stopped and
+        it is not waited for."""
         early, self.early = self.early, None
         if early:
-            if stop and early.running:
+            interrupted = ending and shell.STOPPING.is_set()
+            if interrupted and early.running:
                 children.stop_descendants()
-            early.discard()
+            early.discard(wait=not interrupted)
 
     def __call__(self, number: int, batch: debounce.Batch, plan: watchfilter.Plan) -> bool:
         app, early, self.early = self.app, self.early, None
         app.timings.clear()
         syncs, why, build = self.decide(plan, batch.paths)
-        running = early if early and not syncs and early.answers(number, batch) else None
-        if early and not running:
+        if syncs and early:
             early.discard()
-            if not syncs:
-                newer = tuple(p for p in batch.paths if p not in early.paths) or batch.paths
-                app.say(f"   {debounce.describe(newer)} saved again while it built: that build is set aside "
-                        "untagged; building again")
+            early = None
         if syncs and live_cycle(app, number, batch, self.live, syncs):
             self.session.guard.reset()  # a sync writes nothing into the tree: saves made during it are the user's
             return True
         if not early:  # else its header was said when its save settled
             app.say(self.header(number, batch.paths, plan, why, build))
-        if not running:
             app.forget("plan:")  # file contents changed: tags are computed again
-            if build and not shell.is_dry(app.c):  # --dry builds nothing to tag
-                running = self.start_build(number, self.session.inbox.now())
+        threaded = build and not shell.is_dry(app.c)  # --dry builds nothing to tag
         with self.live.rebuilding():
             done = attempt(app, self.stopper, lambda: workflow.cycle(
                 app, self.sets, self.timeout, build=build, deliver=build, prune=self.prune,
-                built=running.result if running else None))
-        if running and "build" in app.timings:
-            app.timings["build"] = running.took  # it may have started before the debounce ended: its whole length
-        if running and running.stale:
-            app.say(f"── cycle {number} set aside after {sum(app.timings.values()):.1f}s: a file changed while it built, "
-                    "so the build may hold newer files than its tag names; left untagged, nothing deployed — the next "
-                    "cycle builds again")
-            return False
+                built=self.build_phase(early) if threaded else None))
+        if early and self.build_took:
+            app.timings["build"] = self.build_took  # it started before the debounce ended: its whole length
         if not done:
             failed_in = list(app.timings)[-1] if app.timings else "start"
             app.say(f"── cycle {number} failed in {failed_in} after {sum(app.timings.values()):.1f}s; "
@@ -223,13 +239,14 @@ def live_cycle(app: App, number: int, batch: debounce.Batch, live: livesync.Live
     return True
 
 
-def first_cycle(app: App, session: Session, sets: dict[str, str], timeout: int | None, stopper: Stopper,
-                prune: bool = True) -> bool:
+def first_cycle(app: App, runner: Cycles, prune: bool = True) -> bool:
     """`up` as cycle 0 of `inv dev`: changes saved meanwhile become one follow-up cycle."""
     app.say("── cycle 0: up")
     started = App.clock()
-    with session.inbox.cycle():
-        if not attempt(app, stopper, lambda: workflow.cycle(app, sets, timeout, prune=prune)):
+    built = None if shell.is_dry(app.c) else runner.build_phase(None)  # the watcher runs: a build is checked too
+    with runner.session.inbox.cycle():
+        if not attempt(app, runner.stopper, lambda: workflow.cycle(app, runner.sets, runner.timeout, prune=prune,
+                                                                   built=built)):
             app.say("── cycle 0 failed; still watching: the next change retries")
             return False
     app.say(f"── cycle 0 ready: {phase_line(app.timings)}  │ total {App.clock() - started:.1f}s")
@@ -355,7 +372,7 @@ def watch(c: Context, env: str | None = None, set: list[str] | None = None, poll
         finally:
             session.stop()
             live.close()
-            runner.close(stop=True)
+            runner.close(ending=True)
     _check_last(last_ok, cycles)
 
 
@@ -374,7 +391,7 @@ def dev(c: Context, env: str | None = None, set: list[str] | None = None, poll: 
         live = livesync.LiveSync(app)
         runner = Cycles(app, sets, timeout, stopper, live, session, not no_prune)
         try:
-            first_cycle(app, session, sets, timeout, stopper, not no_prune)
+            first_cycle(app, runner, not no_prune)
             followers = start_followers(app, not no_logs, not no_forwards, allow_context)
             last_ok = session.run(runner, cycles, stopper.check, runner.settled)
         finally:
@@ -382,7 +399,7 @@ def dev(c: Context, env: str | None = None, set: list[str] | None = None, poll: 
             live.close()
             for follower in followers:
                 follower.stop()
-            runner.close(stop=True)
+            runner.close(ending=True)
             children.stop_descendants()
             if cleanup:
                 stopper.restore()  # a second Ctrl-C now stops the cleanup itself

@@ -55,12 +55,14 @@ class Inbox:
     """The observer thread adds changes; the main thread waits for a due batch. The debouncer
     decides when; this only adds the lock and the wake-ups."""
 
-    def __init__(self, debouncer: debounce.Debouncer, wait: Callable[[threading.Condition, float], Any] | None = None) -> None:
+    def __init__(self, debouncer: debounce.Debouncer, wait: Callable[[threading.Condition, float], Any] | None = None,
+                 lag: float = 0.0) -> None:
         self.debouncer = debouncer
+        self.lag = lag  # how late the observer may report a change (polling: up to an interval)
         self._cond = threading.Condition()
         self._changes: dict[str, watchfilter.Change] = {}
         self._born: dict[str, str] = {}  # path -> its absolute path: created in this batch, maybe gone again
-        self._input_at: float | None = None  # clock time of the last change to an image's build input
+        self._inputs: dict[str, float] = {}  # path -> when it last changed, for files images are built from
         # How to wait for an event or a deadline (tests pass one that advances a fake clock instead).
         self._wait = wait or (lambda cond, seconds: cond.wait(seconds))
 
@@ -72,7 +74,7 @@ class Inbox:
             self.debouncer.add(change.path)
             self._changes[change.path] = change
             if change.images:
-                self._input_at = self.debouncer.clock()
+                self._inputs[change.path] = self.debouncer.clock()
             self._cond.notify()
 
     def take(self) -> tuple[debounce.Batch, list[watchfilter.Change]] | None:
@@ -96,10 +98,13 @@ class Inbox:
     def _kept(changes: list[watchfilter.Change], born: dict[str, str]) -> list[watchfilter.Change]:
         return [c for c in changes if c.path not in born or os.path.lexists(born[c.path])]
 
-    def changed_since(self, moment: float) -> bool:
-        """Whether a file some image is built from changed after ``moment`` (this inbox's clock)."""
+    def changed_since(self, start: float, end: float) -> tuple[str, ...]:
+        """The files images are built from that changed after ``start``, once every change made before ``end``
+        has surely been reported (``lag``; this inbox's clock)."""
         with self._cond:
-            return self._input_at is not None and self._input_at > moment
+            while (left := end + self.lag - self.debouncer.clock()) > 0:
+                self._wait(self._cond, left)
+            return tuple(path for path, at in self._inputs.items() if at > start)
 
     def now(self) -> float:
         return self.debouncer.clock()

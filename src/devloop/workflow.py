@@ -21,19 +21,16 @@ from devloop.kit import App, kit_task, print_table
 
 def cycle(app: App, sets: dict[str, str] | None = None, timeout: int | None = None, build: bool = True,
           deliver: bool = True, strict: bool = False, prune: bool = True, volumes: bool = False,
-          built: Callable[[], list[Planned] | None] | None = None) -> list[dict[str, Any]]:
+          built: Callable[[], list[Planned]] | None = None) -> list[dict[str, Any]]:
     """One pass of the loop, each phase timed into ``app.timings``; returns the applied documents.
 
     ``build=False`` deploys what the current tags name; ``deliver=False`` also skips delivery (a
     manifest-only change in `inv watch`: the node already has these images). ``prune``: delete what the
     manifests no longer have (PersistentVolumeClaims only with ``volumes``); changed Jobs run again.
-    ``built``: the build runs on a thread of its own (a watch cycle's, devloop/prebuild.py); its phase waits
-    for it. When it gives None (a file changed while it built, so nothing was tagged) the cycle stops there.
+    ``built``: the build phase of a watch cycle (its build runs on a thread, devloop/prebuild.py).
     """
     with app.phase("build"):
         planned = built() if built else [build_one(app, i) if build else plan(app, i) for i in app.settings.images]
-    if planned is None:
-        return []
     if deliver:
         with app.phase("deliver"):
             for p in planned:
