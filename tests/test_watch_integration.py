@@ -135,7 +135,7 @@ def test_the_build_starts_as_the_save_settles_and_a_save_during_it_means_buildin
             watcher.stop()
         first, second = watcher.text.split("── cycle 2:", 1)
         assert "docker API: tag " in first or "$ docker tag " in first, first
-        assert "   app/www/version.txt saved again while it built: that build is set aside untagged" in second, second
+        assert "   app/www/version.txt changed while it built: that build is set aside untagged" in second, second
         assert subprocess.run(["docker", "image", "inspect", first_tag], capture_output=True).returncode == 0
         assert subprocess.run(["docker", "image", "inspect", set_aside_tag], capture_output=True).returncode != 0
         final_tag = inv(app, "image.tag", env=env).stdout.strip()
