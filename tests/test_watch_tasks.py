@@ -193,20 +193,19 @@ def test_a_container_that_cannot_take_the_sync_means_a_rebuild(app_dir: Path, mo
     assert any(cmd.startswith("docker build") for cmd in c.commands)
 
 
-def test_a_failed_build_is_reported_and_the_next_change_retries(app_dir: Path, monkeypatch: pytest.MonkeyPatch,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_fix_saved_while_a_build_fails_is_built_in_the_same_cycle(app_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     started = edits(monkeypatch, app_dir / "app" / "web.sh")
 
-    class EditWhileBuilding(Building):
+    class FixWhileBuilding(Building):
         def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
             result = super().run(command, *args, **kwargs)
-            if command.startswith("docker build") and sum(x.startswith("docker build") for x in self.commands) == 1:
-                # the fix is saved while the failing build runs
+            if command.startswith("docker build") and len(builds(self)) == 1:  # the fix, saved as the build fails
                 (app_dir / "app" / "web.sh").write_text("#!/bin/sh\necho fixed\n")
                 started[0].handler.dispatch(FileModifiedEvent(str(app_dir / "app" / "web.sh")))
             return result
 
-    c = EditWhileBuilding({
+    c = FixWhileBuilding({
         CONTEXT: ok("k8s-local\n"),
         rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image"), fail(1, stderr="Error: No such image"),
                                        ok("sha256:5eed00000000\n")],
@@ -217,12 +216,44 @@ def test_a_failed_build_is_reported_and_the_next_change_retries(app_dir: Path, m
         APPLY: ok(),
         GET: ok(ready_listing()),
     }, app=config(app_dir), repeat=False)
+    watch.watch(c, cycles="1", debounce_ms="1")
+    err = capsys.readouterr().err
+    assert "   app/web.sh changed while it built: that build failed; building again" in err
+    assert "── cycle 1 ready" in err and "failed in build" not in err
+    assert [cmd for cmd in c.commands if cmd.startswith("docker tag")] == [f"docker tag sha256:5eed00000000 hello:{tag(app_dir)}"]
+
+
+def test_a_failed_build_is_reported_and_the_next_save_retries(app_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    started = edits(monkeypatch, app_dir / "app" / "web.sh")
+
+    c = Building({
+        CONTEXT: ok("k8s-local\n"),
+        rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image"), fail(1, stderr="Error: No such image"),
+                                       ok("sha256:5eed00000000\n")],
+        rx(r"^docker build --iidfile "): [fail(1, stdout="Step 3/9 : COPY app/ /app/\nCOPY failed: no such file"),
+                                          ok()],
+        rx(r"^docker tag sha256:5eed00000000 hello:"): ok(),
+        LIST: ok('{"items": []}'),
+        APPLY: ok(),
+        GET: ok(ready_listing()),
+    }, app=config(app_dir), repeat=False)
+
+    def fix_after_cycle_1(self: watch.Cycles, number: int, batch: Any, plan: Any) -> bool:
+        done = real(self, number, batch, plan)
+        if number == 1:  # the user reads the error, then saves the fix
+            (app_dir / "app" / "web.sh").write_text("#!/bin/sh\necho fixed\n")
+            started[0].handler.dispatch(FileModifiedEvent(str(app_dir / "app" / "web.sh")))
+        return done
+
+    real = watch.Cycles.__call__
+    monkeypatch.setattr(watch.Cycles, "__call__", fix_after_cycle_1)
     watch.watch(c, cycles="2", debounce_ms="1")
     err = capsys.readouterr().err
     assert "error: image hello: docker build failed at Step 3/9 : COPY app/ /app/" in err
     assert "── cycle 1 failed in build" in err and "still watching: the next change retries" in err
     assert "── cycle 2: app/web.sh changed (rebuild hello: app/web.sh is outside every sync rule)" in err and "── cycle 2 ready" in err
-    assert sum(cmd.startswith("docker build") for cmd in c.commands) == 2
+    assert len(builds(c)) == 2
 
 
 def test_a_rebuild_starts_building_as_the_save_settles_and_tags_the_build_it_uses(
@@ -344,7 +375,7 @@ def test_a_file_that_changes_during_every_build_fails_the_cycle_naming_it(
     assert len(builds(c)) == watch.BUILD_ATTEMPTS and not any(cmd.startswith(("docker tag", "kubectl")) for cmd in c.commands
                                                               if cmd != CONTEXT)
     err = capsys.readouterr().err
-    assert "error: app/dev.log changed during each of 3 builds in a row: a tag must name what its image holds" in err
+    assert "error: files changed under each of 3 builds in a row (app/dev.log): a tag must name what its image holds" in err
     assert "keep it out of the build context with .dockerignore" in err and "── cycle 1 failed in build" in err
 
 
@@ -427,6 +458,43 @@ def test_ctrl_c_while_a_build_hashes_its_context_ends_the_watch_at_once(
         assert time.monotonic() - interrupted[0] < 1.0  # the build's thread is not waited for
     finally:
         shell.STOPPING.clear()
+
+
+def test_a_build_started_for_a_file_that_is_gone_again_is_waited_for_and_left_untagged(
+        app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from watchdog.events import FileCreatedEvent, FileDeletedEvent
+
+    new = app_dir / "app" / "new.sh"
+    new.write_text("x\n")
+    started: list[watcher.Watcher] = []
+
+    def start(self: watcher.Watcher) -> None:
+        started.append(self)
+        self.watches = [lock_free_watch(self)]
+        self.handler.dispatch(FileCreatedEvent(str(new)))
+
+    monkeypatch.setattr(watcher.Watcher, "start", start)
+    monkeypatch.setattr(watcher.Watcher, "stop", lambda self: None)
+    built = threading.Event()
+
+    class GoneWhileBuilding(Building):
+        def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
+            if command.startswith("docker build"):
+                new.unlink()  # created and gone again: the batch leaves it out
+                started[0].handler.dispatch(FileDeletedEvent(str(new)))
+                started[0].handler.dispatch(FileModifiedEvent(str(app_dir / "k8s" / "web-deploy.yaml")))
+                time.sleep(0.5)  # still building as the cycle begins
+                built.set()
+            return super().run(command, *args, **kwargs)
+
+    c = GoneWhileBuilding({CONTEXT: ok("k8s-local\n"), rx(r"^docker image inspect"): fail(1, stderr="Error: No such image"),
+                           rx(r"^docker build --iidfile "): ok(), LIST: ok('{"items": []}'), APPLY: ok(),
+                           GET: ok(ready_listing())}, app=config(app_dir))
+    watch.watch(c, cycles="1", debounce_ms="300")
+    assert built.is_set() and not [t for t in threading.enumerate() if t.name == "devloop build"]
+    assert not any(cmd.startswith("docker tag") for cmd in c.commands)
+    err = capsys.readouterr().err
+    assert "── cycle 1: k8s/web-deploy.yaml changed (manifests only: no rebuild)" in err and "── cycle 1 ready" in err
 
 
 def test_a_dry_watch_starts_no_early_build(app_dir: Path, monkeypatch: pytest.MonkeyPatch,

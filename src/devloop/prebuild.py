@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
-from devloop.build import Planned, build_one, tag_built
+from devloop.build import Planned, build_one, plan, tag_built
 from devloop.kit import App
 
 
@@ -30,8 +30,8 @@ class Reports(Protocol):
 class Build:
     """The images' build, from the files as they were at ``started`` (the watch session's clock).
 
-    While it runs, the loop's thread does not touch ``app`` beyond saying lines (its facts are the build's
-    until ``result``)."""
+    Its thread reads and fills ``app``'s facts (tags, image IDs) until ``result``; meanwhile the loop's thread
+    only waits, decides and says lines. ``cancel`` stops it before it starts a build (the watch is ending)."""
 
     def __init__(self, app: App, reports: Reports, started: float) -> None:
         self.app, self.reports, self.started = app, reports, started
@@ -41,6 +41,7 @@ class Build:
         self.changed: tuple[str, ...] = ()  # files that changed while it built: set aside untagged
         self._folder = tempfile.TemporaryDirectory(prefix="devloop-build-")
         self._thread = threading.Thread(target=self._run, name="devloop build", daemon=True)
+        self._cancelled = threading.Event()
 
     def start(self) -> Build:
         self._thread.start()
@@ -56,31 +57,37 @@ class Build:
     def _run(self) -> None:
         try:
             self.app.forget("plan:")  # file contents changed: tags are computed again
-            self.planned = [build_one(self.app, image, iidfile=self._iidfile(image.name))
-                            for image in self.app.settings.images]
+            for image in self.app.settings.images:
+                plan(self.app, image)  # the slow part with a big context: hashing it
+            if not self._cancelled.is_set():
+                self.planned = [build_one(self.app, image, iidfile=self._iidfile(image.name))
+                                for image in self.app.settings.images]
         except BaseException as exc:  # noqa: BLE001 - handed to the cycle, which raises it in its build phase
             self.error = exc
         self.ended = self.reports.now()
 
     def result(self) -> list[Planned] | None:
         """Wait for the build and tag what it built; raise its error if it failed. None: a file changed while it
-        built (``changed``), so it is set aside untagged."""
+        built (``changed``), so it is set aside untagged (a failed one too: the change may be the fix)."""
         self._thread.join()
         try:
-            if self.error is not None:
-                raise self.error
             built = [planned for planned in self.planned if planned.built]
-            self.changed = self.reports.changed_since(self.started, self.ended) if built else ()
+            self.changed = self.reports.changed_since(self.started, self.ended) if built or self.error else ()
             if self.changed:
                 return None
+            if self.error is not None:
+                raise self.error
             for planned in built:
                 tag_built(self.app, planned, self._iidfile(planned.image.name))
             return self.planned
         finally:
             self._folder.cleanup()
 
-    def discard(self, wait: bool = True) -> None:
-        """Leave what it makes untagged; ``wait=False``: the process is ending, do not wait for it either."""
-        if wait:
-            self._thread.join()
-            self._folder.cleanup()
+    def cancel(self) -> None:
+        """Start no build from now on (one already running goes on until its process is stopped)."""
+        self._cancelled.set()
+
+    def discard(self) -> None:
+        """Wait for it, and leave what it made untagged."""
+        self._thread.join()
+        self._folder.cleanup()

@@ -26,6 +26,7 @@ from devloop.watcher import POLL_INTERVAL, ChangeHandler, Inbox, Watcher
 # -- the loop ------------------------------------------------------------------------------------
 
 Settled = Callable[[int, list[watchfilter.Change], watchfilter.Plan, float], None]
+NATIVE_GRACE = 0.05  # seconds after a cycle in which a native event still counts as written during it
 
 
 class Session:
@@ -38,7 +39,7 @@ class Session:
         self.cycles = 0
         # Polling reports a write up to one interval late: still count it as made during the cycle, or the build.
         lag = POLL_INTERVAL + 0.1 if poll else 0.0
-        self.inbox = Inbox(debounce.Debouncer(quiet, max_delay, clock, lag or 0.05), wait, lag)
+        self.inbox = Inbox(debounce.Debouncer(quiet, max_delay, clock, lag if poll else NATIVE_GRACE), wait, lag)
         self.handler = ChangeHandler(filter, self.inbox)
         self.watcher = Watcher(filter, self.handler, poll)
         self.guard = debounce.LoopGuard()
@@ -136,6 +137,7 @@ class Cycles:
         self.session, self.prune = session, prune
         self.early: prebuild.Build | None = None  # started as its save settled; the next cycle takes it
         self.build_took = 0.0  # the last build phase, from its first build's start (maybe before the cycle)
+        self.latest: prebuild.Build | None = None  # the build started last
 
     def decide(self, plan: watchfilter.Plan, paths: tuple[str, ...]) -> tuple[list[tuple[Any, Any]], str, bool]:
         """The syncs that answer these changes (or none, and why), and whether the images are built."""
@@ -151,7 +153,8 @@ class Cycles:
         return f"── cycle {number}: {debounce.describe(paths)} changed ({what})"
 
     def start_build(self, started: float) -> prebuild.Build:
-        return prebuild.Build(self.app, self.session.inbox, started).start()
+        self.latest = prebuild.Build(self.app, self.session.inbox, started).start()
+        return self.latest
 
     def settled(self, number: int, changes: list[watchfilter.Change], plan: watchfilter.Plan, now: float) -> None:
         """The save that opens cycle ``number`` is written: start its build now, if it needs one."""
@@ -166,48 +169,52 @@ class Cycles:
     def build_phase(self, first: prebuild.Build | None) -> Callable[[], list[Planned]]:
         """The cycle's build: wait for ``first`` (or start one now), and build again while files change under it."""
         def phase() -> list[Planned]:
-            self.build_took = 0.0
             current = first or self.start_build(self.session.inbox.now())
             began = current.started
-            for attempt in range(1, BUILD_ATTEMPTS + 1):
+            changed: tuple[str, ...] = ()  # every file that changed under one of its builds
+            for tries in range(1, BUILD_ATTEMPTS + 1):
                 planned = current.result()
                 if planned is not None:
-                    self.build_took = current.ended - began
+                    self.build_took = self.session.inbox.now() - began
                     return planned
-                if attempt < BUILD_ATTEMPTS:
-                    self.app.say(f"   {debounce.describe(current.changed)} changed while it built: that build is set "
-                                 "aside untagged; building again")
+                changed += tuple(p for p in current.changed if p not in changed)
+                if tries < BUILD_ATTEMPTS:
+                    outcome = "failed" if current.error else "is set aside untagged"
+                    self.app.say(f"   {debounce.describe(current.changed)} changed while it built: that build {outcome}; "
+                                 "building again")
                     current = self.start_build(self.session.inbox.now())
-            raise KitError(f"{debounce.describe(current.changed)} changed during each of {BUILD_ATTEMPTS} builds in a row: "
+            raise KitError(f"files changed under each of {BUILD_ATTEMPTS} builds in a row ({debounce.describe(changed)}): "
                            "a tag must name what its image holds, so none was tagged",
                            hint="if something writes there all the time (a log, a database file), keep it out of the "
                                 "build context with .dockerignore; else save again", code=1)
         return phase
 
     def close(self, ending: bool = False) -> None:
-        """Set aside a build no cycle took. ``ending``: the loop ends; after Ctrl-C its processes are stopped and
-        it is not waited for."""
+        """Set aside a build no cycle took. ``ending``: the loop ends; the latest build starts no process, a running
+        one is stopped, and after Ctrl-C nothing is waited for."""
         early, self.early = self.early, None
-        if early:
-            interrupted = ending and shell.STOPPING.is_set()
-            if interrupted and early.running:
+        if ending and self.latest:
+            self.latest.cancel()
+            if self.latest.running:
                 children.stop_descendants()
-            early.discard(wait=not interrupted)
+        if early and not (ending and shell.STOPPING.is_set()):
+            early.discard()
 
     def __call__(self, number: int, batch: debounce.Batch, plan: watchfilter.Plan) -> bool:
         app, early, self.early = self.app, self.early, None
         app.timings.clear()
+        self.build_took = 0.0
         syncs, why, build = self.decide(plan, batch.paths)
-        if syncs and early:
+        if early and (syncs or not build):  # the batch came to less than the save that started it
             early.discard()
             early = None
         if syncs and live_cycle(app, number, batch, self.live, syncs):
             self.session.guard.reset()  # a sync writes nothing into the tree: saves made during it are the user's
             return True
+        threaded = build and not shell.is_dry(app.c)  # --dry builds nothing to tag
         if not early:  # else its header was said when its save settled
             app.say(self.header(number, batch.paths, plan, why, build))
             app.forget("plan:")  # file contents changed: tags are computed again
-        threaded = build and not shell.is_dry(app.c)  # --dry builds nothing to tag
         with self.live.rebuilding():
             done = attempt(app, self.stopper, lambda: workflow.cycle(
                 app, self.sets, self.timeout, build=build, deliver=build, prune=self.prune,

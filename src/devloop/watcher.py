@@ -87,6 +87,8 @@ class Inbox:
             if batch is None:
                 return None
             born, self._born = self._born, {}
+            # No build started before this batch's first change will ask about changes any more.
+            self._inputs = {path: at for path, at in self._inputs.items() if at >= batch.first}
             changes = [self._changes.pop(p) for p in batch.paths]
             kept = self._kept(changes, born)
             if len(kept) < len(changes):
@@ -100,11 +102,13 @@ class Inbox:
 
     def changed_since(self, start: float, end: float) -> tuple[str, ...]:
         """The files images are built from that changed after ``start``, once every change made before ``end``
-        has surely been reported (``lag``; this inbox's clock)."""
+        has surely been reported (``lag``; this inbox's clock). One build runs at a time and each asks with a
+        later ``start``: older changes are forgotten."""
         with self._cond:
             while (left := end + self.lag - self.debouncer.clock()) > 0:
                 self._wait(self._cond, left)
-            return tuple(path for path, at in self._inputs.items() if at > start)
+            self._inputs = {path: at for path, at in self._inputs.items() if at > start}
+            return tuple(self._inputs)
 
     def now(self) -> float:
         return self.debouncer.clock()
