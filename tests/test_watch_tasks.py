@@ -103,6 +103,19 @@ class Building(StrictContext):
         return result
 
 
+def builds_once(t: str) -> dict[Any, Any]:
+    """A cycle that builds tag ``t`` (untagged, then tagged), applies, and finds everything ready."""
+    return {
+        CONTEXT: ok("k8s-local\n"),
+        inspect(t): [fail(1, stderr="Error: No such image"), ok("sha256:5eed00000000\n")],
+        rx(r"^docker build --iidfile \S+/hello\.iid --file "): ok(),
+        f"docker tag sha256:5eed00000000 hello:{t}": ok(),
+        LIST: ok('{"items": []}'),
+        APPLY: ok(),
+        GET: ok(ready_listing()),
+    }
+
+
 @pytest.mark.parametrize(("changed", "expected"), [
     ("app/web.sh", [CONTEXT, "docker image inspect", "docker build --iidfile", "docker tag sha256:5eed00000000",
                     "docker image inspect", "kubectl --context k8s-local get", "kubectl --context k8s-local apply",
@@ -117,15 +130,7 @@ def test_one_cycle_runs_exactly_these_commands(app_dir: Path, monkeypatch: pytes
                                                capsys: pytest.CaptureFixture[str], changed: str,
                                                expected: list[str]) -> None:
     t = tag(app_dir)
-    c = Building({
-        CONTEXT: ok("k8s-local\n"),
-        inspect(t): [fail(1, stderr="Error: No such image"), ok("sha256:5eed00000000\n")],
-        rx(r"^docker build --iidfile \S+/hello\.iid --file "): ok(),
-        f"docker tag sha256:5eed00000000 hello:{t}": ok(),
-        LIST: ok('{"items": []}'),
-        APPLY: ok(),
-        GET: ok(ready_listing()),
-    }, app=config(app_dir), repeat=False)
+    c = Building(builds_once(t), app=config(app_dir), repeat=False)
     edits(monkeypatch, app_dir / changed)
     watch.watch(c, cycles="1", debounce_ms="1")
     assert shapes(c.commands) == expected
@@ -193,6 +198,21 @@ def test_a_container_that_cannot_take_the_sync_means_a_rebuild(app_dir: Path, mo
     assert any(cmd.startswith("docker build") for cmd in c.commands)
 
 
+def fails_then_builds() -> dict[Any, Any]:
+    """The first build fails (a broken COPY), the next one builds."""
+    return {
+        CONTEXT: ok("k8s-local\n"),
+        rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image"), fail(1, stderr="Error: No such image"),
+                                       ok("sha256:5eed00000000\n")],
+        rx(r"^docker build --iidfile "): [fail(1, stdout="Step 3/9 : COPY app/ /app/\nCOPY failed: no such file"),
+                                          ok()],
+        rx(r"^docker tag sha256:5eed00000000 hello:"): ok(),
+        LIST: ok('{"items": []}'),
+        APPLY: ok(),
+        GET: ok(ready_listing()),
+    }
+
+
 def test_a_fix_saved_while_a_build_fails_is_built_in_the_same_cycle(app_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     started = edits(monkeypatch, app_dir / "app" / "web.sh")
@@ -205,17 +225,7 @@ def test_a_fix_saved_while_a_build_fails_is_built_in_the_same_cycle(app_dir: Pat
                 started[0].handler.dispatch(FileModifiedEvent(str(app_dir / "app" / "web.sh")))
             return result
 
-    c = FixWhileBuilding({
-        CONTEXT: ok("k8s-local\n"),
-        rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image"), fail(1, stderr="Error: No such image"),
-                                       ok("sha256:5eed00000000\n")],
-        rx(r"^docker build --iidfile "): [fail(1, stdout="Step 3/9 : COPY app/ /app/\nCOPY failed: no such file"),
-                                          ok()],
-        rx(r"^docker tag sha256:5eed00000000 hello:"): ok(),
-        LIST: ok('{"items": []}'),
-        APPLY: ok(),
-        GET: ok(ready_listing()),
-    }, app=config(app_dir), repeat=False)
+    c = FixWhileBuilding(fails_then_builds(), app=config(app_dir), repeat=False)
     watch.watch(c, cycles="1", debounce_ms="1")
     err = capsys.readouterr().err
     assert "   app/web.sh changed while it built: that build failed; building again" in err
@@ -227,17 +237,7 @@ def test_a_failed_build_is_reported_and_the_next_save_retries(app_dir: Path, mon
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     started = edits(monkeypatch, app_dir / "app" / "web.sh")
 
-    c = Building({
-        CONTEXT: ok("k8s-local\n"),
-        rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image"), fail(1, stderr="Error: No such image"),
-                                       ok("sha256:5eed00000000\n")],
-        rx(r"^docker build --iidfile "): [fail(1, stdout="Step 3/9 : COPY app/ /app/\nCOPY failed: no such file"),
-                                          ok()],
-        rx(r"^docker tag sha256:5eed00000000 hello:"): ok(),
-        LIST: ok('{"items": []}'),
-        APPLY: ok(),
-        GET: ok(ready_listing()),
-    }, app=config(app_dir), repeat=False)
+    c = Building(fails_then_builds(), app=config(app_dir), repeat=False)
 
     def fix_after_cycle_1(self: watch.Cycles, number: int, batch: Any, plan: Any) -> bool:
         done = real(self, number, batch, plan)
@@ -260,15 +260,7 @@ def test_a_rebuild_starts_building_as_the_save_settles_and_tags_the_build_it_use
         app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     edits(monkeypatch, app_dir / "app" / "web.sh")
     t = tag(app_dir)
-    c = Building({
-        CONTEXT: ok("k8s-local\n"),
-        inspect(t): [fail(1, stderr="Error: No such image"), ok("sha256:5eed00000000\n")],
-        rx(r"^docker build --iidfile \S+/hello\.iid --file "): ok(),
-        f"docker tag sha256:5eed00000000 hello:{t}": ok(),
-        LIST: ok('{"items": []}'),
-        APPLY: ok(),
-        GET: ok(ready_listing()),
-    }, app=config(app_dir), repeat=False)
+    c = Building(builds_once(t), app=config(app_dir), repeat=False)
     watch.watch(c, cycles="1", debounce_ms="1000")  # the build starts 50 ms after the save, not after 1000 ms
     assert shapes(c.commands) == [CONTEXT, "docker image inspect", "docker build --iidfile", "docker tag sha256:5eed00000000",
                                   "docker image inspect", "kubectl --context k8s-local get",
@@ -458,6 +450,12 @@ def test_ctrl_c_while_a_build_hashes_its_context_ends_the_watch_at_once(
         assert time.monotonic() - interrupted[0] < 1.0  # the build's thread is not waited for
     finally:
         shell.STOPPING.clear()
+        for thread in build_threads():  # it ends once hashed (it starts no build): not left to later tests
+            thread.join(5)
+
+
+def build_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "devloop build" and t.is_alive()]
 
 
 def test_a_build_started_for_a_file_that_is_gone_again_is_waited_for_and_left_untagged(
@@ -490,8 +488,9 @@ def test_a_build_started_for_a_file_that_is_gone_again_is_waited_for_and_left_un
     c = GoneWhileBuilding({CONTEXT: ok("k8s-local\n"), rx(r"^docker image inspect"): fail(1, stderr="Error: No such image"),
                            rx(r"^docker build --iidfile "): ok(), LIST: ok('{"items": []}'), APPLY: ok(),
                            GET: ok(ready_listing())}, app=config(app_dir))
+    before = set(build_threads())
     watch.watch(c, cycles="1", debounce_ms="300")
-    assert built.is_set() and not [t for t in threading.enumerate() if t.name == "devloop build"]
+    assert built.is_set() and not set(build_threads()) - before
     assert not any(cmd.startswith("docker tag") for cmd in c.commands)
     err = capsys.readouterr().err
     assert "── cycle 1: k8s/web-deploy.yaml changed (manifests only: no rebuild)" in err and "── cycle 1 ready" in err
