@@ -69,12 +69,22 @@ def test_a_change_names_its_path_relative_to_the_app(hello: Path) -> None:
     ("app/web.sh", "image"),
     ("Dockerfile", "image"),
     ("k8s/web-deploy.yaml", "manifest"),
-    (".dockerignore", "ignored"),  # app.watch.paths limits what is watched
+    (".dockerignore", "image"),  # outside app.watch.paths, but it decides what the build reads
     ("docs/guide.txt", "ignored"),
 ])
 def test_watch_paths_limit_what_counts(hello: Path, path: str, expected: str) -> None:
     (hello / "docs").mkdir()
     assert kind(hello_filter(hello, ("app", "Dockerfile", "k8s")).classify(str(hello / path))) == expected
+
+
+def test_with_watch_paths_a_changed_dockerignore_still_applies_from_that_event_on(hello: Path) -> None:
+    (hello / ".dockerignore").write_text("")
+    f = hello_filter(hello, ("app", "k8s"))
+    assert str(hello / ".dockerignore") in f.targets() and str(hello / "Dockerfile") in f.targets()
+    assert kind(f.classify(str(hello / "app" / "dev.log"))) == "image"
+    (hello / ".dockerignore").write_text("app/dev.log\n")
+    assert kind(f.classify(str(hello / ".dockerignore"))) == "image"
+    assert f.classify(str(hello / "app" / "dev.log")) is None  # a log written all the time no longer counts
 
 
 def test_app_watch_ignore_uses_dockerignore_patterns_from_the_root(hello: Path) -> None:
@@ -150,7 +160,7 @@ def tree(root: Path, *files: str) -> None:
 def test_targets_drop_paths_inside_another(hello: Path) -> None:
     assert hello_filter(hello).targets() == [str(hello)]  # context "." holds the Dockerfile and k8s/
     assert hello_filter(hello, ("app", "Dockerfile", "k8s")).targets() == [
-        str(hello / "Dockerfile"), str(hello / "app"), str(hello / "k8s")]
+        str(hello / ".dockerignore"), str(hello / "Dockerfile"), str(hello / "app"), str(hello / "k8s")]
 
 
 def test_ignored_trees_are_not_watched(tmp_path: Path) -> None:

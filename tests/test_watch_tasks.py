@@ -256,6 +256,34 @@ def test_a_failed_build_is_reported_and_the_next_save_retries(app_dir: Path, mon
     assert len(builds(c)) == 2
 
 
+def test_a_live_update_after_a_failed_build_says_what_the_containers_run(
+        app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from devloop import livesync
+
+    monkeypatch.setattr(livesync.shell, "feed", lambda c, argv, data, **kw: ok())
+    started = edits(monkeypatch, app_dir / "app" / "web.sh")
+    c = Building({
+        CONTEXT: ok("k8s-local\n"),
+        rx(r"^docker image inspect"): fail(1, stderr="Error: No such image"),
+        rx(r"^docker build --iidfile "): fail(1, stdout="Step 3/9 : COPY app/ /app/\nCOPY failed: no such file"),
+        PODS: ok(hello_pods(tag(app_dir))),
+    }, app=config(app_dir), repeat=False)
+
+    def sync_after_cycle_1(self: watch.Cycles, number: int, batch: Any, plan: Any) -> bool:
+        done = real(self, number, batch, plan)
+        if number == 1:  # the build failed; the user saves a page under a sync rule
+            (app_dir / "app" / "www" / "index.html").write_text("<h1>synced</h1>\n")
+            started[0].handler.dispatch(FileModifiedEvent(str(app_dir / "app" / "www" / "index.html")))
+        return done
+
+    real = watch.Cycles.__call__
+    monkeypatch.setattr(watch.Cycles, "__call__", sync_after_cycle_1)
+    watch.watch(c, cycles="2", debounce_ms="1")
+    err = capsys.readouterr().err.split("── cycle 2:")[1]
+    assert "ready: live update" in err
+    assert "the last build failed (see above): the containers run the image deployed before it, with the synced files" in err
+
+
 def test_a_rebuild_starts_building_as_the_save_settles_and_tags_the_build_it_uses(
         app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     edits(monkeypatch, app_dir / "app" / "web.sh")

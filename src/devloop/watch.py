@@ -138,6 +138,7 @@ class Cycles:
         self.early: prebuild.Build | None = None  # started as its save settled; the next cycle takes it
         self.build_took = 0.0  # the last build phase, from its first build's start (maybe before the cycle)
         self.latest: prebuild.Build | None = None  # the build started last
+        self.build_failed = False  # the last cycle that built failed in its build
 
     def decide(self, plan: watchfilter.Plan, paths: tuple[str, ...]) -> tuple[list[tuple[Any, Any]], str, bool]:
         """The syncs that answer these changes (or none, and why), and whether the images are built."""
@@ -210,6 +211,9 @@ class Cycles:
             early = None
         if syncs and live_cycle(app, number, batch, self.live, syncs):
             self.session.guard.reset()  # a sync writes nothing into the tree: saves made during it are the user's
+            if self.build_failed:
+                app.say("   the last build failed (see above): the containers run the image deployed before it, "
+                        "with the synced files")
             return True
         threaded = build and not shell.is_dry(app.c)  # --dry builds nothing to tag
         if not early:  # else its header was said when its save settled
@@ -221,6 +225,8 @@ class Cycles:
                 built=self.build_phase(early) if threaded else None))
         if early and self.build_took:
             app.timings["build"] = self.build_took  # it started before the debounce ended: its whole length
+        if build:
+            self.build_failed = not done and list(app.timings)[-1:] == ["build"]
         if not done:
             failed_in = list(app.timings)[-1] if app.timings else "start"
             app.say(f"── cycle {number} failed in {failed_in} after {sum(app.timings.values()):.1f}s; "
@@ -267,7 +273,8 @@ def start_session(app: App, poll: bool, debounce_ms: int | None, max_delay_ms: i
     took = session.start()
     for path in session.watcher.missing:
         app.warn(f"{path} does not exist: not watched (check app.watch.paths / app.images / app.manifests)")
-    if not session.watcher.watches:
+    chosen = session.filter.watch_paths  # when given, each image's Dockerfile and .dockerignore are added to them
+    if not session.watcher.watches or chosen and set(chosen) <= set(session.watcher.missing):
         session.stop()
         raise KitError("nothing to watch: no image context, manifest folder or app.watch.paths exists",
                        hint="check app.images.<name>.context, app.manifests and app.watch.paths in invoke.yaml", code=2)

@@ -133,7 +133,10 @@ class WatchFilter:
         return _rel(path, self.root) if _inside(path, self.root) else path
 
     def never(self, path: str) -> bool:
-        """Always ignored: VCS/tool folders, .kit/, editor temp files, app.watch.ignore, outside watch paths."""
+        """Always ignored: VCS/tool folders, .kit/, editor temp files, app.watch.ignore, outside watch paths (but
+        never an image's Dockerfile or .dockerignore: they decide what its build reads)."""
+        if any(path in (s.dockerfile, s.ignore_file) for s in self.images):
+            return False
         rel = _rel(path, self.root) if _inside(path, self.root) else path
         parts = rel.split("/")
         if any(part in NEVER_WATCHED_DIRS for part in parts) or editor_temp(parts[-1]):
@@ -172,7 +175,8 @@ class WatchFilter:
     def targets(self) -> list[str]:
         """The files and folders to watch, outermost first, none inside another."""
         if self.watch_paths:
-            wanted = list(self.watch_paths)
+            wanted = self.watch_paths + [s.dockerfile for s in self.images] + \
+                [s.ignore_file for s in self.images if os.path.isfile(s.ignore_file)]
         else:
             wanted = [s.context for s in self.images] + [s.dockerfile for s in self.images] + self.manifests
         unique: list[str] = []
