@@ -252,14 +252,14 @@ def live_cycle(app: App, number: int, batch: debounce.Batch, live: livesync.Live
     return True
 
 
-def first_cycle(app: App, runner: Cycles, prune: bool = True) -> bool:
+def first_cycle(app: App, runner: Cycles) -> bool:
     """`up` as cycle 0 of `inv dev`: changes saved meanwhile become one follow-up cycle."""
     app.say("── cycle 0: up")
     started = App.clock()
     built = None if shell.is_dry(app.c) else runner.build_phase(None)  # the watcher runs: a build is checked too
     with runner.session.inbox.cycle():
-        if not attempt(app, runner.stopper, lambda: workflow.cycle(app, runner.sets, runner.timeout, prune=prune,
-                                                                   built=built)):
+        if not attempt(app, runner.stopper, lambda: workflow.cycle(app, runner.sets, runner.timeout,
+                                                                   prune=runner.prune, built=built)):
             app.say("── cycle 0 failed; still watching: the next change retries")
             return False
     app.say(f"── cycle 0 ready: {phase_line(app.timings)}  │ total {App.clock() - started:.1f}s")
@@ -405,7 +405,7 @@ def dev(c: Context, env: str | None = None, set: list[str] | None = None, poll: 
         live = livesync.LiveSync(app)
         runner = Cycles(app, sets, timeout, stopper, live, session, not no_prune)
         try:
-            first_cycle(app, runner, not no_prune)
+            first_cycle(app, runner)
             followers = start_followers(app, not no_logs, not no_forwards, allow_context)
             last_ok = session.run(runner, cycles, stopper.check, runner.settled)
         finally:

@@ -102,13 +102,11 @@ class Inbox:
 
     def changed_since(self, start: float, end: float) -> tuple[str, ...]:
         """The files images are built from that changed after ``start``, once every change made before ``end``
-        has surely been reported (``lag``; this inbox's clock). One build runs at a time and each asks with a
-        later ``start``: older changes are forgotten."""
+        has surely been reported (``lag``; this inbox's clock)."""
         with self._cond:
             while (left := end + self.lag - self.debouncer.clock()) > 0:
                 self._wait(self._cond, left)
-            self._inputs = {path: at for path, at in self._inputs.items() if at > start}
-            return tuple(self._inputs)
+            return tuple(path for path, at in self._inputs.items() if at > start)
 
     def now(self) -> float:
         return self.debouncer.clock()
