@@ -263,6 +263,27 @@ def test_forward_loop_resolves_the_selector_and_forwards_to_a_ready_pod(
     assert c.commands[:3] == [CONTEXT, get_deploy, pods]
 
 
+def test_forward_loop_with_its_forward_up_still_looks_at_stop_when_every_tick(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_time: FakeTime, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    """`inv dev` ending sets stop_when: the loop must see it within a tick, not after the 2 s backstop."""
+    started: list[list[str]] = []
+    monkeypatch.setattr(rollout, "spawner", lambda app, merge_stderr=False, quiet=True: lambda argv: started.append(argv) or FakeProc())
+    monkeypatch.setattr(observe.supervise, "Wakeup", fake_time.wake)
+    get_deploy = "kubectl --context k8s-local --namespace shop get deployment/web -o json"
+    pods = "kubectl --context k8s-local --namespace shop get pods -o json"
+    monkeypatch.setattr(observe, "listening", lambda port: True)  # kubectl listens at once: the forward is up
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), get_deploy: ok(json.dumps(deployment("web"))),
+                       pods: listing(pod("web-1-a", "web-1", labels={"app": "web"}))}, app=config(tmp_path))
+    app = App.load(c)
+    port = 18080
+    monkeypatch.setattr(observe.ports, "port_free", lambda p: True)
+    rounds = iter(range(4))
+    observe.supervise_forwards(app, observe.forward_specs(app, "deploy/web", f"{port}:8080"),
+                               stop_when=lambda: next(rounds, None) is None)
+    assert f"up: 127.0.0.1:{port} → deploy/web:8080" in capsys.readouterr().err
+    assert len(fake_time.waits) == 4 and max(fake_time.waits) <= observe.TICK
+
+
 def test_follow_logs_wires_children_lines_and_pod_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          fake_time: FakeTime) -> None:  # noqa: F811
     out: list[str] = []

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -715,6 +716,9 @@ class FakeWatchChild:
     def running(self) -> bool:
         return self.alive
 
+    def close(self) -> None:
+        self.alive = False
+
 
 def pod_event(kind: str, name: str, version: int) -> dict[str, Any]:
     return {"type": kind, "object": {"kind": "Pod", "metadata": {"name": name, "namespace": "default",
@@ -751,3 +755,46 @@ def test_the_pod_watch_answers_which_containers_only_after_a_listing_taken_while
     feed.on_event(pod_event("MODIFIED", "a", 4))
     feed.seed(listing[:1], feed.connected())
     assert [p["metadata"]["name"] for p in feed.pods() or []] == ["a"]
+
+
+def test_closing_the_pod_watch_during_its_settle_runs_no_catch_up_after_it(app_dir: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watch is ending: no sync may reach the containers after close(), and close() does not wait out the settle."""
+    from devloop import livesync
+    from devloop.kit import App
+
+    live = livesync.LiveSync(App.load(StrictContext({}, app=config(app_dir))))
+    caught_up = threading.Event()
+    monkeypatch.setattr(live, "catch_up", caught_up.set)
+    feed = live.feed
+    feed.feed = FakeWatchChild()  # type: ignore[assignment]
+    feed.thread = threading.Thread(target=feed._loop, daemon=True)
+    feed.thread.start()
+    feed.wake.set()  # pod events came: the loop lets the burst settle before it catches up
+    time.sleep(0.05)
+    feed.close()
+    assert not feed.thread.is_alive()
+    assert not caught_up.wait(0.5)  # the settle (0.3 s) is long over: a catch-up would have run by now
+
+
+def test_dev_tells_every_follower_to_stop_before_it_waits_for_any(app_dir: Path) -> None:
+    """Logs and port-forwards wind down side by side when `inv dev` ends, not one after the other."""
+    from devloop.kit import App
+    from devloop.watch import Background, stop_all
+
+    app = App.load(StrictContext({}, app=config(app_dir)))
+    both_stopping = threading.Barrier(2, timeout=2)
+    outcome: list[str] = []
+
+    def body(a: App, stop_when: Callable[[], bool]) -> None:
+        while not stop_when():
+            time.sleep(0.01)
+        try:
+            both_stopping.wait()  # each winds down only once the other has been told too
+            outcome.append("wound down together")
+        except threading.BrokenBarrierError:
+            outcome.append("the other was not told")
+
+    followers = [Background("logs", app, body).start(), Background("forwards", app, body).start()]
+    stop_all(followers)
+    assert outcome == ["wound down together"] * 2

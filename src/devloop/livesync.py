@@ -314,7 +314,8 @@ class Feed:
                 if self.feed is not None:
                     self.feed.check()  # restart a dead kubectl child
                 continue
-            time.sleep(0.3)  # let a burst of pod events settle
+            if self.stopped.wait(0.3):  # let a burst of pod events settle; close() ends the wait
+                break
             self.wake.clear()
             try:
                 self.live.catch_up()
@@ -324,6 +325,7 @@ class Feed:
 
     def close(self) -> None:
         self.stopped.set()
+        self.wake.set()  # the loop sees it is stopped now, not at its next look
         if self.feed is not None:
             self.feed.close()
         if self.thread is not None:

@@ -282,7 +282,7 @@ def supervise_forwards(app: App, forwards: list[ports.Forward], stop_when: Calla
                 for sup in sups:
                     sup.step(pods)
                 feed.check()
-                changed = wake.wait(TICK if not all(s.up for s in sups) else rollout.BACKSTOP_SECONDS)
+                changed = wake.wait(TICK)  # short: `inv dev` ending (stop_when) is seen at once
                 if changed or rollout.clock() >= relist_at:
                     pods = rollout.list_json(app, list_argv, "pods")
                     relist_at = rollout.clock() + rollout.BACKSTOP_SECONDS

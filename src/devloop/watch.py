@@ -322,6 +322,14 @@ class Background:
         self.thread.join(timeout)
 
 
+def stop_all(followers: list[Background]) -> None:
+    """Tell every follower to stop, then wait for each: they wind down side by side."""
+    for follower in followers:
+        follower._stop.set()
+    for follower in followers:
+        follower.stop()
+
+
 def _print_line(line: str) -> None:
     print(shell.mask(line), flush=True)
 
@@ -411,8 +419,7 @@ def dev(c: Context, env: str | None = None, set: list[str] | None = None, poll: 
         finally:
             session.stop()
             live.close()
-            for follower in followers:
-                follower.stop()
+            stop_all(followers)
             runner.close(ending=True)
             children.stop_descendants()
             if cleanup:
