@@ -310,11 +310,18 @@ _STEP_RE = re.compile(r"^(Step \d+/\d+ :.*|#\d+ \[.*)$")
 _NOISE_RE = re.compile(r"^(DEPRECATED: The legacy builder|\s+Install the buildx component|\s+(BuildKit|https://docs\.docker\.com/go/buildx))")
 
 
+_MARKER_RE = re.compile(r"^\s*---> ")  # the legacy builder's own lines between steps (layer IDs, "Running in")
+
+
 def build_failure(output: str, lines: int = 12) -> tuple[str, str]:
-    """(the last step the build started, the output's tail without the CLI's legacy-builder notice)."""
+    """(the last step the build started, what that step said: the tail of its own output, without the legacy
+    builder's markers or the CLI's notice). Before any step, the output's tail."""
     kept = [line for line in output.splitlines() if line.strip() and not _NOISE_RE.match(line)]
-    steps = [line.strip() for line in kept if _STEP_RE.match(line)]
-    return (steps[-1] if steps else ""), "\n".join(kept[-lines:])
+    last = max((i for i, line in enumerate(kept) if _STEP_RE.match(line)), default=None)
+    if last is None:
+        return "", "\n".join(kept[-lines:])
+    said = [line for line in kept[last + 1:] if not _MARKER_RE.match(line)]
+    return kept[last].strip(), "\n".join(said[-lines:])
 
 
 # ---------------------------------------------------------------------------------------------
