@@ -58,6 +58,21 @@ def test_stop_descendants_stops_the_whole_tree_and_kills_the_stubborn() -> None:
     assert_gone(tree["pids"])
 
 
+def test_stop_running_stops_only_the_command_holding_its_marker() -> None:
+    """A watch stops its stale build (found by the build's own --iidfile folder) and nothing else it runs."""
+    tree, done = run("""
+        marked = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(61)", "/tmp/devloop-build-abc/hello.iid"])
+        stopped = children.stop_running("/tmp/devloop-build-abc", grace=0.3)
+        print(json.dumps({"stopped": stopped, "marked": marked.pid, "marked_ended": marked.poll() is not None,
+                          "left": sorted(p.pid for p in children.descendants())}), flush=True)
+        children.stop_descendants(grace=0.3)
+    """)
+    assert done.returncode == 0, done.stderr
+    after = json.loads(done.stdout.splitlines()[1])
+    assert after["stopped"] == [after["marked"]] and after["marked_ended"]
+    assert after["left"] == tree["pids"]  # the build, the follower (and its sleep) and the stubborn run on
+
+
 def test_foreground_children_are_those_of_our_process_group() -> None:
     tree, done = run("children.stop_descendants(grace=0.3)")
     assert done.returncode == 0, done.stderr

@@ -108,8 +108,11 @@ def tag_now(app: Path, base_image: str) -> str:
 def test_the_build_starts_as_the_save_settles_and_a_save_during_it_means_building_again(
         cluster: str, base_image: str, tmp_path: Path) -> None:
     """Cycle 1: its build starts long before the quiet window ends and is tagged. Cycle 2: a save while that
-    build runs: docker may have read the newer file, so the build stays untagged and the cycle builds again."""
+    build runs: docker may have read the newer file, so that build is stopped, stays untagged, and the cycle
+    builds again."""
     app = make_app(tmp_path)
+    with (app / "Dockerfile").open("a") as dockerfile:  # a slow step after the COPY: the save comes while it runs
+        dockerfile.write("RUN sleep 3\n")
     with namespace("kit-watch-early") as ns:
         env = cluster_env(base_image, ns)
         watcher = watch_after_up(app, env, "--cycles", "2", "--debounce-ms", "4000", "--max-delay-ms", "8000")
@@ -135,7 +138,8 @@ def test_the_build_starts_as_the_save_settles_and_a_save_during_it_means_buildin
             watcher.stop()
         first, second = watcher.text.split("── cycle 2:", 1)
         assert "docker API: tag " in first or "$ docker tag " in first, first
-        assert "   app/www/version.txt changed while it built: that build is set aside untagged" in second, second
+        assert "   app/www/version.txt changed while it built: that build is stopped; building again" in second, second
+        assert second.count("$ docker build --iidfile ") == 2, second
         assert subprocess.run(["docker", "image", "inspect", first_tag], capture_output=True).returncode == 0
         assert subprocess.run(["docker", "image", "inspect", set_aside_tag], capture_output=True).returncode != 0
         final_tag = inv(app, "image.tag", env=env).stdout.strip()

@@ -487,7 +487,7 @@ def build_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "devloop build" and t.is_alive()]
 
 
-def test_a_build_started_for_a_file_that_is_gone_again_is_waited_for_and_left_untagged(
+def test_a_build_started_for_a_file_that_is_gone_again_is_stopped_and_left_untagged(
         app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from watchdog.events import FileCreatedEvent, FileDeletedEvent
 
@@ -503,6 +503,7 @@ def test_a_build_started_for_a_file_that_is_gone_again_is_waited_for_and_left_un
     monkeypatch.setattr(watcher.Watcher, "start", start)
     monkeypatch.setattr(watcher.Watcher, "stop", lambda self: None)
     built = threading.Event()
+    stopped = stops_builds(monkeypatch)
 
     class GoneWhileBuilding(Building):
         def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
@@ -510,8 +511,8 @@ def test_a_build_started_for_a_file_that_is_gone_again_is_waited_for_and_left_un
                 new.unlink()  # created and gone again: the batch leaves it out
                 started[0].handler.dispatch(FileDeletedEvent(str(new)))
                 started[0].handler.dispatch(FileModifiedEvent(str(app_dir / "k8s" / "web-deploy.yaml")))
-                time.sleep(0.5)  # still building as the cycle begins
-                built.set()
+                if stopped.killed.wait(5):  # still building as the cycle begins, until the cycle stops it
+                    built.set()
             return super().run(command, *args, **kwargs)
 
     c = GoneWhileBuilding({CONTEXT: ok("k8s-local\n"), rx(r"^docker image inspect"): fail(1, stderr="Error: No such image"),
@@ -520,9 +521,67 @@ def test_a_build_started_for_a_file_that_is_gone_again_is_waited_for_and_left_un
     before = set(build_threads())
     watch.watch(c, cycles="1", debounce_ms="300")
     assert built.is_set() and not set(build_threads()) - before
+    build = next(cmd for cmd in c.commands if cmd.startswith("docker build"))
+    assert len(stopped.markers) == 1 and f"--iidfile {stopped.markers[0]}/hello.iid" in build  # only that build
     assert not any(cmd.startswith("docker tag") for cmd in c.commands)
     err = capsys.readouterr().err
     assert "── cycle 1: k8s/web-deploy.yaml changed (manifests only: no rebuild)" in err and "── cycle 1 ready" in err
+
+
+class StoppedBuilds:
+    """What `children.stop_running` was asked to stop; ``killed`` releases a fake build waiting on it."""
+
+    def __init__(self) -> None:
+        self.markers: list[str] = []
+        self.killed = threading.Event()
+
+    def __call__(self, marker: str, grace: float | None = None) -> list[int]:
+        self.markers.append(marker)
+        self.killed.set()
+        return []
+
+
+def stops_builds(monkeypatch: pytest.MonkeyPatch) -> StoppedBuilds:
+    from devloop import prebuild
+
+    stopped = StoppedBuilds()
+    monkeypatch.setattr(prebuild.children, "stop_running", stopped)
+    return stopped
+
+
+def test_a_build_a_save_makes_stale_is_stopped_at_once_and_the_cycle_builds_again(
+        app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The user saves again while the build runs: that build is stopped once the save settles, not waited for."""
+    started = edits(monkeypatch, app_dir / "app" / "web.sh")
+    stopped = stops_builds(monkeypatch)
+    ended_by: list[str] = []
+
+    class SaveWhileBuilding(Building):
+        def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
+            if command.startswith("docker build --iidfile") and len(builds(self)) == 0:
+                (app_dir / "app" / "web.sh").write_text("#!/bin/sh\necho saved again\n")
+                started[0].handler.dispatch(FileModifiedEvent(str(app_dir / "app" / "web.sh")))
+                ended_by.append("stop" if stopped.killed.wait(5) else "its own end")  # a long build
+            return super().run(command, *args, **kwargs)
+
+    c = SaveWhileBuilding({
+        CONTEXT: ok("k8s-local\n"),
+        rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image"), fail(1, stderr="Error: No such image"),
+                                       ok("sha256:5eed00000000\n")],
+        rx(r"^docker build --iidfile "): [fail(143, stdout="Step 1/9 : ARG BASE_IMAGE"), ok()],
+        rx(r"^docker tag "): ok(),
+        LIST: ok('{"items": []}'),
+        APPLY: ok(),
+        GET: ok(ready_listing()),
+    }, app=config(app_dir), repeat=False)
+    watch.watch(c, cycles="1", debounce_ms="1")
+    first = builds(c)[0]
+    assert ended_by == ["stop"] and len(stopped.markers) == 1 and f"--iidfile {stopped.markers[0]}/hello.iid" in first
+    assert [cmd for cmd in c.commands if cmd.startswith("docker tag")] == \
+        [f"docker tag sha256:5eed00000000 hello:{tag(app_dir)}"]  # the second build, with the newer file's tag
+    err = capsys.readouterr().err
+    assert "   app/web.sh changed while it built: that build is stopped; building again" in err
+    assert "── cycle 1 ready: build " in err and "docker build failed" not in err
 
 
 def test_a_dry_watch_starts_no_early_build(app_dir: Path, monkeypatch: pytest.MonkeyPatch,

@@ -124,6 +124,26 @@ def stop_descendants(grace: float | None = None) -> list[int]:
     return [proc.pid for proc in procs]
 
 
+def stop_running(marker: str, grace: float | None = None) -> list[int]:
+    """Stop the descendants whose command line holds ``marker`` (a path only one command was given), as
+    ``stop_descendants`` stops them all; the rest run on."""
+    import psutil  # local for start-up time, as in descendants()
+
+    def holds(proc: psutil.Process) -> bool:
+        with contextlib.suppress(psutil.Error):
+            return any(marker in arg for arg in proc.cmdline())
+        return False
+
+    procs = [proc for proc in descendants() if holds(proc)]
+    if procs:
+        send(procs)
+        left = _wait_gone(procs, STOP_GRACE if grace is None else grace)
+        if left:
+            send(left, signal.SIGKILL)
+            _wait_gone(left, 1.0)
+    return [proc.pid for proc in procs]
+
+
 def _wait_gone(procs: list[psutil.Process], seconds: float) -> list[psutil.Process]:
     """Wait until every process has exited (a zombie has); the ones still running at the deadline."""
     me = os.getpid()

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
+from devloop import children
 from devloop.build import Planned, build_one, plan, tag_built
 from devloop.kit import App
 
@@ -25,6 +26,8 @@ class Reports(Protocol):
     def now(self) -> float: ...
 
     def changed_since(self, start: float, end: float) -> tuple[str, ...]: ...
+
+    def stale(self, start: float, settle: float) -> bool: ...
 
 
 class Build:
@@ -39,6 +42,7 @@ class Build:
         self.error: BaseException | None = None
         self.ended = started
         self.changed: tuple[str, ...] = ()  # files that changed while it built: set aside untagged
+        self.stopped = False  # stopped before it ended (``stop``): what it made is of no use
         self._folder = tempfile.TemporaryDirectory(prefix="devloop-build-")
         self._thread = threading.Thread(target=self._run, name="devloop build", daemon=True)
         self._cancelled = threading.Event()
@@ -59,9 +63,10 @@ class Build:
             self.app.forget("plan:")  # file contents changed: tags are computed again
             for image in self.app.settings.images:
                 plan(self.app, image)  # the slow part with a big context: hashing it
-            if not self._cancelled.is_set():
-                self.planned = [build_one(self.app, image, iidfile=self._iidfile(image.name))
-                                for image in self.app.settings.images]
+            for image in self.app.settings.images:
+                if self._cancelled.is_set():
+                    break
+                self.planned.append(build_one(self.app, image, iidfile=self._iidfile(image.name)))
         except BaseException as exc:  # noqa: BLE001 - handed to the cycle, which raises it in its build phase
             self.error = exc
         self.ended = self.reports.now()
@@ -72,7 +77,8 @@ class Build:
         self._thread.join()
         try:
             built = [planned for planned in self.planned if planned.built]
-            self.changed = self.reports.changed_since(self.started, self.ended) if built or self.error else ()
+            looked = built or self.error or self.stopped
+            self.changed = self.reports.changed_since(self.started, self.ended) if looked else ()
             if self.changed:
                 return None
             if self.error is not None:
@@ -83,11 +89,28 @@ class Build:
         finally:
             self._folder.cleanup()
 
+    def wait(self, timeout: float) -> bool:
+        """Whether it has ended, waiting at most ``timeout`` seconds."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def stale(self, settle: float) -> bool:
+        """A file it is built from changed after it started, and that save has settled: its result is of no use."""
+        return self.reports.stale(self.started, settle)
+
     def cancel(self) -> None:
         """Start no build from now on (one already running goes on until its process is stopped)."""
         self._cancelled.set()
 
+    def stop(self) -> None:
+        """Start no build, stop the one running (its `docker build` is found by its own --iidfile folder), and wait
+        for the thread."""
+        self.cancel()
+        self.stopped = True
+        while not self.wait(0.1):
+            children.stop_running(self._folder.name)
+
     def discard(self) -> None:
-        """Wait for it, and leave what it made untagged."""
-        self._thread.join()
+        """Stop it, and leave what it made untagged."""
+        self.stop()
         self._folder.cleanup()

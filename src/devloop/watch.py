@@ -21,7 +21,7 @@ from devloop.children import Stopper
 from devloop.core import debounce, ports, watchfilter
 from devloop.core.errors import KitError
 from devloop.kit import App, kit_task
-from devloop.watcher import POLL_INTERVAL, ChangeHandler, Inbox, Watcher
+from devloop.watcher import POLL_INTERVAL, SETTLE, ChangeHandler, Inbox, Watcher
 
 # -- the loop ------------------------------------------------------------------------------------
 
@@ -121,6 +121,7 @@ def attempt(app: App, stopper: Stopper, work: Callable[[], object]) -> bool:
 
 
 BUILD_ATTEMPTS = 3  # builds in one cycle while files keep changing under them, before the cycle gives up
+STALE_LOOK = 0.05  # seconds between looks, while a build runs, for a save that makes it of no use
 
 
 class Cycles:
@@ -174,13 +175,14 @@ class Cycles:
             began = current.started
             changed: tuple[str, ...] = ()  # every file that changed under one of its builds
             for tries in range(1, BUILD_ATTEMPTS + 1):
+                self.await_build(current)
                 planned = current.result()
                 if planned is not None:
                     self.build_took = self.session.inbox.now() - began
                     return planned
                 changed += tuple(p for p in current.changed if p not in changed)
                 if tries < BUILD_ATTEMPTS:
-                    outcome = "failed" if current.error else "is set aside untagged"
+                    outcome = "is stopped" if current.stopped else "failed" if current.error else "is set aside untagged"
                     self.app.say(f"   {debounce.describe(current.changed)} changed while it built: that build {outcome}; "
                                  "building again")
                     current = self.start_build(self.session.inbox.now())
@@ -189,6 +191,15 @@ class Cycles:
                            hint="if something writes there all the time (a log, a database file), keep it out of the "
                                 "build context with .dockerignore; else save again", code=1)
         return phase
+
+    @staticmethod
+    def await_build(build: prebuild.Build) -> None:
+        """Wait for ``build``; stop it as soon as a file it is built from has changed under it and that save has
+        settled: its result would be set aside, so the next build starts now instead of when it ends."""
+        while not build.wait(STALE_LOOK):
+            if build.stale(SETTLE):
+                build.stop()
+                return
 
     def close(self, ending: bool = False) -> None:
         """Set aside a build no cycle took. ``ending``: the loop ends; the latest build starts no process, a running

@@ -108,6 +108,12 @@ class Inbox:
                 self._wait(self._cond, left)
             return tuple(path for path, at in self._inputs.items() if at > start)
 
+    def stale(self, start: float, settle: float) -> bool:
+        """A file images are built from changed after ``start``, and has been quiet for ``settle`` since."""
+        with self._cond:
+            latest = max((at for at in self._inputs.values() if at > start), default=None)
+            return latest is not None and self.debouncer.clock() - latest >= settle
+
     def now(self) -> float:
         return self.debouncer.clock()
 
