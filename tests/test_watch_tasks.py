@@ -400,6 +400,54 @@ def test_a_file_that_changes_during_every_build_fails_the_cycle_naming_it(
     assert "keep it out of the build context with .dockerignore" in err and "── cycle 1 failed in build" in err
 
 
+def test_after_that_failure_the_file_alone_starts_no_cycle_and_a_fix_to_dockerignore_does(
+        app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """No busy loop of failing cycles while something writes a log in the build context: the user's fix ends it."""
+    started = edits(monkeypatch, app_dir / "app" / "web.sh")
+    log = app_dir / "app" / "dev.log"
+
+    def write_log() -> None:
+        with log.open("a") as out:
+            out.write("GET / 200\n")
+        started[0].handler.dispatch(FileModifiedEvent(str(log)))
+
+    class LogWrittenAllTheTime(Building):
+        def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
+            if command.startswith("docker build --iidfile"):
+                write_log()
+            return super().run(command, *args, **kwargs)
+
+    def fix_later(self: watch.Cycles, number: int, batch: Any, plan: Any) -> bool:
+        done = real(self, number, batch, plan)
+        if number == 1:
+            write_log()  # the log goes on: alone, it must not start cycle 2
+
+            def fix() -> None:  # the user reads the advice and keeps the log out of the build context
+                (app_dir / ".dockerignore").write_text((app_dir / ".dockerignore").read_text() + "app/dev.log\n")
+                started[0].handler.dispatch(FileModifiedEvent(str(app_dir / ".dockerignore")))
+            threading.Timer(0.5, fix).start()
+        return done
+
+    real = watch.Cycles.__call__
+    monkeypatch.setattr(watch.Cycles, "__call__", fix_later)
+    c = LogWrittenAllTheTime({
+        CONTEXT: ok("k8s-local\n"),
+        rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image")] * 4 + [ok("sha256:5eed00000000\n")],
+        rx(r"^docker build --iidfile "): [ok()] * (watch.BUILD_ATTEMPTS + 1),
+        rx(r"^docker tag sha256:5eed00000000 hello:"): ok(),
+        LIST: ok('{"items": []}'),
+        APPLY: ok(),
+        GET: ok(ready_listing()),
+    }, app=config(app_dir), repeat=False)
+    watch.watch(c, cycles="2", debounce_ms="1")
+    err = capsys.readouterr().err
+    assert "── cycle 1 failed in build" in err
+    assert "   changing all the time: app/dev.log; from now on a change there alone starts no cycle" in err
+    second = err.split("── cycle 2:")[1]
+    assert second.startswith(" .dockerignore changed") and "── cycle 2 ready" in second
+    assert len(builds(c)) == watch.BUILD_ATTEMPTS + 1
+
+
 def test_dev_checks_the_build_of_its_first_cycle_too(app_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     started = edits(monkeypatch)

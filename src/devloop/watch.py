@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from invoke import Context
@@ -43,6 +43,7 @@ class Session:
         self.handler = ChangeHandler(filter, self.inbox)
         self.watcher = Watcher(filter, self.handler, poll)
         self.guard = debounce.LoopGuard()
+        self.muted: frozenset[str] = frozenset()  # paths that change all the time: alone they start no cycle
 
     def start(self) -> float:
         """Start watching; the seconds it took until changes are seen."""
@@ -58,16 +59,24 @@ class Session:
         """Wait for the next batch that asks for something; stop a self-triggering loop.
 
         ``settled(number, changes, plan, now)``: the changes of cycle ``number`` have settled; its batch is not due."""
-        early = (lambda changes: settled(self.cycles + 1, changes, self.filter.plan(changes), self.clock())) \
-            if settled else None
+        def early(changes: list[watchfilter.Change]) -> None:
+            if settled and not self.only_muted(c.path for c in changes):
+                settled(self.cycles + 1, changes, self.filter.plan(changes), self.clock())
+
         while True:
-            batch, changes = self.inbox.wait(check, settled=early)
+            batch, changes = self.inbox.wait(check, settled=early if settled else None)
+            if self.only_muted(batch.paths):
+                continue
+            self.muted = frozenset()
             plan = self.filter.plan(changes)
             looping = self.guard.check(batch)
             if looping:
                 raise self_trigger_error(looping, self.guard.streak)
             if plan.anything:
                 return batch, plan
+
+    def only_muted(self, paths: Iterable[str]) -> bool:
+        return bool(self.muted) and set(paths) <= self.muted
 
     def run(self, cycle: Callable[[int, debounce.Batch, watchfilter.Plan], Any], limit: int | None = None,
             check: Callable[[], None] = lambda: None,
@@ -140,6 +149,7 @@ class Cycles:
         self.build_took = 0.0  # the last build phase, from its first build's start (maybe before the cycle)
         self.latest: prebuild.Build | None = None  # the build started last
         self.build_failed = False  # the last cycle that built failed in its build
+        self.noisy: tuple[str, ...] = ()  # files that changed under each build of the cycle that just failed
 
     def decide(self, plan: watchfilter.Plan, paths: tuple[str, ...]) -> tuple[list[tuple[Any, Any]], str, bool]:
         """The syncs that answer these changes (or none, and why), and whether the images are built."""
@@ -186,6 +196,7 @@ class Cycles:
                     self.app.say(f"   {debounce.describe(current.changed)} changed while it built: that build {outcome}; "
                                  "building again")
                     current = self.start_build(self.session.inbox.now())
+            self.noisy = changed
             raise KitError(f"files changed under each of {BUILD_ATTEMPTS} builds in a row ({debounce.describe(changed)}): "
                            "a tag must name what its image holds, so none was tagged",
                            hint="if something writes there all the time (a log, a database file), keep it out of the "
@@ -201,6 +212,15 @@ class Cycles:
                 build.stop()
                 return
 
+    def mute_noisy(self) -> None:
+        """After a cycle failed for files that changed under each of its builds: they would fail the next cycle
+        at once, again and again, so a change to them alone starts none until another file changes."""
+        if self.noisy:
+            self.session.muted = frozenset(self.noisy)
+            self.app.say(f"   changing all the time: {debounce.describe(self.noisy)}; from now on a change there alone "
+                         "starts no cycle (a change to any other file, .dockerignore say, does)")
+            self.noisy = ()
+
     def close(self, ending: bool = False) -> None:
         """Set aside a build no cycle took. ``ending``: the loop ends; the latest build starts no process, a running
         one is stopped, and after Ctrl-C nothing is waited for."""
@@ -215,7 +235,7 @@ class Cycles:
     def __call__(self, number: int, batch: debounce.Batch, plan: watchfilter.Plan) -> bool:
         app, early, self.early = self.app, self.early, None
         app.timings.clear()
-        self.build_took = 0.0
+        self.build_took, self.noisy = 0.0, ()
         syncs, why, build = self.decide(plan, batch.paths)
         if early and (syncs or not build):  # the batch came to less than the save that started it
             early.discard()
@@ -242,6 +262,7 @@ class Cycles:
             failed_in = list(app.timings)[-1] if app.timings else "start"
             app.say(f"── cycle {number} failed in {failed_in} after {sum(app.timings.values()):.1f}s; "
                     "still watching: the next change retries")
+            self.mute_noisy()
             return False
         if build:
             self.live.reset()
@@ -272,6 +293,7 @@ def first_cycle(app: App, runner: Cycles) -> bool:
         if not attempt(app, runner.stopper, lambda: workflow.cycle(app, runner.sets, runner.timeout,
                                                                    prune=runner.prune, built=built)):
             app.say("── cycle 0 failed; still watching: the next change retries")
+            runner.mute_noisy()
             return False
     app.say(f"── cycle 0 ready: {phase_line(app.timings)}  │ total {App.clock() - started:.1f}s")
     return True
