@@ -92,6 +92,12 @@ def write_tasks_py(folder: Path) -> Path:
     return path
 
 
+def built_here(app: Path) -> list[str]:
+    """The image IDs the kit noted building in an app folder (.kit/built-images), for a test's clean-up."""
+    notes = app / ".kit" / "built-images"
+    return [line.split()[0] for line in notes.read_text().splitlines() if line.strip()] if notes.is_file() else []
+
+
 def inv(app: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run `inv` in an app folder, as a user would, capturing output."""
     full_env = dict(os.environ, **(env or {}))

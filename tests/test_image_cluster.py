@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import FAKES, docker_ok, inv
+from conftest import FAKES, built_here, docker_ok, inv
 
 WEB = """apiVersion: apps/v1
 kind: Deployment
@@ -73,10 +73,9 @@ def project(tmp_path: Path, base_image: str):  # type: ignore[no-untyped-def]
         "cluster": {"provider": "docker", "ip": "127.0.0.1"}}}))
     (root / "tasks.py").write_text("from devloop import namespace\n\nns = namespace()\n")
     yield root, name
-    for label in (name, f"{name}-other"):
-        ids = docker("image", "ls", "-q", "--filter", f"label=devloop.app={label}").stdout.split()
-        if ids:
-            docker("image", "rm", "-f", *sorted(set(ids)))
+    ids = built_here(root) + docker("image", "ls", "-q", "--filter", f"reference={name}").stdout.split()
+    if ids:
+        docker("image", "rm", "-f", *sorted(set(ids)))
     docker("image", "rm", f"{name}:0.0.1", f"{name}-unrelated:1")
 
 

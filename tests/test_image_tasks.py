@@ -309,6 +309,49 @@ def test_prune_keeps_the_newest_and_the_current_tag_and_shows_what_goes(shop: Pa
     assert "removed 3 image tag(s)" in err
 
 
+LS_ALL = "docker image ls --format '{{json .}}'"
+
+
+def test_prune_finds_the_kits_builds_by_its_notes_and_forgets_the_notes_of_what_is_gone(
+        shop: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The builds carry no label: .kit/built-images names them (another app's notes in the folder are not ours)."""
+    tag = shop_tag(shop)
+    (shop / ".kit").mkdir(exist_ok=True)
+    (shop / ".kit" / "built-images").write_text(
+        f"sha256:{'c' * 64} shop\nsha256:{'1' * 64} shop\nsha256:{'4' * 64} shop\nsha256:{'5' * 64} shop\n"
+        f"sha256:{'9' * 64} other\n")  # 5…: removed since by hand; 9…: another app's build in this folder
+    every = "\n".join([row("shop", tag, "c" * 12, "2024-01-01 09:00:00", "5 days ago"),
+                       row("shop", "t1", "1" * 12, "2024-01-01 10:00:00", "4 days ago"),
+                       row("<none>", "<none>", "4" * 12, "2024-01-04 10:00:00", "1 day ago"),  # a set-aside build
+                       row("shop", "mine", "7" * 12, "2024-01-02 10:00:00", "3 days ago"),  # not built by the kit
+                       row("shop", "theirs", "9" * 12, "2024-01-03 10:00:00", "2 days ago")])
+    removal = f"docker image rm {'4' * 12} shop:t1"
+    c = StrictContext({LS_LABEL: ok(""), LS_ALL: ok(every), removal: ok()}, app=config(shop), repeat=False)
+    image.prune(c, keep="0")  # type: ignore[arg-type]
+    assert c.commands == [LS_LABEL, LS_ALL, removal]  # shop:mine and shop:theirs are never candidates
+    assert f"keep    shop:{tag}  (5 days ago; current" in capsys.readouterr().err
+    assert (shop / ".kit" / "built-images").read_text() == f"sha256:{'c' * 64} shop\nsha256:{'9' * 64} other\n"
+
+
+def test_a_build_notes_the_image_it_made(shop: Path) -> None:
+    tag = shop_tag(shop)
+    iidfile = shop / ".kit" / "build-shop.iid"
+
+    class Docker(StrictContext):
+        def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
+            if command.startswith("docker build "):
+                iidfile.write_text(f"sha256:{'b' * 64}")  # as docker does, once the build is done
+            return super().run(command, *args, **kwargs)
+
+    c = Docker({INSPECT.format(ref=f"shop:{tag}"): fail(1, stderr="Error: No such image"),
+                f"docker build --tag shop:{tag} --iidfile {iidfile} --file {shop}/Dockerfile {shop}": ok()},
+               app=config(shop))
+    image.build(c)
+    image.build(c)  # built again (say, --no-cache): a second note of the same image is harmless
+    assert (shop / ".kit" / "built-images").read_text() == f"sha256:{'b' * 64} shop\n" * 2
+    assert core.parse_built((shop / ".kit" / "built-images").read_text()) == {f"sha256:{'b' * 64}": "shop"}
+
+
 def test_prune_keeps_what_any_environment_runs(shop: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tag = shop_tag(shop)
     listing = "\n".join([row("shop", tag, "c" * 12, "2024-01-05 09:00:00", "1 day ago"),

@@ -555,3 +555,12 @@ def test_the_deployed_reference_is_the_first_container_naming_the_repository() -
     ]
     assert images.deployed_refs(documents) == {"registry.local:5000/demoapp": "registry.local:5000/demoapp:3f2a",
                                                "demoapp": "demoapp:3f2a"}
+
+
+def test_the_notes_of_builds_read_back_as_written_and_skip_what_is_not_a_note() -> None:
+    notes = {"sha256:" + "a" * 64: "shop", "sha256:" + "b" * 64: "other"}
+    text = images.format_built(notes) + "garbage\nsha256:" + "c" * 64 + "\n\n"  # a line cut short: no app
+    assert images.parse_built(text) == notes
+    listed = [images.LocalImage("shop", "t1", "a" * 12, images.EPOCH), images.LocalImage("<none>", "<none>", "d" * 12, images.EPOCH)]
+    assert images.built_here(listed, notes) == listed[:1]
+    assert images.still_there(list(notes), listed) == ["sha256:" + "a" * 64]

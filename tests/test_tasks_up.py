@@ -63,7 +63,7 @@ def test_up_on_a_shared_docker_daemon_runs_exactly_these_commands(app_dir: Path)
         "kubectl config current-context": ok("k8s-local\n"),
         f"docker image inspect --format '{{{{.Id}}}}' hello:{tag}": [fail(1, stderr="Error: No such image"),
                                                                       ok("sha256:1234\n")],
-        f"docker build --tag hello:{tag} --file {app_dir}/Dockerfile --label devloop.app=hello "
+        f"docker build --tag hello:{tag} --iidfile {app_dir}/.kit/build-hello.iid --file {app_dir}/Dockerfile "
         f"--build-arg BASE_IMAGE=busybox:1 {app_dir}": ok(),
         listing(): ok('{"items": []}'),
         "kubectl --context k8s-local apply -f .kit/rendered-dev.yaml": ok(),

@@ -306,10 +306,14 @@ def test_a_save_during_that_build_sets_it_aside_untagged_and_builds_again(
 
     class SaveWhileBuilding(Building):
         def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
-            if command.startswith("docker build --iidfile") and len(builds(self)) == 0:  # docker may read this file
+            first = command.startswith("docker build --iidfile") and len(builds(self)) == 0
+            if first:  # docker may read this file
                 (app_dir / "app" / "web.sh").write_text("#!/bin/sh\necho saved again\n")
                 started[0].handler.dispatch(FileModifiedEvent(str(app_dir / "app" / "web.sh")))
-            return super().run(command, *args, **kwargs)
+            result = super().run(command, *args, **kwargs)
+            if first:
+                Path(command.split("--iidfile ")[1].split()[0]).write_text("sha256:a51de0000000\n")
+            return result
 
     c = SaveWhileBuilding({
         CONTEXT: ok("k8s-local\n"),
@@ -331,6 +335,8 @@ def test_a_save_during_that_build_sets_it_aside_untagged_and_builds_again(
     err = capsys.readouterr().err
     assert "   app/web.sh changed while it built: that build is set aside untagged; building again" in err
     assert err.count("── cycle 1: app/web.sh changed") == 1 and "── cycle 1 ready: build " in err
+    # both builds are noted as this app's: image.prune removes the set-aside one
+    assert (app_dir / ".kit" / "built-images").read_text() == "sha256:a51de0000000 hello\nsha256:5eed00000000 hello\n"
 
 
 def builds(c: StrictContext) -> list[str]:
@@ -639,7 +645,7 @@ def test_a_dry_watch_starts_no_early_build(app_dir: Path, monkeypatch: pytest.Mo
                        GET: ok(ready_listing()), LIST: ok('{"items": []}')}, app=config(app_dir), dry=True)
     watch.watch(c, cycles="1", debounce_ms="1000")
     err = capsys.readouterr().err
-    assert "$ docker build --tag hello:" in err and "--iidfile" not in err  # a dry run echoes the build it would run
+    assert "$ docker build --tag hello:" in err and "/devloop-build-" not in err  # a dry run echoes the build it would run
     assert "── cycle 1 ready" in err
 
 

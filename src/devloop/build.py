@@ -15,7 +15,8 @@ from devloop.delivery import build_env, deliver_ref
 from devloop.docker_api import check_daemon_lost, check_daemon_result, image_id, short, tag_image, where
 from devloop.kit import STATE_DIR, App
 
-LABEL = "devloop.app"  # every build carries devloop.app=<app name> (`image.ls` finds the project's images by it)
+LABEL = "devloop.app"  # builds by earlier versions of the kit carry devloop.app=<app name>; image.ls still finds them
+BUILT = "built-images"  # .kit/built-images: the ID of every image the kit built here, one a line (image.ls, prune)
 
 
 class Planned(NamedTuple):
@@ -107,20 +108,73 @@ def build_one(app: App, image: config.Image, no_cache: bool = False, iidfile: Pa
                 f"is the hash of the Dockerfile, build args and {planned.files} context file(s)")
         return planned
     app.say(f"image {planned.ref}: building in {where(env)} ({planned.files} context files)")
+    noted = iidfile or build_iidfile(app, image)
     result = app.run(build_argv(app, planned, no_cache, iidfile), check=False, env=env)
     if result.exited != 0:
         explain_failure(planned, result, env)
+    if not iidfile:  # tagged by docker: noted now (else by whoever tags it, or sets it aside)
+        remember(app, read_iid(noted))
     return planned._replace(built=True)
+
+
+def build_iidfile(app: App, image: config.Image) -> Path:
+    """Where a build docker tags itself writes its image ID (the kit notes it in .kit/built-images)."""
+    state = app.settings.root / STATE_DIR if funnel.is_dry(app.c) else app.state_dir
+    return state / f"build-{image.name}.iid"
+
+
+def read_iid(iidfile: Path) -> str:
+    """The image ID a build wrote, or "" (none written)."""
+    try:
+        return iidfile.read_text().strip()
+    except OSError:
+        return ""
+
+
+def remember(app: App, image_id: str) -> None:
+    """Note an image the kit built, tagged or set aside: `image.ls` and `image.prune` know the project's images by
+    these notes (a label would cost the legacy builder a build step of its own, about 70 ms a build)."""
+    if not image_id.startswith("sha256:") or funnel.is_dry(app.c):
+        return
+    path = app.state_dir / BUILT
+    try:
+        with path.open("a") as out:
+            out.write(core.format_built({image_id: app.settings.name}))
+    except OSError as exc:
+        app.warn(f"could not note image {short(image_id)} in {path} ({exc.strerror}): image.prune will not find it")
+
+
+def noted_builds(app: App) -> dict[str, str]:
+    """The kit's notes of the images it built in this folder: image ID → app name, oldest first."""
+    try:
+        return core.parse_built((app.settings.root / STATE_DIR / BUILT).read_text())
+    except OSError:
+        return {}
+
+
+def built_ids(app: App) -> list[str]:
+    """The images the kit noted building for this app, oldest first."""
+    return [image_id for image_id, name in noted_builds(app).items() if name == app.settings.name]
+
+
+def forget_built(app: App, gone: set[str]) -> None:
+    """Drop the notes of the images ``gone`` (removed, or no longer on the daemon)."""
+    path = app.settings.root / STATE_DIR / BUILT
+    notes = noted_builds(app)
+    try:
+        path.write_text(core.format_built({i: name for i, name in notes.items() if i not in gone}))
+    except OSError as exc:
+        app.warn(f"could not update {path} ({exc.strerror}): it may name images that are gone (harmless)")
 
 
 def tag_built(app: App, planned: Planned, iidfile: Path) -> None:
     """Give the image an untagged build made (its ID in ``iidfile``) the tag its inputs give."""
     env = build_env(app)
-    try:
-        built = iidfile.read_text().strip()
-    except OSError as exc:
-        raise KitError(f"image {planned.ref}: docker build wrote no image ID to {iidfile} ({exc.strerror})",
-                       hint="run again; if it persists, check the docker CLI (docker build --iidfile)", code=1) from None
+    built = read_iid(iidfile)
+    if not built:
+        raise KitError(f"image {planned.ref}: docker build wrote no image ID to {iidfile}",
+                       hint="run again; if it persists, check the docker CLI (docker build --iidfile)", code=1)
+    remember(app, built)
     tag_image(app, built, planned.ref, env)
 
 
@@ -136,9 +190,9 @@ def explain_failure(planned: Planned, result: Any, env: dict[str, str]) -> None:
 
 def build_argv(app: App, planned: Planned, no_cache: bool, iidfile: Path | None = None) -> list[str]:
     image = planned.image
-    named = ["--iidfile", str(iidfile)] if iidfile else ["--tag", planned.ref]
-    # One label: the legacy builder makes each --label a build step of its own (about 80 ms each).
-    argv = ["docker", "build", *named, "--file", str(image.dockerfile), "--label", f"{LABEL}={app.settings.name}"]
+    # No --label: the legacy builder makes each one a build step of its own. The kit notes what it built instead.
+    named = ["--iidfile", str(iidfile)] if iidfile else ["--tag", planned.ref, "--iidfile", str(build_iidfile(app, image))]
+    argv = ["docker", "build", *named, "--file", str(image.dockerfile)]
     for key, value in sorted(planned.build_args.items()):
         argv += ["--build-arg", f"{key}={value}"]
     if image.target:

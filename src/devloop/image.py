@@ -9,7 +9,7 @@ import sys
 from invoke import Collection, Context
 
 from devloop import rollout as readiness
-from devloop.build import LABEL, build_one, plan
+from devloop.build import LABEL, build_one, built_ids, forget_built, plan
 from devloop.core import config, kube
 from devloop.core import images as core
 from devloop.core.errors import KitError, tail
@@ -25,8 +25,9 @@ def selected(app: App, name: str | None) -> list[config.Image]:
 # -- the project's images on the daemon ---------------------------------------------------------
 
 
-def project_images(app: App, env: dict[str, str], by_name: bool = True) -> list[core.LocalImage]:
-    """Images the kit built for this app (by label) and, with ``by_name``, any tag of a configured name."""
+def project_images(app: App, env: dict[str, str], by_name: bool = True, noted: list[str] | None = None) -> list[core.LocalImage]:
+    """Images the kit built for this app (noted in .kit/built-images, or labelled by earlier versions of the kit)
+    and, with ``by_name``, any tag of a configured name. ``noted``: the notes (default: read them)."""
     def listed(*filters: str) -> list[core.LocalImage]:
         result = app.run(["docker", "image", "ls", *filters, "--format", "{{json .}}"], query=True, capture=True,
                          check=False, env=env)
@@ -36,6 +37,9 @@ def project_images(app: App, env: dict[str, str], by_name: bool = True) -> list[
         return core.parse_image_list(result.stdout)
 
     found = listed("--filter", f"label={LABEL}={app.settings.name}")
+    noted = built_ids(app) if noted is None else noted
+    if noted:
+        found += core.built_here(listed(), noted)
     if by_name and app.settings.images:
         found += listed(*(f"--filter=reference={i.name}" for i in app.settings.images))
     return core.newest_first(found)
@@ -159,25 +163,32 @@ def prune(c: Context, keep: int | None = None, env: str | None = None) -> None:
     if problem:
         raise KitError(f"cannot tell the current tag, so nothing is pruned: {problem}",
                        hint="fix that first (inv image.tag shows the tags the inputs give)", code=2)
-    decided = core.prune_plan(project_images(app, daemon, by_name=False), count, current, deployed_local_refs(app))
+    noted = built_ids(app)
+    found = project_images(app, daemon, by_name=False, noted=noted)
+    decided = core.prune_plan(found, count, current, deployed_local_refs(app))
     for image, why in decided.keep:
         app.say(f"  keep    {image.ref}  ({image.since}; {why})")
     for image, why in decided.remove:
         app.say(f"  remove  {image.ref}  ({image.since}; {why})")
-    if not decided.remove:
+    left = [image for image, _ in decided.keep]
+    if decided.remove:
+        doomed = [image for image, _ in decided.remove]
+        in_use = remove(app, doomed, daemon)
+        left += [image for image in doomed if image.ref in in_use]
+    else:
         app.say(f"nothing to prune: {len(decided.keep)} image(s) of {app.settings.name}, all kept")
-        return
-    remove(app, [image for image, _ in decided.remove], daemon)
+    if noted and not app.c.config.run.dry:  # the notes of images no longer there (removed now, or before) go
+        forget_built(app, set(noted) - set(core.still_there(noted, left)))
 
 
-def remove(app: App, doomed: list[core.LocalImage], daemon: dict[str, str]) -> None:
-    """One `docker image rm`; tags a container still uses are kept and named, anything else fails."""
+def remove(app: App, doomed: list[core.LocalImage], daemon: dict[str, str]) -> list[str]:
+    """One `docker image rm`; tags a container still uses are kept and named (returned), anything else fails."""
     result = app.run(["docker", "image", "rm", *(i.ref for i in doomed)], check=False, env=daemon)
     if app.c.config.run.dry:
-        return
+        return []
     if result.exited == 0:
         app.say(f"removed {len(doomed)} image tag(s) from {where(daemon)}")
-        return
+        return []
     check_daemon_result(result)
     stderr = result.stderr or ""
     in_use = core.removal_conflicts(stderr)
@@ -188,6 +199,7 @@ def remove(app: App, doomed: list[core.LocalImage], daemon: dict[str, str]) -> N
         raise KitError("docker image rm failed", evidence=tail("\n".join(other), 8),
                        hint="inv image.ls shows what is there")
     app.say(f"removed {len(doomed) - len(in_use)} image tag(s); {len(in_use)} kept because a container uses them")
+    return in_use
 
 
 @kit_task(help={"name": "which image (default: the only one in app.images)",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from devloop import children
-from devloop.build import Planned, build_one, plan, tag_built
+from devloop.build import Planned, build_one, plan, read_iid, remember, tag_built
 from devloop.kit import App
 
 
@@ -80,6 +80,7 @@ class Build:
             looked = built or self.error or self.stopped
             self.changed = self.reports.changed_since(self.started, self.ended) if looked else ()
             if self.changed:
+                self._note_set_aside()
                 return None
             if self.error is not None:
                 raise self.error
@@ -113,4 +114,10 @@ class Build:
     def discard(self) -> None:
         """Stop it, and leave what it made untagged."""
         self.stop()
+        self._note_set_aside()
         self._folder.cleanup()
+
+    def _note_set_aside(self) -> None:
+        """Note the images it built but no one tags: image.prune removes them."""
+        for image in self.app.settings.images:
+            remember(self.app, read_iid(self._iidfile(image.name)))

@@ -375,6 +375,37 @@ def parse_image_list(text: str) -> list[LocalImage]:
     return found
 
 
+def parse_built(text: str) -> dict[str, str]:
+    """The kit's notes of its builds (``.kit/built-images``: ``<image ID> <app name>`` a line): ID → app, oldest
+    first, once each."""
+    notes: dict[str, str] = {}
+    for line in text.splitlines():
+        image_id, _, app = line.strip().partition(" ")
+        if image_id.startswith("sha256:") and app:
+            notes[image_id] = app
+    return notes
+
+
+def format_built(notes: dict[str, str]) -> str:
+    return "".join(f"{image_id} {app}\n" for image_id, app in notes.items())
+
+
+def _short_id(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")[:12]  # as `docker image ls` shows it
+
+
+def built_here(images: Iterable[LocalImage], built: Iterable[str]) -> list[LocalImage]:
+    """The listed images whose ID is one the kit noted building."""
+    short = {_short_id(full) for full in built}
+    return [i for i in images if _short_id(i.id) in short]
+
+
+def still_there(built: Iterable[str], images: Iterable[LocalImage]) -> list[str]:
+    """The noted IDs of images among ``images`` (what is left after a prune); the notes of the rest go."""
+    left = {_short_id(i.id) for i in images}
+    return [full for full in built if _short_id(full) in left]
+
+
 def newest_first(images: Iterable[LocalImage]) -> list[LocalImage]:
     """Distinct refs, newest first (ties: by name and tag, so the order is stable)."""
     unique = {i.ref: i for i in images}
