@@ -603,6 +603,43 @@ def stops_builds(monkeypatch: pytest.MonkeyPatch) -> StoppedBuilds:
     return stopped
 
 
+def test_saving_again_before_the_cycle_begins_stops_the_early_build_and_starts_the_next_as_that_save_settles(
+        app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Saved twice within the quiet window: the second build starts 50 ms after the second save, not as the cycle
+    begins (nor once the first build has ended)."""
+    started = edits(monkeypatch, app_dir / "app" / "web.sh")
+    stopped = stops_builds(monkeypatch)
+    before_the_cycle: list[bool] = []
+
+    class SaveAgain(Building):
+        def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
+            if command.startswith("docker build --iidfile"):
+                if not builds(self):
+                    (app_dir / "app" / "web.sh").write_text("#!/bin/sh\necho saved again\n")
+                    started[0].handler.dispatch(FileModifiedEvent(str(app_dir / "app" / "web.sh")))
+                    stopped.killed.wait(5)  # a long build, until it is stopped
+                else:
+                    before_the_cycle.append(started[0].handler.inbox.debouncer.pending > 0)  # batch not yet taken
+            return super().run(command, *args, **kwargs)
+
+    c = SaveAgain({
+        CONTEXT: ok("k8s-local\n"),
+        rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image"), fail(1, stderr="Error: No such image"),
+                                       ok("sha256:5eed00000000\n")],
+        rx(r"^docker build --iidfile "): [fail(143, stdout="Step 1/9 : ARG BASE_IMAGE"), ok()],
+        rx(r"^docker tag "): ok(),
+        LIST: ok('{"items": []}'),
+        APPLY: ok(),
+        GET: ok(ready_listing()),
+    }, app=config(app_dir), repeat=False)
+    watch.watch(c, cycles="1", debounce_ms="1000")
+    assert before_the_cycle == [True] and len(stopped.markers) == 1
+    assert [cmd for cmd in c.commands if cmd.startswith("docker tag")] == [f"docker tag sha256:5eed00000000 hello:{tag(app_dir)}"]
+    err = capsys.readouterr().err
+    assert "   app/web.sh changed while it built: that build is stopped; building again" in err
+    assert err.count("── cycle 1: app/web.sh changed") == 1 and "── cycle 1 ready: build " in err
+
+
 def test_a_build_a_save_makes_stale_is_stopped_at_once_and_the_cycle_builds_again(
         app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """The user saves again while the build runs: that build is stopped once the save settles, not waited for."""

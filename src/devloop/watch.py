@@ -133,6 +133,11 @@ BUILD_ATTEMPTS = 3  # builds in one cycle while files keep changing under them, 
 STALE_LOOK = 0.05  # seconds between looks, while a build runs, for a save that makes it of no use
 
 
+def set_aside(build: prebuild.Build) -> str:
+    """What happens to a build a file changed under (said before it is stopped, if it still runs)."""
+    return "is stopped" if build.stopped or build.running else "failed" if build.error else "is set aside untagged"
+
+
 class Cycles:
     """The loop's cycles: say why, sync or run workflow.cycle, report timings; a failure is reported, not fatal.
 
@@ -146,6 +151,7 @@ class Cycles:
         self.app, self.sets, self.timeout, self.stopper, self.live = app, sets, timeout, stopper, live
         self.session, self.prune = session, prune
         self.early: prebuild.Build | None = None  # started as its save settled; the next cycle takes it
+        self.early_for = 0  # the number of the cycle it was started for
         self.build_took = 0.0  # the last build phase, from its first build's start (maybe before the cycle)
         self.latest: prebuild.Build | None = None  # the build started last
         self.build_failed = False  # the last cycle that built failed in its build
@@ -172,11 +178,20 @@ class Cycles:
         """The save that opens cycle ``number`` is written: start its build now, if it needs one."""
         paths = tuple(c.path for c in changes)
         syncs, why, build = self.decide(plan, paths)
+        early = self.early if self.early_for == number else None  # started as an earlier save of this batch settled
         if syncs or not plan.build or shell.is_dry(self.app.c):  # --dry builds nothing to tag
+            self.close()  # a build the batch no longer asks for is stopped
             return
+        changed = self.session.inbox.changed_after(early.started) if early else ()
+        if early and not changed:
+            return  # what changed since touches no file it is built from
+        if early:
+            self.app.say(f"   {debounce.describe(changed)} changed while it built: that build {set_aside(early)}; "
+                         "building again")
         self.close()
-        self.app.say(self.header(number, paths, plan, why, build))
-        self.early = self.start_build(now)
+        if not early:
+            self.app.say(self.header(number, paths, plan, why, build))
+        self.early, self.early_for = self.start_build(now), number
 
     def build_phase(self, first: prebuild.Build | None) -> Callable[[], list[Planned]]:
         """The cycle's build: wait for ``first`` (or start one now), and build again while files change under it."""
@@ -192,9 +207,8 @@ class Cycles:
                     return planned
                 changed += tuple(p for p in current.changed if p not in changed)
                 if tries < BUILD_ATTEMPTS:
-                    outcome = "is stopped" if current.stopped else "failed" if current.error else "is set aside untagged"
-                    self.app.say(f"   {debounce.describe(current.changed)} changed while it built: that build {outcome}; "
-                                 "building again")
+                    self.app.say(f"   {debounce.describe(current.changed)} changed while it built: that build "
+                                 f"{set_aside(current)}; building again")
                     current = self.start_build(self.session.inbox.now())
             self.noisy = changed
             raise KitError(f"files changed under each of {BUILD_ATTEMPTS} builds in a row ({debounce.describe(changed)}): "

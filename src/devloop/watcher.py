@@ -114,36 +114,42 @@ class Inbox:
             latest = max((at for at in self._inputs.values() if at > start), default=None)
             return latest is not None and self.debouncer.clock() - latest >= settle
 
+    def changed_after(self, start: float) -> tuple[str, ...]:
+        """The files images are built from that changed after ``start``, as reported so far (no waiting)."""
+        with self._cond:
+            return tuple(path for path, at in self._inputs.items() if at > start)
+
     def now(self) -> float:
         return self.debouncer.clock()
 
-    def settled(self, settle: float) -> list[watchfilter.Change] | None:
+    def settled(self, settle: float) -> tuple[list[watchfilter.Change], int] | None:
         """The pending changes once they have been quiet for ``settle`` while their batch is not yet due (an empty
-        list when every one was a file created and gone again), else None."""
+        list when every one was a file created and gone again), with the count of their events; else None."""
         with self._cond:
             if self.debouncer.settled_in(settle) != 0.0 or not self.debouncer.due_in():
                 return None
-            return self._kept(list(self._changes.values()), self._born)
+            return self._kept(list(self._changes.values()), self._born), self.debouncer.events
 
     def wait(self, check: Callable[[], None] = lambda: None, tick: float = 0.5,
              settled: Callable[[list[watchfilter.Change]], None] | None = None,
              settle: float = SETTLE) -> tuple[debounce.Batch, list[watchfilter.Change]]:
         """Block until a batch is due. ``check`` runs at least every ``tick`` seconds (it may raise).
 
-        ``settled`` is called once, with the pending changes, when they have been quiet for ``settle`` but the
-        batch is not yet due (the watch loop starts its build then)."""
+        ``settled`` is called with the pending changes each time they have been quiet for ``settle`` since a new
+        event, while the batch is not yet due (the watch loop starts its build then, and again if saved again)."""
+        handed = 0  # the pending batch's event count when ``settled`` was last called
         while True:
             early = self.settled(settle) if settled else None
-            if settled is not None and early is not None:
-                call, settled = settled, None  # once per batch, even when nothing was left to build from
-                if early:
-                    call(early)
+            if settled is not None and early is not None and early[1] != handed:
+                changes, handed = early
+                if changes:  # nothing is left to build from when every change came to nothing
+                    settled(changes)
             with self._cond:
                 taken = self.take()
                 if taken:
                     return taken
                 due = self.debouncer.due_in()
-                if settled:
+                if settled and self.debouncer.events != handed:
                     settling = self.debouncer.settled_in(settle)
                     due = due if settling is None or due is None else min(due, settling)
                 self._wait(self._cond, tick if due is None else min(due, tick))

@@ -70,6 +70,11 @@ class Debouncer:
         return len(self._pending)
 
     @property
+    def events(self) -> int:
+        """Events in the pending batch so far."""
+        return self._events
+
+    @property
     def busy(self) -> bool:
         return self._busy
 
