@@ -20,6 +20,7 @@ from watchdog.events import (
     FileOpenedEvent,
 )
 
+from devloop import watcher
 from devloop.core.debounce import Batch
 from devloop.core.errors import KitError
 from devloop.core.watchfilter import Plan, Watch, WatchFilter
@@ -249,7 +250,7 @@ def test_a_settled_save_is_handed_on_once_before_its_batch_is_due(app: Path, clo
     s.run(lambda number, batch, plan: started.append((clock.now, batch)), 1,
           settled=lambda number, changes, plan, now: announced.append((number, tuple(c.path for c in changes), plan, now)))
     assert [(n, paths, plan) for n, paths, plan, _ in announced] == [(1, ("app/web.sh",), Plan(frozenset({"hello"}), False))]
-    assert announced[0][3] == pytest.approx(saved + 0.05)  # settled: 50 ms without an event
+    assert announced[0][3] == pytest.approx(saved + watcher.SETTLE)  # settled: that long without an event
     assert started[0][0] == pytest.approx(saved + 0.3)  # the batch still waits for the whole quiet window
     assert started[0][1].last <= announced[0][3]  # nothing changed after it was handed on
 
@@ -269,7 +270,7 @@ def test_a_save_after_settling_joins_the_batch_and_shows_in_its_last_event(app: 
     s.run(lambda number, batch, plan: seen.append(batch), 1, settled=settled)
     # handed on again once the new save settled (the loop may restart its build), and not again after that
     assert [paths for _, paths in announced] == [["app/web.sh"], ["app/web.sh", "app/worker.sh"]]
-    assert announced[1][0] == pytest.approx(announced[0][0] + 0.1 + 0.05)
+    assert announced[1][0] == pytest.approx(announced[0][0] + 0.1 + watcher.SETTLE)
     assert seen[0].paths == ("app/web.sh", "app/worker.sh") and seen[0].last > announced[0][0]
 
 

@@ -290,7 +290,7 @@ def test_a_rebuild_starts_building_as_the_save_settles_and_tags_the_build_it_use
     edits(monkeypatch, app_dir / "app" / "web.sh")
     t = tag(app_dir)
     c = Building(builds_once(t), app=config(app_dir), repeat=False)
-    watch.watch(c, cycles="1", debounce_ms="1000")  # the build starts 50 ms after the save, not after 1000 ms
+    watch.watch(c, cycles="1", debounce_ms="1000")  # the build starts as the save settles, not after 1000 ms
     assert shapes(c.commands) == [CONTEXT, "docker image inspect", "docker build --iidfile", "docker tag sha256:5eed00000000",
                                   "docker image inspect", "kubectl --context k8s-local get",
                                   "kubectl --context k8s-local apply", "kubectl --context k8s-local get"]
@@ -605,7 +605,7 @@ def stops_builds(monkeypatch: pytest.MonkeyPatch) -> StoppedBuilds:
 
 def test_saving_again_before_the_cycle_begins_stops_the_early_build_and_starts_the_next_as_that_save_settles(
         app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """Saved twice within the quiet window: the second build starts 50 ms after the second save, not as the cycle
+    """Saved twice within the quiet window: the second build starts as the second save settles, not as the cycle
     begins (nor once the first build has ended)."""
     started = edits(monkeypatch, app_dir / "app" / "web.sh")
     stopped = stops_builds(monkeypatch)

@@ -15,8 +15,10 @@ from devloop.core import debounce, watchfilter
 
 POLL_INTERVAL = 0.5  # seconds between two snapshots with --poll
 # Seconds without a new event after which a save counts as written: an editor's events for one save
-# (write, chmod, rename) come within a few ms. A build may start then, before the debounce's quiet window ends.
-SETTLE = 0.05
+# (write, chmod, rename) come within a few ms (vim's: 0.3-7 ms here). A build may start then, before the
+# debounce's quiet window ends. A save whose events span longer makes that build stale once they have settled:
+# it is stopped and the next one starts then, as it would have with a longer settle.
+SETTLE = 0.02
 # Event kinds that change what a build or an apply would see. "opened"/"closed_no_write" are reads
 # (docker build reads the whole context); "closed" repeats "modified".
 CHANGE_KINDS = frozenset({"created", "modified", "deleted", "moved", "attrib"})
