@@ -77,7 +77,7 @@ def shop(tmp_path: Path) -> Path:
 def test_minikube_docker_runtime_builds_in_minikubes_daemon_and_moves_nothing(shop: Path,
                                                                              capsys: pytest.CaptureFixture[str]) -> None:
     ref = f"shop:{tag_of(shop)}"
-    build = (f"docker build --tag {ref} --iidfile {shop}/.kit/build-shop.iid --file {shop}/Dockerfile "
+    build = (f"docker build --tag {ref} --iidfile {shop}/.kit/build-shop-{os.getpid()}.iid --file {shop}/Dockerfile "
              f"{shop}")
     c = StrictContext({RUNTIME: [ok("docker://24.0.7")] * 2,
                        DOCKER_ENV: ok("DOCKER_TLS_VERIFY=1\nDOCKER_HOST=tcp://192.168.49.2:2376\n"
@@ -240,7 +240,7 @@ def test_registry_problems_name_the_registry_and_the_fix(shop: Path, registry: s
 
 def test_a_daemon_lost_mid_build_is_named_with_its_fix_not_the_step(shop: Path) -> None:
     ref = f"shop:{tag_of(shop)}"
-    build = f"docker build --tag {ref} --iidfile {shop}/.kit/build-shop.iid --file {shop}/Dockerfile {shop}"
+    build = f"docker build --tag {ref} --iidfile {shop}/.kit/build-shop-{os.getpid()}.iid --file {shop}/Dockerfile {shop}"
     lost = ("#5 [2/3] COPY app/ /app/\n#6 [3/3] RUN make\nERROR: failed to receive status: rpc error: code = "
             "Unavailable desc = error reading from server: EOF\n")
     c = StrictContext({inspect(ref): fail(1, stderr="Error: No such image"), build: fail(1, stderr=lost)},

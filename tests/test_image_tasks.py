@@ -320,22 +320,25 @@ def test_prune_finds_the_kits_builds_by_its_notes_and_forgets_the_notes_of_what_
     (shop / ".kit" / "built-images").write_text(
         f"sha256:{'c' * 64} shop\nsha256:{'1' * 64} shop\nsha256:{'4' * 64} shop\nsha256:{'5' * 64} shop\n"
         f"sha256:{'9' * 64} other\n")  # 5…: removed since by hand; 9…: another app's build in this folder
+    old = "0123456789ab"
     every = "\n".join([row("shop", tag, "c" * 12, "2024-01-01 09:00:00", "5 days ago"),
-                       row("shop", "t1", "1" * 12, "2024-01-01 10:00:00", "4 days ago"),
+                       row("shop", old, "1" * 12, "2024-01-01 10:00:00", "4 days ago"),
+                       row("shop", "stable", "1" * 12, "2024-01-01 10:00:00", "4 days ago"),  # tagged by hand
+                       row("ruby", "3.3", "c" * 12, "2023-12-01 10:00:00", "5 weeks ago"),  # same ID: a FROM-only stage
                        row("<none>", "<none>", "4" * 12, "2024-01-04 10:00:00", "1 day ago"),  # a set-aside build
                        row("shop", "mine", "7" * 12, "2024-01-02 10:00:00", "3 days ago"),  # not built by the kit
-                       row("shop", "theirs", "9" * 12, "2024-01-03 10:00:00", "2 days ago")])
-    removal = f"docker image rm {'4' * 12} shop:t1"
+                       row("shop", "9a9a9a9a9a9a", "9" * 12, "2024-01-03 10:00:00", "2 days ago")])  # another app's
+    removal = f"docker image rm {'4' * 12} shop:{old}"
     c = StrictContext({LS_LABEL: ok(""), LS_ALL: ok(every), removal: ok()}, app=config(shop), repeat=False)
     image.prune(c, keep="0")  # type: ignore[arg-type]
-    assert c.commands == [LS_LABEL, LS_ALL, removal]  # shop:mine and shop:theirs are never candidates
+    assert c.commands == [LS_LABEL, LS_ALL, removal]  # never candidates: shop:stable, ruby:3.3, shop:mine, the other app's
     assert f"keep    shop:{tag}  (5 days ago; current" in capsys.readouterr().err
     assert (shop / ".kit" / "built-images").read_text() == f"sha256:{'c' * 64} shop\nsha256:{'9' * 64} other\n"
 
 
 def test_a_build_notes_the_image_it_made(shop: Path) -> None:
     tag = shop_tag(shop)
-    iidfile = shop / ".kit" / "build-shop.iid"
+    iidfile = shop / ".kit" / f"build-shop-{os.getpid()}.iid"
 
     class Docker(StrictContext):
         def run(self, command: str, *args: Any, **kwargs: Any) -> Any:

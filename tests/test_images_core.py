@@ -561,6 +561,10 @@ def test_the_notes_of_builds_read_back_as_written_and_skip_what_is_not_a_note() 
     notes = {"sha256:" + "a" * 64: "shop", "sha256:" + "b" * 64: "other"}
     text = images.format_built(notes) + "garbage\nsha256:" + "c" * 64 + "\n\n"  # a line cut short: no app
     assert images.parse_built(text) == notes
-    listed = [images.LocalImage("shop", "t1", "a" * 12, images.EPOCH), images.LocalImage("<none>", "<none>", "d" * 12, images.EPOCH)]
-    assert images.built_here(listed, notes) == listed[:1]
-    assert images.still_there(list(notes), listed) == ["sha256:" + "a" * 64]
+    listed = [images.LocalImage("shop", "0123456789ab", "a" * 12, images.EPOCH),
+              images.LocalImage("<none>", "<none>", "b" * 12, images.EPOCH),
+              images.LocalImage("<none>", "<none>", "d" * 12, images.EPOCH),
+              images.LocalImage("shop", "latest", "a" * 12, images.EPOCH),  # a tag the kit does not give
+              images.LocalImage("ruby", "3.3", "a" * 12, images.EPOCH)]  # not a name of the project's images
+    assert images.built_here(listed, notes, {"shop"}) == listed[:2]
+    assert images.still_there(list(notes), listed[1:3]) == ["sha256:" + "b" * 64]

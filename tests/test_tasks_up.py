@@ -63,7 +63,7 @@ def test_up_on_a_shared_docker_daemon_runs_exactly_these_commands(app_dir: Path)
         "kubectl config current-context": ok("k8s-local\n"),
         f"docker image inspect --format '{{{{.Id}}}}' hello:{tag}": [fail(1, stderr="Error: No such image"),
                                                                       ok("sha256:1234\n")],
-        f"docker build --tag hello:{tag} --iidfile {app_dir}/.kit/build-hello.iid --file {app_dir}/Dockerfile "
+        f"docker build --tag hello:{tag} --iidfile {app_dir}/.kit/build-hello-{os.getpid()}.iid --file {app_dir}/Dockerfile "
         f"--build-arg BASE_IMAGE=busybox:1 {app_dir}": ok(),
         listing(): ok('{"items": []}'),
         "kubectl --context k8s-local apply -f .kit/rendered-dev.yaml": ok(),
@@ -71,8 +71,6 @@ def test_up_on_a_shared_docker_daemon_runs_exactly_these_commands(app_dir: Path)
         "--request-timeout=10s": ok(ready_listing()),  # the wait (its requests end by its deadline); the closing
         # status table shows what the wait saw ready: no second listing
     }, app=hello_config(app_dir, cluster={"provider": "docker", "ip": "127.0.0.1"}), repeat=False)
-    import os
-
     cwd = os.getcwd()
     os.chdir(app_dir)
     try:

@@ -333,7 +333,7 @@ def test_a_save_during_that_build_sets_it_aside_untagged_and_builds_again(
     assert [cmd for cmd in c.commands if cmd.startswith("docker tag")] == \
         [f"docker tag sha256:5eed00000000 hello:{tag(app_dir)}"]  # only the second build, with the newer file's tag
     err = capsys.readouterr().err
-    assert "   app/web.sh changed while it built: that build is set aside untagged; building again" in err
+    assert "   app/web.sh changed after it started: that build is set aside untagged; building again" in err
     assert err.count("── cycle 1: app/web.sh changed") == 1 and "── cycle 1 ready: build " in err
     # both builds are noted as this app's: image.prune removes the set-aside one
     assert (app_dir / ".kit" / "built-images").read_text() == "sha256:a51de0000000 hello\nsha256:5eed00000000 hello\n"
@@ -452,6 +452,33 @@ def test_after_that_failure_the_file_alone_starts_no_cycle_and_a_fix_to_dockerig
     second = err.split("── cycle 2:")[1]
     assert second.startswith(" .dockerignore changed") and "── cycle 2 ready" in second
     assert len(builds(c)) == watch.BUILD_ATTEMPTS + 1
+
+
+def test_only_files_that_changed_under_every_build_are_muted(
+        app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The user's own save during one of the builds is not "changing all the time": its next change still counts."""
+    started = edits(monkeypatch, app_dir / "app" / "web.sh")
+    log = app_dir / "app" / "dev.log"
+
+    class LogWrittenAllTheTime(Building):
+        def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
+            if command.startswith("docker build --iidfile"):
+                with log.open("a") as out:
+                    out.write("GET / 200\n")
+                started[0].handler.dispatch(FileModifiedEvent(str(log)))
+                if not builds(self):  # the user saves once, during the first build
+                    (app_dir / "app" / "web.sh").write_text("#!/bin/sh\necho saved during the build\n")
+                    started[0].handler.dispatch(FileModifiedEvent(str(app_dir / "app" / "web.sh")))
+            return super().run(command, *args, **kwargs)
+
+    c = LogWrittenAllTheTime({CONTEXT: ok("k8s-local\n"), rx(r"^docker image inspect"): fail(1, stderr="Error: No such image"),
+                              rx(r"^docker build --iidfile "): ok()}, app=config(app_dir))
+    with pytest.raises(Exit):
+        watch.watch(c, cycles="1", debounce_ms="1")
+    err = capsys.readouterr().err
+    assert "   app/web.sh, app/dev.log changed while it built" in err
+    assert "error: files changed under each of 3 builds in a row (app/dev.log):" in err
+    assert "   changing all the time: app/dev.log; from now on" in err
 
 
 def test_dev_checks_the_build_of_its_first_cycle_too(app_dir: Path, monkeypatch: pytest.MonkeyPatch,
@@ -638,6 +665,32 @@ def test_saving_again_before_the_cycle_begins_stops_the_early_build_and_starts_t
     err = capsys.readouterr().err
     assert "   app/web.sh changed while it built: that build is stopped; building again" in err
     assert err.count("── cycle 1: app/web.sh changed") == 1 and "── cycle 1 ready: build " in err
+
+
+def test_saves_that_keep_coming_in_the_quiet_window_restart_the_early_build_only_so_often(
+        app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file written every few ms during the quiet window does not stop and start builds without end."""
+    started = edits(monkeypatch, app_dir / "app" / "web.sh")
+    stopped = stops_builds(monkeypatch)
+    before_the_cycle: list[bool] = []
+
+    class WrittenDuringEachBuild(Building):
+        def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
+            if command.startswith("docker build --iidfile"):
+                before_the_cycle.append(not started[0].handler.inbox.debouncer.busy)
+                with (app_dir / "app" / "dev.log").open("a") as out:
+                    out.write("GET / 200\n")
+                started[0].handler.dispatch(FileModifiedEvent(str(app_dir / "app" / "dev.log")))
+                stopped.killed.clear()
+                stopped.killed.wait(0.3)  # builds until stopped, or for 0.3 s
+            return super().run(command, *args, **kwargs)
+
+    c = WrittenDuringEachBuild({CONTEXT: ok("k8s-local\n"), rx(r"^docker image inspect"): fail(1, stderr="Error: No such image"),
+                                rx(r"^docker build --iidfile "): ok()}, app=config(app_dir))
+    with pytest.raises(Exit):
+        watch.watch(c, cycles="1", debounce_ms="1000")
+    assert before_the_cycle.count(True) == watch.BUILD_ATTEMPTS  # the first, and BUILD_ATTEMPTS - 1 restarts
+    assert "error: files changed under each of 3 builds in a row (app/dev.log)" in capsys.readouterr().err
 
 
 def test_a_build_a_save_makes_stale_is_stopped_at_once_and_the_cycle_builds_again(

@@ -108,19 +108,21 @@ def build_one(app: App, image: config.Image, no_cache: bool = False, iidfile: Pa
                 f"is the hash of the Dockerfile, build args and {planned.files} context file(s)")
         return planned
     app.say(f"image {planned.ref}: building in {where(env)} ({planned.files} context files)")
-    noted = iidfile or build_iidfile(app, image)
     result = app.run(build_argv(app, planned, no_cache, iidfile), check=False, env=env)
+    if not iidfile:  # tagged by docker: noted now (else by whoever tags it, or sets it aside)
+        written = build_iidfile(app, image)
+        remember(app, read_iid(written))
+        written.unlink(missing_ok=True)
     if result.exited != 0:
         explain_failure(planned, result, env)
-    if not iidfile:  # tagged by docker: noted now (else by whoever tags it, or sets it aside)
-        remember(app, read_iid(noted))
     return planned._replace(built=True)
 
 
 def build_iidfile(app: App, image: config.Image) -> Path:
-    """Where a build docker tags itself writes its image ID (the kit notes it in .kit/built-images)."""
+    """Where a build docker tags itself writes its image ID (the kit notes it in .kit/built-images); one per
+    process, as two runs may build in one checkout at once."""
     state = app.settings.root / STATE_DIR if funnel.is_dry(app.c) else app.state_dir
-    return state / f"build-{image.name}.iid"
+    return state / f"build-{image.name}-{os.getpid()}.iid"
 
 
 def read_iid(iidfile: Path) -> str:

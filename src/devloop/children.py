@@ -135,23 +135,25 @@ def stop_running(marker: str, grace: float | None = None) -> list[int]:
         return False
 
     procs = [proc for proc in descendants() if holds(proc)]
-    if procs:
+    if procs:  # not reaped here: the command's runner waits for its exit status
         send(procs)
-        left = _wait_gone(procs, STOP_GRACE if grace is None else grace)
+        left = _wait_gone(procs, STOP_GRACE if grace is None else grace, reap=False)
         if left:
             send(left, signal.SIGKILL)
-            _wait_gone(left, 1.0)
+            _wait_gone(left, 1.0, reap=False)
     return [proc.pid for proc in procs]
 
 
-def _wait_gone(procs: list[psutil.Process], seconds: float) -> list[psutil.Process]:
-    """Wait until every process has exited (a zombie has); the ones still running at the deadline."""
+def _wait_gone(procs: list[psutil.Process], seconds: float, reap: bool = True) -> list[psutil.Process]:
+    """Wait until every process has exited (a zombie has; ``reap``: collect our own children's exit status);
+    the ones still running at the deadline."""
     me = os.getpid()
     deadline = time.monotonic() + seconds
     while True:
         left = []
         for proc in procs:
-            _reap(proc, me)
+            if reap:
+                _reap(proc, me)
             if _running(proc):
                 left.append(proc)
         if not left or time.monotonic() >= deadline:

@@ -39,10 +39,18 @@ def project_images(app: App, env: dict[str, str], by_name: bool = True, noted: l
     found = listed("--filter", f"label={LABEL}={app.settings.name}")
     noted = built_ids(app) if noted is None else noted
     if noted:
-        found += core.built_here(listed(), noted)
+        found += core.built_here(listed(), noted, repositories(app))
     if by_name and app.settings.images:
         found += listed(*(f"--filter=reference={i.name}" for i in app.settings.images))
     return core.newest_first(found)
+
+
+def repositories(app: App) -> set[str]:
+    """The names the project's images have on the daemon: as configured, and registry-qualified when pushed."""
+    names = {i.name for i in app.settings.images}
+    if app.settings.cluster.provider == "registry" and app.settings.cluster.registry:
+        names |= {f"{app.settings.cluster.registry}/{name}" for name in names}
+    return names
 
 
 def current_refs(app: App) -> tuple[set[str], str]:

@@ -62,7 +62,8 @@ class Build:
         try:
             self.app.forget("plan:")  # file contents changed: tags are computed again
             for image in self.app.settings.images:
-                plan(self.app, image)  # the slow part with a big context: hashing it
+                if not self._cancelled.is_set():
+                    plan(self.app, image)  # the slow part with a big context: hashing it
             for image in self.app.settings.images:
                 if self._cancelled.is_set():
                     break
@@ -80,14 +81,15 @@ class Build:
             looked = built or self.error or self.stopped
             self.changed = self.reports.changed_since(self.started, self.ended) if looked else ()
             if self.changed:
-                self._note_set_aside()
                 return None
             if self.error is not None:
                 raise self.error
             for planned in built:
                 tag_built(self.app, planned, self._iidfile(planned.image.name))
+                self._iidfile(planned.image.name).unlink()  # tagged (and noted): not set aside
             return self.planned
         finally:
+            self._note_set_aside()  # what it built and no one tagged: set aside, or left by a failed image
             self._folder.cleanup()
 
     def wait(self, timeout: float) -> bool:

@@ -152,6 +152,7 @@ class Cycles:
         self.session, self.prune = session, prune
         self.early: prebuild.Build | None = None  # started as its save settled; the next cycle takes it
         self.early_for = 0  # the number of the cycle it was started for
+        self.restarts = 0  # early builds of that cycle stopped for a newer save (at most BUILD_ATTEMPTS - 1)
         self.build_took = 0.0  # the last build phase, from its first build's start (maybe before the cycle)
         self.latest: prebuild.Build | None = None  # the build started last
         self.build_failed = False  # the last cycle that built failed in its build
@@ -183,14 +184,16 @@ class Cycles:
             self.close()  # a build the batch no longer asks for is stopped
             return
         changed = self.session.inbox.changed_after(early.started) if early else ()
-        if early and not changed:
-            return  # what changed since touches no file it is built from
+        if early and (not changed or self.restarts >= BUILD_ATTEMPTS - 1):
+            return  # nothing it is built from changed since; or files keep changing: the cycle's build phase decides
         if early:
-            self.app.say(f"   {debounce.describe(changed)} changed while it built: that build {set_aside(early)}; "
-                         "building again")
-        self.close()
-        if not early:
+            when = "while it built" if early.running else "after it started"
+            self.app.say(f"   {debounce.describe(changed)} changed {when}: that build {set_aside(early)}; building again")
+            self.restarts += 1
+        else:
             self.app.say(self.header(number, paths, plan, why, build))
+            self.restarts = 0
+        self.close()
         self.early, self.early_for = self.start_build(now), number
 
     def build_phase(self, first: prebuild.Build | None) -> Callable[[], list[Planned]]:
@@ -198,20 +201,22 @@ class Cycles:
         def phase() -> list[Planned]:
             current = first or self.start_build(self.session.inbox.now())
             began = current.started
-            changed: tuple[str, ...] = ()  # every file that changed under one of its builds
+            changed: list[tuple[str, ...]] = []  # what changed under each of its builds
             for tries in range(1, BUILD_ATTEMPTS + 1):
                 self.await_build(current)
                 planned = current.result()
                 if planned is not None:
                     self.build_took = self.session.inbox.now() - began
                     return planned
-                changed += tuple(p for p in current.changed if p not in changed)
+                changed.append(current.changed)
                 if tries < BUILD_ATTEMPTS:
                     self.app.say(f"   {debounce.describe(current.changed)} changed while it built: that build "
                                  f"{set_aside(current)}; building again")
                     current = self.start_build(self.session.inbox.now())
-            self.noisy = changed
-            raise KitError(f"files changed under each of {BUILD_ATTEMPTS} builds in a row ({debounce.describe(changed)}): "
+            every = tuple(p for p in changed[0] if all(p in c for c in changed[1:]))  # under each build
+            self.noisy = every
+            named = every or tuple(dict.fromkeys(p for c in changed for p in c))
+            raise KitError(f"files changed under each of {BUILD_ATTEMPTS} builds in a row ({debounce.describe(named)}): "
                            "a tag must name what its image holds, so none was tagged",
                            hint="if something writes there all the time (a log, a database file), keep it out of the "
                                 "build context with .dockerignore; else save again", code=1)

@@ -394,10 +394,13 @@ def _short_id(image_id: str) -> str:
     return image_id.removeprefix("sha256:")[:12]  # as `docker image ls` shows it
 
 
-def built_here(images: Iterable[LocalImage], built: Iterable[str]) -> list[LocalImage]:
-    """The listed images whose ID is one the kit noted building."""
-    short = {_short_id(full) for full in built}
-    return [i for i in images if _short_id(i.id) in short]
+def built_here(images: Iterable[LocalImage], built: Iterable[str], repositories: Iterable[str]) -> list[LocalImage]:
+    """The listed images the kit made: an ID it noted building, left untagged or under a tag the kit gives (a
+    content hash of one of ``repositories``). Identical content has one ID: a stage that only names a base
+    image, or a tag given by hand to the kit's build, shares it, and is not the kit's."""
+    short, names = {_short_id(full) for full in built}, set(repositories)
+    tagged = re.compile(rf"^[0-9a-f]{{{TAG_LENGTH}}}$")
+    return [i for i in images if _short_id(i.id) in short and (i.dangling or i.repository in names and tagged.match(i.tag))]
 
 
 def still_there(built: Iterable[str], images: Iterable[LocalImage]) -> list[str]:
