@@ -378,20 +378,38 @@ def test_a_save_after_the_cycle_took_its_batch_sets_its_build_aside_and_the_cycl
     assert f"image hello:{second}: up to date" in err.split("── cycle 2:")[1] and "── cycle 2 ready" in err
 
 
+def append_log(w: watcher.Watcher, log: Path) -> None:
+    """A line written to a log in the build context, as a server does all the time; the watcher reports it."""
+    with log.open("a") as out:
+        out.write("GET / 200\n")
+    w.handler.dispatch(FileModifiedEvent(str(log)))
+
+
+class LogWrittenAllTheTime(Building):
+    """During each docker build a line goes to app/dev.log (and, with ``user_saves``, the user saves that file
+    during the first build)."""
+
+    def __init__(self, started: list[watcher.Watcher], app_dir: Path, *args: Any, user_saves: Path | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # set on the object itself: a Context keeps attributes set the usual way in (a copy of) its config
+        object.__setattr__(self, "_started", started)
+        object.__setattr__(self, "_log", app_dir / "app" / "dev.log")
+        object.__setattr__(self, "_user_saves", user_saves)
+
+    def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
+        if command.startswith("docker build --iidfile"):
+            append_log(self._started[0], self._log)
+            if self._user_saves and not builds(self):
+                self._user_saves.write_text("#!/bin/sh\necho saved during the build\n")
+                self._started[0].handler.dispatch(FileModifiedEvent(str(self._user_saves)))
+        return super().run(command, *args, **kwargs)
+
+
 def test_a_file_that_changes_during_every_build_fails_the_cycle_naming_it(
         app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     started = edits(monkeypatch, app_dir / "app" / "web.sh")
-    log = app_dir / "app" / "dev.log"
-
-    class LogWrittenAllTheTime(Building):
-        def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
-            if command.startswith("docker build --iidfile"):
-                with log.open("a") as out:
-                    out.write("GET / 200\n")
-                started[0].handler.dispatch(FileModifiedEvent(str(log)))
-            return super().run(command, *args, **kwargs)
-
-    c = LogWrittenAllTheTime({
+    c = LogWrittenAllTheTime(started, app_dir, {
         CONTEXT: ok("k8s-local\n"),
         rx(r"^docker image inspect"): fail(1, stderr="Error: No such image"),
         rx(r"^docker build --iidfile "): ok(),
@@ -410,23 +428,11 @@ def test_after_that_failure_the_file_alone_starts_no_cycle_and_a_fix_to_dockerig
         app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """No busy loop of failing cycles while something writes a log in the build context: the user's fix ends it."""
     started = edits(monkeypatch, app_dir / "app" / "web.sh")
-    log = app_dir / "app" / "dev.log"
-
-    def write_log() -> None:
-        with log.open("a") as out:
-            out.write("GET / 200\n")
-        started[0].handler.dispatch(FileModifiedEvent(str(log)))
-
-    class LogWrittenAllTheTime(Building):
-        def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
-            if command.startswith("docker build --iidfile"):
-                write_log()
-            return super().run(command, *args, **kwargs)
 
     def fix_later(self: watch.Cycles, number: int, batch: Any, plan: Any) -> bool:
         done = real(self, number, batch, plan)
         if number == 1:
-            write_log()  # the log goes on: alone, it must not start cycle 2
+            append_log(started[0], app_dir / "app" / "dev.log")  # the log goes on: alone, it must not start cycle 2
 
             def fix() -> None:  # the user reads the advice and keeps the log out of the build context
                 (app_dir / ".dockerignore").write_text((app_dir / ".dockerignore").read_text() + "app/dev.log\n")
@@ -436,7 +442,7 @@ def test_after_that_failure_the_file_alone_starts_no_cycle_and_a_fix_to_dockerig
 
     real = watch.Cycles.__call__
     monkeypatch.setattr(watch.Cycles, "__call__", fix_later)
-    c = LogWrittenAllTheTime({
+    c = LogWrittenAllTheTime(started, app_dir, {
         CONTEXT: ok("k8s-local\n"),
         rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image")] * 4 + [ok("sha256:5eed00000000\n")],
         rx(r"^docker build --iidfile "): [ok()] * (watch.BUILD_ATTEMPTS + 1),
@@ -458,21 +464,10 @@ def test_only_files_that_changed_under_every_build_are_muted(
         app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """The user's own save during one of the builds is not "changing all the time": its next change still counts."""
     started = edits(monkeypatch, app_dir / "app" / "web.sh")
-    log = app_dir / "app" / "dev.log"
-
-    class LogWrittenAllTheTime(Building):
-        def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
-            if command.startswith("docker build --iidfile"):
-                with log.open("a") as out:
-                    out.write("GET / 200\n")
-                started[0].handler.dispatch(FileModifiedEvent(str(log)))
-                if not builds(self):  # the user saves once, during the first build
-                    (app_dir / "app" / "web.sh").write_text("#!/bin/sh\necho saved during the build\n")
-                    started[0].handler.dispatch(FileModifiedEvent(str(app_dir / "app" / "web.sh")))
-            return super().run(command, *args, **kwargs)
-
-    c = LogWrittenAllTheTime({CONTEXT: ok("k8s-local\n"), rx(r"^docker image inspect"): fail(1, stderr="Error: No such image"),
-                              rx(r"^docker build --iidfile "): ok()}, app=config(app_dir))
+    c = LogWrittenAllTheTime(started, app_dir, {CONTEXT: ok("k8s-local\n"),
+                                                rx(r"^docker image inspect"): fail(1, stderr="Error: No such image"),
+                                                rx(r"^docker build --iidfile "): ok()}, app=config(app_dir),
+                             user_saves=app_dir / "app" / "web.sh")  # once, during the first build
     with pytest.raises(Exit):
         watch.watch(c, cycles="1", debounce_ms="1")
     err = capsys.readouterr().err
@@ -609,6 +604,20 @@ def test_a_build_started_for_a_file_that_is_gone_again_is_stopped_and_left_untag
     assert "── cycle 1: k8s/web-deploy.yaml changed (manifests only: no rebuild)" in err and "── cycle 1 ready" in err
 
 
+def stopped_then_builds() -> dict[Any, Any]:
+    """A cycle whose first build is stopped (docker ends with 143), whose second builds, and which then deploys."""
+    return {
+        CONTEXT: ok("k8s-local\n"),
+        rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image"), fail(1, stderr="Error: No such image"),
+                                       ok("sha256:5eed00000000\n")],
+        rx(r"^docker build --iidfile "): [fail(143, stdout="Step 1/9 : ARG BASE_IMAGE"), ok()],
+        rx(r"^docker tag "): ok(),
+        LIST: ok('{"items": []}'),
+        APPLY: ok(),
+        GET: ok(ready_listing()),
+    }
+
+
 class StoppedBuilds:
     """What `children.stop_running` was asked to stop; ``killed`` releases a fake build waiting on it."""
 
@@ -649,16 +658,7 @@ def test_saving_again_before_the_cycle_begins_stops_the_early_build_and_starts_t
                     before_the_cycle.append(started[0].handler.inbox.debouncer.pending > 0)  # batch not yet taken
             return super().run(command, *args, **kwargs)
 
-    c = SaveAgain({
-        CONTEXT: ok("k8s-local\n"),
-        rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image"), fail(1, stderr="Error: No such image"),
-                                       ok("sha256:5eed00000000\n")],
-        rx(r"^docker build --iidfile "): [fail(143, stdout="Step 1/9 : ARG BASE_IMAGE"), ok()],
-        rx(r"^docker tag "): ok(),
-        LIST: ok('{"items": []}'),
-        APPLY: ok(),
-        GET: ok(ready_listing()),
-    }, app=config(app_dir), repeat=False)
+    c = SaveAgain(stopped_then_builds(), app=config(app_dir), repeat=False)
     watch.watch(c, cycles="1", debounce_ms="1000")
     assert before_the_cycle == [True] and len(stopped.markers) == 1
     assert [cmd for cmd in c.commands if cmd.startswith("docker tag")] == [f"docker tag sha256:5eed00000000 hello:{tag(app_dir)}"]
@@ -678,9 +678,7 @@ def test_saves_that_keep_coming_in_the_quiet_window_restart_the_early_build_only
         def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
             if command.startswith("docker build --iidfile"):
                 before_the_cycle.append(not started[0].handler.inbox.debouncer.busy)
-                with (app_dir / "app" / "dev.log").open("a") as out:
-                    out.write("GET / 200\n")
-                started[0].handler.dispatch(FileModifiedEvent(str(app_dir / "app" / "dev.log")))
+                append_log(started[0], app_dir / "app" / "dev.log")
                 stopped.killed.clear()
                 stopped.killed.wait(0.3)  # builds until stopped, or for 0.3 s
             return super().run(command, *args, **kwargs)
@@ -708,16 +706,7 @@ def test_a_build_a_save_makes_stale_is_stopped_at_once_and_the_cycle_builds_agai
                 ended_by.append("stop" if stopped.killed.wait(5) else "its own end")  # a long build
             return super().run(command, *args, **kwargs)
 
-    c = SaveWhileBuilding({
-        CONTEXT: ok("k8s-local\n"),
-        rx(r"^docker image inspect"): [fail(1, stderr="Error: No such image"), fail(1, stderr="Error: No such image"),
-                                       ok("sha256:5eed00000000\n")],
-        rx(r"^docker build --iidfile "): [fail(143, stdout="Step 1/9 : ARG BASE_IMAGE"), ok()],
-        rx(r"^docker tag "): ok(),
-        LIST: ok('{"items": []}'),
-        APPLY: ok(),
-        GET: ok(ready_listing()),
-    }, app=config(app_dir), repeat=False)
+    c = SaveWhileBuilding(stopped_then_builds(), app=config(app_dir), repeat=False)
     watch.watch(c, cycles="1", debounce_ms="1")
     first = builds(c)[0]
     assert ended_by == ["stop"] and len(stopped.markers) == 1 and f"--iidfile {stopped.markers[0]}/hello.iid" in first
