@@ -16,7 +16,7 @@ from devloop.docker_api import check_daemon_lost, check_daemon_result, image_id,
 from devloop.kit import STATE_DIR, App
 
 LABEL = "devloop.app"  # builds by earlier versions of the kit carry devloop.app=<app name>; image.ls still finds them
-BUILT = "built-images"  # .kit/built-images: the ID of every image the kit built here, one a line (image.ls, prune)
+BUILT = "built-images"  # .kit/built-images: "<image ID> <app name>" for every image the kit built here (image.ls, prune)
 
 
 class Planned(NamedTuple):

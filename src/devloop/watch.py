@@ -369,15 +369,18 @@ class Background:
             if not self._stop.is_set():
                 self.app.say(f"{self.name}: stopped: {type(exc).__name__}: {exc}")
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def ask_to_stop(self) -> None:
         self._stop.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.ask_to_stop()
         self.thread.join(timeout)
 
 
 def stop_all(followers: list[Background]) -> None:
     """Tell every follower to stop, then wait for each: they wind down side by side."""
     for follower in followers:
-        follower._stop.set()
+        follower.ask_to_stop()
     for follower in followers:
         follower.stop()
 

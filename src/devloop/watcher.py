@@ -108,7 +108,7 @@ class Inbox:
         with self._cond:
             while (left := end + self.lag - self.debouncer.clock()) > 0:
                 self._wait(self._cond, left)
-            return tuple(path for path, at in self._inputs.items() if at > start)
+            return self.changed_after(start)
 
     def stale(self, start: float, settle: float) -> bool:
         """A file images are built from changed after ``start``, and has been quiet for ``settle`` since."""
