@@ -2,14 +2,23 @@
 (`kubectl apply`, then `kubectl rollout status` per Deployment, one after another as the Makefile does).
 
 N = 1, 10, 30 busybox Deployments (1 replica, exec readiness probe, terminationGracePeriodSeconds 1) in a
-namespace of their own; each round changes an env var in all of them. CPU is user+sys of the commands and
-everything they started (getrusage of reaped children). The kit's modules are byte-compiled first, as an install
-has them. "apply + ready" is one `inv k8s.apply k8s.wait` (one Python start-up, as `inv up`) against `kubectl
-apply` + the rollout status loop. "ready only" is `inv k8s.wait` alone, in a rollout of its own started by an
-unmeasured `inv k8s.apply`, against the rollout status loop alone. The "watch cycle" row is the inner loop: one
-`inv watch --debounce-ms 50` runs throughout, and each round's manifest change is one of its cycles (apply, then
-ready); its CPU is the watch process tree's, its wall from the write to the cycle's "ready" line (debounce included),
-against `kubectl apply` + the rollout status loop. Prints; asserts nothing.
+namespace of their own; each round changes an env var in all of them. CPU is user+sys of a command and everything
+it started (wait4's rusage; psutil for the long-running `inv watch`). The kit's modules are byte-compiled first, as
+an install has them.
+
+A rollout's length swings by 2x and more from one to the next at N=30 on a small machine, and the CPU of a wait
+grows with it, so every kit wait is measured beside a raw wait on the same rollout: the rollout status loop
+(`kubectl rollout status` per Deployment, one after another, as the Makefile does) starts the moment the kit's
+wait starts. Rows:
+- "ready only": after a `kubectl apply` (its CPU measured: the raw apply), `inv k8s.wait` and the loop, started
+  together.
+- "apply + ready": one `inv k8s.apply k8s.wait` (one Python start-up, as `inv up`), against the raw apply plus the
+  loop, started when the kit's wait starts.
+- "watch cycle": the inner loop. One `inv watch --debounce-ms 50` runs throughout, and each round's manifest change
+  is one of its cycles (apply, then ready); its CPU is the watch process tree's, its wall from the write to the
+  cycle's "ready" line (debounce included), against the raw apply plus the loop, started when the cycle's wait
+  starts.
+Prints; asserts nothing.
 
 Usage: KUBECONFIG=... .venv/bin/python bench/rollout_cpu_bench.py [N ...] [--rounds R] [--probe-period S]
 """
@@ -19,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import secrets
 import statistics
@@ -49,7 +59,11 @@ def deployment(name: str, version: str, probe_period: int = 1) -> dict:
                                   "spec": {"terminationGracePeriodSeconds": 1, "containers": [container]}}}}
 
 
-def measured(commands: Callable[[], None]) -> tuple[float, float]:
+Sample = tuple[float, float]  # (wall seconds, CPU seconds)
+WAIT_STARTS = r"until ready or \d+s"  # the kit's line as its wait begins
+
+
+def measured(commands: Callable[[], None]) -> Sample:
     """(wall seconds, CPU seconds of reaped children) of running ``commands``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
@@ -87,15 +101,13 @@ class Bench:
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
 
-    def kit(self) -> tuple[tuple[float, float], tuple[float, float]]:
-        """(apply+wait in one `inv`, as invoke runs two tasks; `inv k8s.wait` alone) as (wall, CPU)."""
-        self.write()
-        both = measured(lambda: self.run(INV, "k8s.apply", "k8s.wait"))
-        self.settle()
-        self.write()
-        self.run(INV, "k8s.apply")
-        waited = measured(lambda: self.run(INV, "k8s.wait"))
-        return both, waited
+    def start(self, argv: list[str], folder: Path | None = None) -> Started:
+        return Started(argv, folder or self.root, self.env)
+
+    def rollout_statuses(self) -> Started:
+        """The raw wait, as the Makefile has it: `kubectl rollout status` per Deployment, one after another."""
+        script = 'for d; do kubectl --namespace "$1" rollout status "deployment/$d" --timeout 300s || exit 1; done'
+        return self.start(["sh", "-c", script.replace('"$1"', f'"{self.namespace}"'), "sh", *self.names])
 
     def settle(self) -> None:
         """Until no pod of the last rollout is still terminating: each measurement starts on a quiet node."""
@@ -106,33 +118,73 @@ class Bench:
                 return
             time.sleep(0.5)
 
-    def cycle(self, watcher: Any, number: int) -> tuple[float, float]:
-        """One cycle of a running `inv watch`: (wall from the write to its ready line, CPU of its process tree)."""
+    def raw(self) -> tuple[Sample, Sample, Sample]:
+        """A rollout started by `kubectl apply`, waited for side by side: (the apply, `inv k8s.wait`, the raw wait)."""
+        path = self.write()
+        applied = measured(lambda: self.run("kubectl", "--namespace", self.namespace, "apply", "-f", str(path)))
+        kit, raw = self.start([INV, "k8s.wait"]), self.rollout_statuses()
+        return applied, kit.finish(), raw.finish()
+
+    def one_shot(self) -> tuple[Sample, Sample]:
+        """`inv k8s.apply k8s.wait` (as `inv up` runs them), and the raw wait started when the kit's wait starts."""
+        self.write()
+        kit = self.start([INV, "k8s.apply", "k8s.wait"])
+        kit.wait_for(WAIT_STARTS)
+        raw = self.rollout_statuses()
+        return kit.finish(), raw.finish()
+
+    def cycle(self, watcher: Any, number: int) -> tuple[Sample, Sample]:
+        """One cycle of a running `inv watch` (wall from the write to its ready line, CPU of its process tree), and
+        the raw wait started when the cycle's wait starts."""
         from watch_helpers import tree_cpu
 
         seen, cpu = len(watcher.lines), tree_cpu(watcher.proc.pid)
         started = time.monotonic()
         self.write(self.session)
+        watcher.wait_for(WAIT_STARTS, 300, seen)
+        raw = self.rollout_statuses()
         _, at, line = watcher.wait_for(rf"── cycle {number} (ready|failed)", 300, seen)
         if "failed" in line:
             raise SystemExit(f"watch cycle {number} failed:\n{watcher.text[-3000:]}")
-        return at - started, tree_cpu(watcher.proc.pid) - cpu
-
-    def raw(self) -> tuple[tuple[float, float], tuple[float, float]]:
-        path = self.write()
-        kubectl = ["kubectl", "--namespace", self.namespace]
-        applied = measured(lambda: self.run(*kubectl, "apply", "-f", str(path)))
-
-        def statuses() -> None:
-            for name in self.names:
-                self.run(*kubectl, "rollout", "status", f"deployment/{name}", "--timeout", "300s")
-
-        waited = measured(statuses)
-        return (applied[0] + waited[0], applied[1] + waited[1]), waited
+        return (at - started, tree_cpu(watcher.proc.pid) - cpu), raw.finish()
 
 
-def row(label: str, kit: list[tuple[float, float]], raw: list[tuple[float, float]]) -> str:
-    def med(values: list[tuple[float, float]], i: int) -> float:
+class Started:
+    """A command started now; its wall and CPU (its own and its reaped children's, from wait4) when it ends."""
+
+    def __init__(self, argv: list[str], folder: Path, env: dict[str, str]) -> None:
+        self.argv, self.said = argv, ""
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(argv, cwd=folder, env=dict(env, PYTHONUNBUFFERED="1"), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+
+    def wait_for(self, pattern: str) -> None:
+        """Read what it says (the kit's progress lines are on stderr) up to the first line matching ``pattern``."""
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.said += line
+            if re.search(pattern, line):
+                return
+        self.finish()
+        raise SystemExit(f"{' '.join(self.argv)} ended without a line matching {pattern!r}:\n{self.said[-3000:]}")
+
+    def finish(self) -> Sample:
+        assert self.proc.stderr is not None
+        self.said += self.proc.stderr.read()
+        _, status, usage = os.wait4(self.proc.pid, 0)
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.monotonic() - self.started
+        if self.proc.returncode != 0:
+            raise SystemExit(f"{' '.join(self.argv)} failed ({self.proc.returncode}):\n{self.said[-3000:]}")
+        return wall, usage.ru_utime + usage.ru_stime
+
+
+def plus(a: Sample, b: Sample) -> Sample:
+    return a[0] + b[0], a[1] + b[1]
+
+
+def row(label: str, kit: list[Sample], raw: list[Sample]) -> str:
+    def med(values: list[Sample], i: int) -> float:
         return statistics.median(v[i] for v in values)
 
     kw, kc, rw, rc = med(kit, 0), med(kit, 1), med(raw, 0), med(raw, 1)
@@ -148,30 +200,35 @@ def bench(count: int, rounds: int, probe_period: int) -> None:
         subprocess.run(["kubectl", "create", "namespace", b.namespace], check=True, capture_output=True)
         watcher = None
         try:
-            b.kit()  # first deployment: not measured
+            b.write()
+            b.run(INV, "k8s.apply", "k8s.wait")  # first deployment: not measured
             watcher = Running(b.session, "watch", "--debounce-ms", "50", env={})
             watcher.wait_for(r"^watching ", 60)
-            b.cycle(watcher, 1)  # the session's first cycle reads what later ones keep: not measured
-            kit_all, kit_wait, raw_all, raw_wait, cycles = [], [], [], [], []
-            for k in range(1, rounds + 1):  # alternating, so all see the same cluster load
+            b.settle()
+            b.write(b.session)  # the session's first cycle reads what later ones keep: not measured
+            watcher.wait_for(r"── cycle 1 (ready|failed)", 300)
+            one_shot: list[tuple[Sample, Sample]] = []
+            waits: list[tuple[Sample, Sample, Sample]] = []
+            cycles: list[tuple[Sample, Sample]] = []
+            for k in range(1, rounds + 1):
                 b.settle()
                 cycles.append(b.cycle(watcher, k + 1))
                 b.settle()
-                total, waited = b.kit()
-                kit_all.append(total)
-                kit_wait.append(waited)
+                one_shot.append(b.one_shot())
                 b.settle()
-                total, waited = b.raw()
-                raw_all.append(total)
-                raw_wait.append(waited)
-            print(f"N = {count} Deployments, readiness probe every {probe_period}s ({rounds} rollout(s) each, medians):")
+                waits.append(b.raw())
+            print(f"N = {count} Deployments, readiness probe every {probe_period}s ({rounds} round(s), medians; "
+                  "each kit wait and its raw wait watch the same rollout):")
             for i in range(rounds):
-                print(f"  round {i + 1}: wait CPU kit {kit_wait[i][1]:.2f}s raw {raw_wait[i][1]:.2f}s, "
-                      f"wall kit {kit_wait[i][0]:.1f}s raw {raw_wait[i][0]:.1f}s; watch cycle CPU {cycles[i][1]:.2f}s "
-                      f"wall {cycles[i][0]:.1f}s")
-            print(row("apply + ready", kit_all, raw_all))
-            print(row("ready only (wait)", kit_wait, raw_wait))
-            print(row("watch cycle (inner loop)", cycles, raw_all))
+                applied, kit_wait, raw_wait = waits[i]
+                print(f"  round {i + 1}: kubectl apply {applied[1]:.2f}s CPU; wait CPU kit {kit_wait[1]:.2f}s "
+                      f"raw {raw_wait[1]:.2f}s, wall kit {kit_wait[0]:.1f}s raw {raw_wait[0]:.1f}s; "
+                      f"rollout of the one-shot {one_shot[i][1][0]:.1f}s, of the watch cycle {cycles[i][1][0]:.1f}s")
+            raw_all = [plus(applied, raw) for (applied, _, _), (_, raw) in zip(waits, one_shot, strict=True)]
+            raw_cycle = [plus(applied, raw) for (applied, _, _), (_, raw) in zip(waits, cycles, strict=True)]
+            print(row("apply + ready", [kit for kit, _ in one_shot], raw_all))
+            print(row("ready only (wait)", [kit for _, kit, _ in waits], [raw for _, _, raw in waits]))
+            print(row("watch cycle (inner loop)", [kit for kit, _ in cycles], raw_cycle))
         finally:
             if watcher is not None:
                 watcher.stop()
