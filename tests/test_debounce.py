@@ -155,6 +155,31 @@ def test_a_save_settles_before_its_quiet_window_ends(clock: Clock) -> None:
     assert d.settled_in(0.05) == 0.0 and d.due_in() == pytest.approx(0.25) and d.take() is None
 
 
+def test_a_hurried_batch_is_due_at_once_unless_an_event_came_since(clock: Clock) -> None:
+    d = debouncer(clock, quiet=0.3)
+    d.add("a")
+    clock.advance(0.02)
+    d.hurry(d.events)  # a live update: its cycle need not wait out the quiet window
+    assert d.due_in() == 0.0
+    d.add("b")  # saved again before it was taken: that save settles first, then the quiet window decides
+    assert d.due_in() == pytest.approx(0.3)
+    d.hurry(d.events)
+    batch = d.take()
+    assert batch is not None and batch.paths == ("a", "b")
+    d.add("c")  # the next batch is not hurried by the last one
+    assert d.due_in() == pytest.approx(0.3)
+
+
+def test_nothing_is_hurried_while_a_cycle_runs(clock: Clock) -> None:
+    d = debouncer(clock)
+    d.add("a")
+    d.hurry(d.events)
+    d.cycle_started()
+    assert d.due_in() is None and d.take() is None
+    d.cycle_finished()
+    assert d.due_in() == 0.0
+
+
 def test_nothing_settles_while_a_cycle_runs_and_the_follow_up_settles_after_it(clock: Clock) -> None:
     d = debouncer(clock)
     d.cycle_started()

@@ -255,6 +255,34 @@ def test_a_settled_save_is_handed_on_once_before_its_batch_is_due(app: Path, clo
     assert started[0][1].last <= announced[0][3]  # nothing changed after it was handed on
 
 
+def test_a_settled_save_answered_with_true_starts_its_cycle_at_once(app: Path, clock: Clock) -> None:
+    s = session(app, clock)
+    saved = clock.now
+    s.handler.dispatch(FileModifiedEvent(p(app, "app/web.sh")))
+    started: list[tuple[float, Batch]] = []
+    s.run(lambda number, batch, plan: started.append((clock.now, batch)), 1, settled=lambda *a: True)
+    assert started[0][0] == pytest.approx(saved + watcher.SETTLE)  # not after the 0.3 s quiet window
+    assert started[0][1].paths == ("app/web.sh",)
+
+
+def test_a_save_after_a_live_update_settled_is_waited_for_before_the_cycle(app: Path, clock: Clock) -> None:
+    s = session(app, clock)
+    s.handler.dispatch(FileModifiedEvent(p(app, "app/web.sh")))
+    announced: list[float] = []
+
+    def settled(number: int, changes: Any, plan: Plan, now: float) -> bool:
+        announced.append(now)
+        if len(announced) == 1:  # another save lands before the loop takes the batch
+            clock.now += 0.005
+            s.handler.dispatch(FileModifiedEvent(p(app, "app/worker.sh")))
+        return True
+
+    started: list[tuple[float, Batch]] = []
+    s.run(lambda number, batch, plan: started.append((clock.now, batch)), 1, settled=settled)
+    assert len(announced) == 2  # the new save settled too before the cycle began
+    assert started[0][0] == pytest.approx(announced[1]) and started[0][1].paths == ("app/web.sh", "app/worker.sh")
+
+
 def test_a_save_after_settling_joins_the_batch_and_shows_in_its_last_event(app: Path, clock: Clock) -> None:
     s = session(app, clock)
     s.handler.dispatch(FileModifiedEvent(p(app, "app/web.sh")))

@@ -177,6 +177,38 @@ def test_a_save_under_a_sync_rule_is_copied_into_every_container_without_a_build
     assert sorted(marks) == ["uid-hello-web-1/web", "uid-hello-web-2/web", "uid-hello-worker-1/worker"]
 
 
+def test_a_live_update_starts_as_its_save_settles_not_after_the_debounce(
+        app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from devloop import livesync
+    from devloop.core import debounce
+
+    hurried: list[tuple[str, ...]] = []
+    real = debounce.Debouncer.hurry
+
+    def hurry(self: debounce.Debouncer, events: int) -> None:
+        hurried.append(tuple(self._pending))
+        real(self, events)
+
+    monkeypatch.setattr(debounce.Debouncer, "hurry", hurry)
+    monkeypatch.setattr(livesync.shell, "feed", lambda c, argv, data, **kw: ok())
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), PODS: ok(hello_pods(tag(app_dir)))}, app=config(app_dir), repeat=False)
+    (app_dir / "app" / "www" / "index.html").write_text("<h1>synced</h1>\n")
+    edits(monkeypatch, app_dir / "app" / "www" / "index.html")
+    watch.watch(c, cycles="1", debounce_ms="5000")  # else the quiet window: 5 s
+    assert hurried == [("app/www/index.html",)]
+    assert "── cycle 1: app/www/index.html changed (live update hello)" in capsys.readouterr().err
+
+
+def test_a_rebuild_still_waits_for_the_debounce(app_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from devloop.core import debounce
+
+    hurried: list[int] = []
+    monkeypatch.setattr(debounce.Debouncer, "hurry", lambda self, events: hurried.append(events))
+    edits(monkeypatch, app_dir / "app" / "web.sh")
+    watch.watch(Building(builds_once(tag(app_dir)), app=config(app_dir), repeat=False), cycles="1", debounce_ms="300")
+    assert hurried == []
+
+
 def test_a_container_that_cannot_take_the_sync_means_a_rebuild(app_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     t = tag(app_dir)

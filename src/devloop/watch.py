@@ -25,7 +25,7 @@ from devloop.watcher import POLL_INTERVAL, SETTLE, ChangeHandler, Inbox, Watcher
 
 # -- the loop ------------------------------------------------------------------------------------
 
-Settled = Callable[[int, list[watchfilter.Change], watchfilter.Plan, float], None]
+Settled = Callable[[int, list[watchfilter.Change], watchfilter.Plan, float], bool]
 NATIVE_GRACE = 0.05  # seconds after a cycle in which a native event still counts as written during it
 
 
@@ -59,9 +59,10 @@ class Session:
         """Wait for the next batch that asks for something; stop a self-triggering loop.
 
         ``settled(number, changes, plan, now)``: the changes of cycle ``number`` have settled; its batch is not due."""
-        def early(changes: list[watchfilter.Change]) -> None:
+        def early(changes: list[watchfilter.Change]) -> bool:
             if settled and not self.only_muted(c.path for c in changes):
-                settled(self.cycles + 1, changes, self.filter.plan(changes), self.clock())
+                return settled(self.cycles + 1, changes, self.filter.plan(changes), self.clock())
+            return False
 
         while True:
             batch, changes = self.inbox.wait(check, settled=early if settled else None)
@@ -175,17 +176,18 @@ class Cycles:
         self.latest = prebuild.Build(self.app, self.session.inbox, started).start()
         return self.latest
 
-    def settled(self, number: int, changes: list[watchfilter.Change], plan: watchfilter.Plan, now: float) -> None:
-        """The save that opens cycle ``number`` is written: start its build now, if it needs one."""
+    def settled(self, number: int, changes: list[watchfilter.Change], plan: watchfilter.Plan, now: float) -> bool:
+        """The save that opens cycle ``number`` is written: start its build now, if it needs one. True: the changes
+        are a live update, and its cycle starts now (a sync is cheap; a later save is synced in a cycle of its own)."""
         paths = tuple(c.path for c in changes)
         syncs, why, build = self.decide(plan, paths)
         early = self.early if self.early_for == number else None  # started as an earlier save of this batch settled
         if syncs or not plan.build or shell.is_dry(self.app.c):  # --dry builds nothing to tag
             self.close()  # a build the batch no longer asks for is stopped
-            return
+            return bool(syncs)
         changed = self.session.inbox.changed_after(early.started) if early else ()
         if early and (not changed or self.restarts >= BUILD_ATTEMPTS - 1):
-            return  # nothing it is built from changed since; or files keep changing: the cycle's build phase decides
+            return False  # nothing it is built from changed since; or files keep changing: the build phase decides
         if early:
             when = "while it built" if early.running else "after it started"
             self.app.say(f"   {debounce.describe(changed)} changed {when}: that build {set_aside(early)}; building again")
@@ -195,6 +197,7 @@ class Cycles:
             self.restarts = 0
         self.close()
         self.early, self.early_for = self.start_build(now), number
+        return False
 
     def build_phase(self, first: prebuild.Build | None) -> Callable[[], list[Planned]]:
         """The cycle's build: wait for ``first`` (or start one now), and build again while files change under it."""

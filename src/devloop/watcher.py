@@ -133,19 +133,22 @@ class Inbox:
             return self._kept(list(self._changes.values()), self._born), self.debouncer.events
 
     def wait(self, check: Callable[[], None] = lambda: None, tick: float = 0.5,
-             settled: Callable[[list[watchfilter.Change]], None] | None = None,
+             settled: Callable[[list[watchfilter.Change]], bool] | None = None,
              settle: float = SETTLE) -> tuple[debounce.Batch, list[watchfilter.Change]]:
         """Block until a batch is due. ``check`` runs at least every ``tick`` seconds (it may raise).
 
         ``settled`` is called with the pending changes each time they have been quiet for ``settle`` since a new
-        event, while the batch is not yet due (the watch loop starts its build then, and again if saved again)."""
+        event, while the batch is not yet due (the watch loop starts its build then, and again if saved again); when
+        it returns True the batch is due at once, unless another event came meanwhile (a live update)."""
         handed = 0  # the pending batch's event count when ``settled`` was last called
         while True:
             early = self.settled(settle) if settled else None
             if settled is not None and early is not None and early[1] != handed:
                 changes, handed = early
-                if changes:  # nothing is left to build from when every change came to nothing
-                    settled(changes)
+                # nothing is left to build from when every change came to nothing
+                if changes and settled(changes):
+                    with self._cond:
+                        self.debouncer.hurry(handed)
             with self._cond:
                 taken = self.take()
                 if taken:

@@ -53,6 +53,7 @@ class Debouncer:
         self._events = 0
         self._busy = False
         self._finished_at: float | None = None
+        self._hurried: int | None = None  # the event count at which the pending batch was made due at once
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -84,6 +85,8 @@ class Debouncer:
         """Seconds until a batch is due (0 = now); None when nothing is pending or a cycle runs."""
         if not self._pending or self._busy:
             return None
+        if self._hurried == self._events:
+            return 0.0
         start = self._first if self._finished_at is None else max(self._first, self._finished_at)
         due = min(self._last + self.quiet, start + self.max_delay)
         return max(0.0, due - self.clock())
@@ -97,6 +100,11 @@ class Debouncer:
         start = self._last if self._finished_at is None else max(self._last, self._finished_at)
         return max(0.0, start + settle - self.clock())
 
+    def hurry(self, events: int) -> None:
+        """The pending batch is due now, if no event came since it had ``events`` (a later one must settle first):
+        for a batch whose cycle is cheap and simply runs again for a later save (a live update)."""
+        self._hurried = events
+
     def take(self) -> Batch | None:
         """The due batch (and forget it), or None when none is due yet."""
         if self.due_in() != 0.0:
@@ -105,6 +113,7 @@ class Debouncer:
                       frozenset(p for p, during in self._pending.items() if during))
         self._pending = {}
         self._events = 0
+        self._hurried = None
         return batch
 
     # -- cycles -----------------------------------------------------------------------------------
