@@ -41,6 +41,7 @@ class FakeTime:
         self.restart_at_wait: int | None = None  # a watch child is restarted during that wait
         self.starts = 0
         self.on_event: Any = None
+        self.on_warning: Any = None  # the watch of Warning events, once opened
         self.urgent: list[bool] = []  # per wake-up set by an event: whether it cut the settling short
         self.opened = self.closed = 0
         self.dead = False  # a watch child has ended (running() is False)
@@ -54,8 +55,13 @@ class FakeTime:
         self.feeds.append(kinds)
         return self
 
-    def open_events(self, app: App, kinds: list[str], on_event: Any, notify: Any, listed: Any = None) -> FakeTime:
+    def open_events(self, app: App, kinds: list[str], on_event: Any, notify: Any, listed: Any = None,
+                    fields: str = "") -> FakeTime:
         self.feeds.append(kinds)
+        if kinds == ["events"]:  # the watch of Warning events: scripted events of kind Event go to it
+            assert fields == "type=Warning"
+            self.on_warning = on_event
+            return self
         self.on_event = on_event
         self.starts = len(kinds)
         return self
@@ -93,7 +99,9 @@ class FakeTime:
                 if outer.restart_at_wait == len(outer.waits):
                     outer.starts += 1
                 for event in events:
-                    outer.on_event(event)
+                    obj = event.get("object") if isinstance(event, dict) else None
+                    warning = isinstance(obj, dict) and obj.get("kind") == "Event"
+                    (outer.on_warning if warning else outer.on_event)(event)
                 return bool(events)
 
         return Wake()
@@ -238,15 +246,19 @@ def test_a_failed_job_shows_its_log(tmp_path: Path, fake_time: FakeTime) -> None
     assert caught.value.message.endswith("| rake aborted!")
 
 
-def test_the_deadline_names_the_workload_and_the_probes_message(tmp_path: Path, fake_time: FakeTime,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    # read while waiting (1 s left of the request budget) and for the final report (its own few seconds)
-    events = rx(r"^kubectl --context k8s-local get events --field-selector type=Warning -o json --request-timeout=[13]s$")
-    probe = {"items": [{"involvedObject": {"name": "web-1-a"}, "type": "Warning", "reason": "Unhealthy",
-                        "message": "Readiness probe failed: wget: server returned error: HTTP/1.1 503",
-                        "lastTimestamp": "2026-01-01T00:00:09Z", "count": 7}]}
-    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), get(7): [listing(*WEB_STARTING)] * 10,
-                             events: [ok(json.dumps(probe))] * 4})
+def warning(pod: str, message: str, count: int = 1, name: str = "") -> dict[str, Any]:
+    """A watch event of a Warning event about ``pod`` (the kubelet's probe failures are of this shape)."""
+    return {"type": "ADDED", "object": {
+        "kind": "Event", "metadata": {"name": name or f"{pod}.17a", "namespace": "default", "resourceVersion": "9"},
+        "involvedObject": {"kind": "Pod", "name": pod}, "type": "Warning", "reason": "Unhealthy", "message": message,
+        "lastTimestamp": "2026-01-01T00:00:09Z", "count": count}}
+
+
+def test_the_deadline_names_the_workload_and_the_probes_message(tmp_path: Path, fake_time: FakeTime) -> None:
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), get(7): [listing(*WEB_STARTING)] * 10})
+    # the pod runs not ready from 100: at 106 the Warning events are watched, and the probe's message arrives
+    fake_time.script = [[], [], [], [warning("web-1-a", "Readiness probe failed: wget: server returned error: "
+                                                        "HTTP/1.1 503", count=7)]]
     with pytest.raises(KitError) as caught:
         rollout.wait_ready(app, ["deployment/web"], timeout=7)
     assert caught.value.message.splitlines() == [
@@ -257,9 +269,8 @@ def test_the_deadline_names_the_workload_and_the_probes_message(tmp_path: Path, 
     ]
     assert fake_time.now == pytest.approx(107.0)
     assert fake_time.waits == [2.0, 2.0, 2.0, 1.0]
-    assert "waiting: pod web-1-a: readiness probe failing: wget: server returned error: HTTP/1.1 503 (x7)" in \
-        capsys.readouterr().err
-    assert app.c.commands.count(get(7)) == 1  # no re-listing while nothing changed
+    assert app.c.commands == [CONTEXT, get(7)]  # no re-listing while nothing changed; no read of events
+    assert fake_time.feeds[-1] == ["events"] and fake_time.closed == 2  # both watches closed at the end
 
 
 def test_dry_run_only_says_what_it_would_wait_for(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -388,6 +399,12 @@ def test_each_kind_is_watched_at_its_api_path(tmp_path: Path) -> None:
         "/apis/apps/v1/namespaces/shop/replicasets?watch=1", "/apis/apps/v1/namespaces/shop/statefulsets?watch=1",
         "/apis/apps/v1/namespaces/shop/daemonsets?watch=1", "/apis/batch/v1/namespaces/shop/jobs?watch=1"]
     assert all(argv[:5] == ["kubectl", "--context", "k8s-local", "get", "--raw"] for argv in feed.argvs)
+
+
+def test_warning_events_are_watched_with_a_field_selector(tmp_path: Path) -> None:
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n")}, namespace="shop")
+    feed = rollout.open_events(app, ["events"], lambda event: None, lambda: None, fields="type=Warning")
+    assert feed.argvs[0][-1] == "/api/v1/namespaces/shop/events?watch=1&fieldSelector=type%3DWarning"
 
 
 def test_without_an_environment_namespace_the_watch_follows_the_listed_objects(tmp_path: Path) -> None:
@@ -546,19 +563,20 @@ def test_a_rollout_whose_pods_each_get_ready_soon_reads_no_events(tmp_path: Path
     fake_time.script = [[gone[0], *modified(starting("web-2-b"))], [gone[1], *modified(starting("web-2-c"))], [],
                         modified(deployment("web", 3))]
     assert rollout.wait_ready(app, ["deployment/web"], timeout=60).done  # 8 s, yet no pod was not ready for 5 s
-    assert app.c.commands == [CONTEXT, GET]
+    assert app.c.commands == [CONTEXT, GET] and ["events"] not in fake_time.feeds
 
 
-def test_a_pod_not_ready_for_five_seconds_gets_its_probe_message_read(tmp_path: Path, fake_time: FakeTime,
-                                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    events = EVENTS
-    probe = {"items": [{"type": "Warning", "reason": "Unhealthy", "involvedObject": {"kind": "Pod", "name": "web-1-a"},
-                        "message": "Readiness probe failed: connection refused"}]}
-    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), GET: listing(*WEB_STARTING), events: ok(json.dumps(probe))})
-    fake_time.script = [[], [], [], modified(*WEB_READY)]
+def test_a_pod_not_ready_for_five_seconds_gets_its_probe_message_watched(tmp_path: Path, fake_time: FakeTime,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), GET: listing(*WEB_STARTING)})
+    fake_time.script = [[], [], [], [warning("web-1-a", "Readiness probe failed: connection refused")],
+                        [warning("other-pod", "Readiness probe failed: not ours")], [], [], modified(*WEB_READY)]
     assert rollout.wait_ready(app, ["deployment/web"], timeout=60).done
-    assert app.c.commands == [CONTEXT, GET, events]  # read once: at 106, the pod not ready since 100
-    assert "  waiting: pod web-1-a: readiness probe failing: connection refused" in capsys.readouterr().err
+    assert app.c.commands == [CONTEXT, GET]  # one watch of Warning events from 106 on, no read every few seconds
+    assert fake_time.feeds == [["pods", "deployments", "replicasets"], ["events"]]
+    err = capsys.readouterr().err
+    assert err.count("  waiting: pod web-1-a: readiness probe failing: connection refused") == 1
+    assert "not ours" not in err
 
 
 def many_starting(count: int) -> tuple[list[str], list[dict[str, Any]]]:

@@ -30,9 +30,8 @@ WATCHED_KINDS = "deployments,statefulsets,daemonsets,jobs,replicasets,pods"
 BACKSTOP_SECONDS = 2.0  # the wait looks at its watch children at least this often (observe re-reads this often)
 RELIST_SECONDS = 15.0  # the wait re-lists everything when no event came for this long (the slow backstop)
 REQUEST_TIMEOUT = 10  # seconds one kubectl request of the wait may take (less when the deadline is nearer)
-EVENTS_EVERY = 5.0  # seconds a pod runs but is not ready before the first read of Warning events
+EVENTS_EVERY = 5.0  # seconds a pod runs but is not ready before the wait watches Warning events
 REPORT_SECONDS = 3.0  # what the final "not ready" report may take to read the probe messages
-EVENTS_AT_MOST = 60.0  # the gap between those reads doubles up to this (a long rollout reads few)
 SYNC_SECONDS = 3.0  # a kept watch shows an apply within this, else the wait reads the workloads
 SETTLE_SECONDS = 0.25  # after a wake-up the wait lets a burst of events arrive, then judges them all at once
 PACE_FROM = 3  # with more workloads than this still waiting, one event rarely ends the wait: judge at a pace (see pace)
@@ -147,18 +146,19 @@ def watch_kinds(workloads: list[str]) -> list[str]:
 
 
 API_PATHS = {"pods": "/api/v1", "deployments": "/apis/apps/v1", "statefulsets": "/apis/apps/v1",
-             "daemonsets": "/apis/apps/v1", "replicasets": "/apis/apps/v1", "jobs": "/apis/batch/v1"}
+             "daemonsets": "/apis/apps/v1", "replicasets": "/apis/apps/v1", "jobs": "/apis/batch/v1", "events": "/api/v1"}
 
 
-def watch_url(namespace: str, kind: str, selector: str = "") -> str:
-    """The API server's watch of one kind in one namespace (only objects with ``selector``'s labels, if given);
-    its first events are the objects that exist."""
+def watch_url(namespace: str, kind: str, selector: str = "", fields: str = "") -> str:
+    """The API server's watch of one kind in one namespace (only objects with ``selector``'s labels, and ``fields``'
+    field values, if given); its first events are the objects that exist."""
     labels = f"&labelSelector={quote(selector, safe='')}" if selector else ""
+    labels += f"&fieldSelector={quote(fields, safe='')}" if fields else ""
     return f"{API_PATHS[kind]}/namespaces/{namespace}/{kind}?watch=1{labels}"
 
 
 def open_events(app: App, kinds: list[str], on_event: Callable[[Any], None], notify: Callable[[], None],
-                listed: list[dict[str, Any]] | None = None, selector: str = "") -> supervise.EventFeed:
+                listed: list[dict[str, Any]] | None = None, selector: str = "", fields: str = "") -> supervise.EventFeed:
     """An EventFeed on ``kinds`` in the app's namespace (no request timeout: a watch has to stay open).
 
     Each child is `kubectl get --raw` on a watch URL: kubectl passes the server's events through, one JSON
@@ -167,7 +167,7 @@ def open_events(app: App, kinds: list[str], on_event: Callable[[Any], None], not
     the environment does not.
     """
     namespace = watched_namespace(app, listed or [])
-    argvs = [app.kubectl("get", "--raw", watch_url(namespace, kind, selector), namespaced=False) for kind in kinds]
+    argvs = [app.kubectl("get", "--raw", watch_url(namespace, kind, selector, fields), namespaced=False) for kind in kinds]
     return supervise.EventFeed(argvs, spawner(app), on_event, notify, clock)
 
 
@@ -257,6 +257,33 @@ class Watched:
             self.feed = None
 
 
+class Warnings:
+    """The namespace's Warning events (probe failures, mounts, scheduling), kept current by one watch: opened once a
+    pod has run without becoming ready for EVENTS_EVERY, so a long rollout starts one kubectl for them, not a read
+    every few seconds. ``notify`` runs on each event (the wait then says a new probe message)."""
+
+    def __init__(self, app: App, listed: list[dict[str, Any]], notify: Callable[[], None]) -> None:
+        self.state = ClusterState()
+        self.lock = threading.Lock()
+        self.notify = notify
+        self.feed = open_events(app, ["events"], self.on_event, lambda: None, listed, fields="type=Warning")
+        self.feed.open()
+
+    def on_event(self, event: Any) -> None:
+        with self.lock:
+            self.state.apply(event)
+        self.notify()
+
+    def of(self, verdict: kube.Verdict) -> dict[str, list[str]]:
+        """The Warning events of the pods of workloads that are not ready."""
+        self.feed.check()  # a child that ended starts again (its first events are those that exist)
+        with self.lock:
+            return kube.warning_events(self.state.items(), waiting_pods(verdict))
+
+    def close(self) -> None:
+        self.feed.close()
+
+
 class Kept:
     """A watch session's Watched, kept between its cycles' waits."""
 
@@ -313,8 +340,8 @@ class Waiter:
         self.delivered: set[str] = app.fact("delivered", set)  # images this run put on the node (delivery.py)
         self.older: set[str] = set()  # pods from before the wait: one restart each for a pull the kit has fixed
         self.seen_changes = 0
-        self.quiet_since = self.events_at = clock()
-        self.events_every = EVENTS_EVERY
+        self.quiet_since = clock()
+        self.warnings: Warnings | None = None  # watched once a pod has run not ready for EVENTS_EVERY
         self.not_ready_since: dict[str, float] = {}  # pod -> when this wait first saw it running but not ready
         self.judge_at = -math.inf  # a changed state is judged again from then on (see pace)
 
@@ -331,6 +358,7 @@ class Waiter:
         with stop_on_signals(), contextlib.ExitStack() as stack:
             if self.kept is None:
                 stack.callback(self.watched.close)
+            stack.callback(self.close_warnings)
             if reused:
                 self.seen_changes = self.watched.changes
             else:
@@ -487,25 +515,31 @@ class Waiter:
                 self.app.say(f"  waiting: {line}")
 
     def say_probe_failures(self, verdict: kube.Verdict, now: float) -> None:
-        """Name the readiness probe's message of a pod that has run without becoming ready for EVENTS_EVERY (a read
-        of Warning events, less and less often); in a healthy rollout each new pod is ready sooner, and none is read."""
+        """Name the readiness probe's message of a pod that has run without becoming ready for EVENTS_EVERY (from
+        then on Warning events are watched); in a healthy rollout each new pod is ready sooner, and none is watched."""
         not_ready = [p.pod for p in verdict.problems if p.reason == "NotReady"]
         for pod in not_ready:
             self.not_ready_since.setdefault(pod, now)
-        if now < self.events_at or not any(now - self.not_ready_since[pod] >= EVENTS_EVERY for pod in not_ready):
-            return
-        self.events_at = now + self.events_every
-        self.events_every = min(self.events_every * 2, EVENTS_AT_MOST)
-        for pod, lines in events_of(self.app, verdict, self.deadline).items():
+        if self.warnings is None:
+            if not any(now - self.not_ready_since[pod] >= EVENTS_EVERY for pod in not_ready):
+                return
+            self.warnings = Warnings(self.app, self.watched.items(), self.watched.wake.set)
+        for pod, lines in self.warnings.of(verdict).items():
             message = kube.probe_failure(lines)
             line = f"pod {pod}: readiness probe failing: {message}"
             if message and line not in self.shown:
                 self.shown.add(line)
                 self.app.say(f"  waiting: {line}")
 
+    def close_warnings(self) -> None:
+        if self.warnings is not None:
+            self.warnings.close()
+            self.warnings = None
+
     def not_ready(self, verdict: kube.Verdict) -> KitError:
-        # The report's own read of Warning events (probe messages) gets a few seconds past the deadline.
-        report = kube.deadline_report(verdict, events_of(self.app, verdict, clock() + REPORT_SECONDS))
+        # Without a watch of them, the report's own read of Warning events gets a few seconds past the deadline.
+        warnings = self.warnings.of(verdict) if self.warnings else events_of(self.app, verdict, clock() + REPORT_SECONDS)
+        report = kube.deadline_report(verdict, warnings)
         return KitError(f"not ready after {self.limit}s:\n" + "\n".join(f"  {line}" for line in report),
                         hint="see `inv k8s.status` and `inv k8s.logs`; raise app.timeout (or --timeout) if the "
                              "app is just slow to start", code=1)
@@ -546,7 +580,7 @@ def log_lines(log: Any) -> list[str]:
 
 def events_of(app: App, verdict: kube.Verdict, deadline: float | None = None) -> dict[str, list[str]]:
     """Warning events of the pods of workloads that are not ready (probe failures, mounts, scheduling)."""
-    pods = {pod for key in verdict.waiting for pod in verdict.pods.get(key, [])}
+    pods = waiting_pods(verdict)
     if not pods:
         return {}
     result = query(app, ["get", "events", "--field-selector", "type=Warning", "-o", "json"],
@@ -554,3 +588,7 @@ def events_of(app: App, verdict: kube.Verdict, deadline: float | None = None) ->
     if result.exited != 0:
         return {}
     return kube.warning_events(json.loads(result.stdout or "{}").get("items", []), pods)
+
+
+def waiting_pods(verdict: kube.Verdict) -> set[str]:
+    return {pod for key in verdict.waiting for pod in verdict.pods.get(key, [])}
