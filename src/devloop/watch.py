@@ -418,7 +418,7 @@ def start_followers(app: App, logs: bool, forwards: bool, allow_context: bool) -
 WATCH_HELP = {  # env, set, allow_context: devloop.flags.COMMON_HELP
     "poll": "poll the files instead of native events (VM shares, network file systems)",
     "timeout": "seconds each cycle waits for readiness (default app.timeout)",
-    "debounce_ms": "quiet window before a cycle starts (default app.watch.debounce_ms)",
+    "debounce_ms": "quiet window before a cycle starts; a live update waits only 20 ms (default app.watch.debounce_ms)",
     "max_delay_ms": "start a cycle at the latest this long after the first change (default app.watch.max_delay_ms)",
     "cycles": "stop after this many cycles (default: run until Ctrl-C)",
     "no_prune": "keep objects the manifests no longer have (by default each cycle deletes them)",
