@@ -178,6 +178,9 @@ def test_warning_events_per_pod_latest_repeat_kept_once() -> None:
                                  "Unhealthy: Readiness probe failed: wget: can't connect (x4)"]}
     assert kube.probe_failure(found["web-1-a"]) == "wget: can't connect (x4)"
     assert kube.probe_failure(["FailedMount: x"]) is None
+    assert kube.probe_failure(["Unhealthy: Readiness probe failed:  (x18)"]) == "its command failed without output (x18)"
+    assert kube.probe_failure(["Unhealthy: Readiness probe failed: "]) == "its command failed without output"
+    assert kube.uncounted("wget: can't connect (x4)") == "wget: can't connect"
 
 
 def test_deadline_report_names_workload_pod_and_probe_message() -> None:

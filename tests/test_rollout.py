@@ -570,7 +570,9 @@ def test_a_pod_not_ready_for_five_seconds_gets_its_probe_message_watched(tmp_pat
                                                                           capsys: pytest.CaptureFixture[str]) -> None:
     app = app_for(tmp_path, {CONTEXT: ok("k8s-local\n"), GET: listing(*WEB_STARTING)})
     fake_time.script = [[], [], [], [warning("web-1-a", "Readiness probe failed: connection refused")],
-                        [warning("other-pod", "Readiness probe failed: not ours")], [], [], modified(*WEB_READY)]
+                        [warning("other-pod", "Readiness probe failed: not ours")],
+                        [warning("web-1-a", "Readiness probe failed: connection refused", count=2)],  # counted again
+                        [], modified(*WEB_READY)]
     assert rollout.wait_ready(app, ["deployment/web"], timeout=60).done
     assert app.c.commands == [CONTEXT, GET]  # one watch of Warning events from 106 on, no read every few seconds
     assert fake_time.feeds == [["pods", "deployments", "replicasets"], ["events"]]

@@ -526,10 +526,10 @@ class Waiter:
             self.warnings = Warnings(self.app, self.watched.items(), self.watched.wake.set)
         for pod, lines in self.warnings.of(verdict).items():
             message = kube.probe_failure(lines)
-            line = f"pod {pod}: readiness probe failing: {message}"
-            if message and line not in self.shown:
-                self.shown.add(line)
-                self.app.say(f"  waiting: {line}")
+            seen = f"pod {pod}: readiness probe failing: {kube.uncounted(message or '')}"  # a new count is not news
+            if message and seen not in self.shown:
+                self.shown.add(seen)
+                self.app.say(f"  waiting: pod {pod}: readiness probe failing: {message}")
 
     def close_warnings(self) -> None:
         if self.warnings is not None:

@@ -468,13 +468,24 @@ def _unique(lines: list[str]) -> list[str]:
     return list(reversed(kept))
 
 
+_COUNT = re.compile(r"\s*\(x\d+\)$")
+
+
 def probe_failure(lines: Iterable[str]) -> str | None:
-    """The latest 'Readiness probe failed: …' message among a pod's warning events."""
+    """The latest 'Readiness probe failed: …' message among a pod's warning events, with its count ("(x7)"); an
+    exec probe whose command failed without a word says so."""
     found = None
     for line in lines:
         if "probe failed:" in line:
             found = line.split("probe failed:", 1)[1].strip()
+    if found is not None and not uncounted(found):
+        found = f"its command failed without output {found}".strip()
     return found
+
+
+def uncounted(message: str) -> str:
+    """An event line without its trailing count ("(x7)"): the same message, seen again."""
+    return _COUNT.sub("", message)
 
 
 def deadline_report(verdict: Verdict, events: Mapping[str, list[str]]) -> list[str]:
