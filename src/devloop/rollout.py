@@ -260,19 +260,18 @@ class Watched:
 class Warnings:
     """The namespace's Warning events (probe failures, mounts, scheduling), kept current by one watch: opened once a
     pod has run without becoming ready for EVENTS_EVERY, so a long rollout starts one kubectl for them, not a read
-    every few seconds. ``notify`` runs on each event (the wait then says a new probe message)."""
+    every few seconds. Its events wake nothing: a failing probe's event is counted again at each probe, and a new
+    message is said when the wait next looks (within BACKSTOP_SECONDS)."""
 
-    def __init__(self, app: App, listed: list[dict[str, Any]], notify: Callable[[], None]) -> None:
+    def __init__(self, app: App, listed: list[dict[str, Any]]) -> None:
         self.state = ClusterState()
         self.lock = threading.Lock()
-        self.notify = notify
         self.feed = open_events(app, ["events"], self.on_event, lambda: None, listed, fields="type=Warning")
         self.feed.open()
 
     def on_event(self, event: Any) -> None:
         with self.lock:
             self.state.apply(event)
-        self.notify()
 
     def of(self, verdict: kube.Verdict) -> dict[str, list[str]]:
         """The Warning events of the pods of workloads that are not ready."""
@@ -523,7 +522,7 @@ class Waiter:
         if self.warnings is None:
             if not any(now - self.not_ready_since[pod] >= EVENTS_EVERY for pod in not_ready):
                 return
-            self.warnings = Warnings(self.app, self.watched.items(), self.watched.wake.set)
+            self.warnings = Warnings(self.app, self.watched.items())
         for pod, lines in self.warnings.of(verdict).items():
             message = kube.probe_failure(lines)
             seen = f"pod {pod}: readiness probe failing: {kube.uncounted(message or '')}"  # a new count is not news
