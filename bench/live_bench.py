@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -113,12 +114,18 @@ class Loop:
         self.watcher = Running(self.app, "watch", env=self.env)
         self.watcher.wait_for(r"^watching ", 60)
         self.readers = Readers(self.ns, web_pods(self.ns))
+        self.spans: list[tuple[float, float, float]] = []  # per live save: until the sync began, the sync, in all
 
     def save(self, text: str, timeout: float = 300) -> float:
-        """Write version.txt; seconds until every web container has it."""
+        """Write version.txt; seconds until every web container has it. Notes where the time went in ``spans``."""
+        seen = len(self.watcher.lines)
         saved = time.monotonic()
         (self.app / "app" / "www" / "version.txt").write_text(text + "\n")
-        return self.readers.everywhere(text, timeout) - saved
+        landed = self.readers.everywhere(text, timeout) - saved
+        _, at, line = self.watcher.wait_for(r"^synced .* in (\d+) ms", timeout, seen)
+        took = int(re.search(r"in (\d+) ms", line).group(1)) / 1000  # type: ignore[union-attr]
+        self.spans.append((at - saved - took, took, landed))
+        return landed
 
     def save_and_roll(self, text: str, timeout: float = 300) -> float:
         """The rebuild loop: write version.txt; seconds until its cycle is ready (new pods), then check every web
@@ -161,6 +168,13 @@ def main() -> None:
             rebuild.close()
 
 
+def spans(rows: list[tuple[float, float, float]]) -> str:
+    """p50 of each part of a live save: save → the sync began, the sync (kubectl exec into every container), the
+    sync's end → the last container's reader saw the text (the readers look every 50 ms)."""
+    before, sync, after = (statistics.median(part) for part in zip(*((b, s, t - b - s) for b, s, t in rows), strict=True))
+    return f"where (p50): save → sync starts {before:.2f} s, sync {sync:.2f} s, sync ends → seen {after:.2f} s"
+
+
 def bench(live: Loop, rebuild: Loop, rounds: int, saves: int) -> None:
     live_times, rebuild_times = [], []
     for k in range(rounds):
@@ -170,15 +184,17 @@ def bench(live: Loop, rebuild: Loop, rounds: int, saves: int) -> None:
     print(f"1. save → new content in both web replicas (checked inside each container), {rounds} saves each, alternating:")
     print(f"   live update: p50 {lp50:.2f} s, p95 {lp95:.2f} s (min {min(live_times):.2f}, max {max(live_times):.2f})"
           "   (targets ≤ 0.8 s, ≤ 1.2 s)")
+    print(f"   {spans(live.spans)}")
     print(f"   rebuild loop: p50 {rp50:.2f} s (min {min(rebuild_times):.2f}, max {max(rebuild_times):.2f})")
     print(f"   ratio live/rebuild (p50): {lp50 / rp50:.3f}   (target ≤ 0.15)")
 
-    before = pod_state(live.ns)
+    before, live.spans = pod_state(live.ns), []
     more = [live.save(f"burst {k} {time.time()}") for k in range(saves)]
     time.sleep(2)
     after = pod_state(live.ns)
     print(f"2. {saves} live saves in a row: p50 {percentile(more, 50):.2f} s, p95 {percentile(more, 95):.2f} s; "
           f"pods replaced {len(before[0] - after[0])}, container restarts {after[1] - before[1]}   (target 0, 0)")
+    print(f"   {spans(live.spans)}")
 
     # On the rebuild loop's app (its pods run exactly the deployed image): a new input hash, the same image.
     # A comment in the Dockerfile: watched (app.watch.paths), part of the input hash, in no layer. (A new notes.txt

@@ -21,7 +21,7 @@ from invoke import Exit
 from strict import StrictContext, fail, ok, rx
 from watchdog.events import FileModifiedEvent
 
-from devloop import children, docker_api, shell, watch, watcher, workflow
+from devloop import children, docker_api, livesync, shell, watch, watcher, workflow
 from devloop.core import converge, lock
 from devloop.core import images as core_images
 from devloop.core.errors import KitError
@@ -46,6 +46,7 @@ def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     target = make_app(tmp_path)
     monkeypatch.chdir(target)
     monkeypatch.setattr(shell, "spawn", lambda *a, **kw: None)  # no kubectl --watch children in these tests
+    monkeypatch.setattr(livesync.LiveSync, "warm", lambda self: None)  # shells kept open: tests of their own
     monkeypatch.setattr(children, "stop_descendants", lambda *a, **kw: [])  # never signal pytest's own children
     monkeypatch.setattr(docker_api, "daemon_url", lambda env: None)  # the mock context scripts `docker image inspect`
     return target
@@ -156,7 +157,6 @@ def hello_pods(tag: str, waiting: str = "") -> str:
 
 def test_a_save_under_a_sync_rule_is_copied_into_every_container_without_a_build(
         app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from devloop import livesync
 
     sent: list[tuple[list[str], bytes]] = []
     monkeypatch.setattr(livesync.shell, "feed", lambda c, argv, data, **kw: sent.append((list(argv), data)) or ok())
@@ -179,7 +179,6 @@ def test_a_save_under_a_sync_rule_is_copied_into_every_container_without_a_build
 
 def test_a_live_update_starts_as_its_save_settles_not_after_the_debounce(
         app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from devloop import livesync
     from devloop.core import debounce
 
     hurried: list[tuple[str, ...]] = []
@@ -291,7 +290,6 @@ def test_a_failed_build_is_reported_and_the_next_save_retries(app_dir: Path, mon
 
 def test_a_live_update_after_a_failed_build_says_what_the_containers_run(
         app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from devloop import livesync
 
     monkeypatch.setattr(livesync.shell, "feed", lambda c, argv, data, **kw: ok())
     started = edits(monkeypatch, app_dir / "app" / "web.sh")
@@ -950,7 +948,6 @@ def pod_event(kind: str, name: str, version: int) -> dict[str, Any]:
 
 
 def test_the_pod_watch_answers_which_containers_only_after_a_listing_taken_while_it_was_connected(app_dir: Path) -> None:
-    from devloop import livesync
     from devloop.kit import App
 
     app = App.load(StrictContext({}, app=config(app_dir)))
@@ -984,7 +981,6 @@ def test_the_pod_watch_answers_which_containers_only_after_a_listing_taken_while
 def test_closing_the_pod_watch_during_its_settle_runs_no_catch_up_after_it(app_dir: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The watch is ending: no sync may reach the containers after close(), and close() does not wait out the settle."""
-    from devloop import livesync
     from devloop.kit import App
 
     live = livesync.LiveSync(App.load(StrictContext({}, app=config(app_dir))))

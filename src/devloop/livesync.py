@@ -10,20 +10,20 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shlex
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from devloop import rollout, shell
+from devloop import liveshell, rollout, shell
 from devloop.core import config, liveupdate, render, supervise
 from devloop.core.clusterstate import ClusterState
 from devloop.core.errors import KitError
 from devloop.kit import STATE_DIR, App
 
-COPY_FAILED, DELETE_FAILED, COMMAND_FAILED = 90, 91, 92
+COPY_FAILED, DELETE_FAILED, COMMAND_FAILED = liveupdate.COPY_FAILED, liveupdate.DELETE_FAILED, liveupdate.COMMAND_FAILED
+SHELL_AT_MOST = 8 << 20  # a bigger tar goes by a one-shot exec: the kept-open shell would read it as base64 text
 
 
 def repository(app: App, image: config.Image) -> str:
@@ -44,7 +44,8 @@ def tar_stream(files: dict[str, str]) -> bytes:
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for dest, local in sorted(files.items()):
             tar.add(local, arcname=dest.lstrip("/"), recursive=False)
-    return buffer.getvalue()
+        end = tar.offset
+    return buffer.getvalue()[:end + 2 * tarfile.BLOCKSIZE]  # its end marker, without the padding to 10 KiB
 
 
 def exec_argv(app: App, target: liveupdate.Target, deleted: list[str], run: str) -> list[str]:
@@ -83,6 +84,7 @@ class LiveSync:
         self.lock = threading.Lock()
         self.feed = Feed(app, self)
         self.listed: list[dict[str, Any]] = []  # the last listing of the app's pods (it names their namespace)
+        self.shells: dict[str, liveshell.Shells] = {}  # per image: a shell kept open in each of its containers
 
     def sync_all(self, planned: list[tuple[config.Image, liveupdate.Decision]]) -> None:
         with self.app.phase("sync"):
@@ -92,6 +94,28 @@ class LiveSync:
 
     def close(self) -> None:
         self.feed.close()
+        for shells in self.shells.values():
+            shells.close()
+
+    def shells_of(self, image: config.Image) -> liveshell.Shells:
+        def argv(target: liveupdate.Target) -> list[str]:
+            return self.app.kubectl("exec", "-i", target.pod, "-c", target.container, "--", "sh")
+
+        return self.shells.setdefault(image.name, liveshell.Shells(argv, self.app.c))
+
+    def warm(self) -> None:
+        """Open a shell in each running container of an image with sync rules (the next sync is written to it),
+        and watch the app's pods from now on; nothing when there are none or under --dry."""
+        images = [image for image in self.app.settings.images if image.live_update]
+        with self.lock:
+            if self.paused or not images or shell.is_dry(self.app.c):
+                return
+            try:
+                for image in images:
+                    self.shells_of(image).keep(self.targets(image, strict=False))
+            except KitError as exc:
+                self.app.say(f"live update: {exc.message}; the next sync opens its shells")
+        self.feed.ensure(self.listed)
 
     def sync(self, image: config.Image, decision: liveupdate.Decision) -> None:
         """Copy ``decision``'s files into every running container of ``image``; KitError says why not."""
@@ -104,6 +128,7 @@ class LiveSync:
             targets = self.targets(image)
             batch = {file.dest for file in decision.files}
             sent = self.push(image, targets, batch)
+            self.shells_of(image).keep(targets)  # a container synced by a one-shot exec has a shell next time
             caught_up = f" ({sent} new, given all {len(overlay.files)} synced files)" if sent and len(overlay.files) > len(batch) else ""
             deleted = sum(1 for f in decision.files if overlay.files.get(f.dest) is None)
             what = f"{len(decision.files)} file(s)" + (f" ({deleted} deleted)" if deleted else "")
@@ -133,6 +158,7 @@ class LiveSync:
                     self.push(image, targets, set())
                     self.app.say(f"live update: gave {len(targets)} new container(s) of {image.name} the synced files")
                     self.record()
+        self.warm()  # new containers get a shell too
 
     def reset(self) -> None:
         """A new image was deployed: the containers run it as built."""
@@ -181,27 +207,33 @@ class LiveSync:
         overlay = self.overlays[image.name].files
         carried = self.carried.setdefault(image.name, set())
         jobs = [(t, batch if t.key in carried else set(overlay)) for t in targets]
-        results = self._parallel(jobs, overlay, run)
-        failures = [failure_reason(t, r.exited, r.stderr, run) for (t, _), r in zip(jobs, results, strict=True) if r.exited]
+        results = self._parallel(image, jobs, overlay, run)
+        failures = [failure_reason(t, code, said, run) for (t, _), (code, said) in zip(jobs, results, strict=True) if code]
         if failures:
             more = f" (and {len(failures) - 1} more container(s))" if len(failures) > 1 else ""
             raise KitError(failures[0] + more)
         carried.update(t.key for t, _ in jobs)
         return sum(1 for t, dests in jobs if dests is not batch)
 
-    def _parallel(self, jobs: list[tuple[liveupdate.Target, set[str]]], overlay: dict[str, str | None], run: str) -> list[Any]:
-        def one(index: int, target: liveupdate.Target, dests: set[str]) -> object:
+    def _parallel(self, image: config.Image, jobs: list[tuple[liveupdate.Target, set[str]]],
+                  overlay: dict[str, str | None], run: str) -> list[liveshell.Answer]:
+        """Each job through the shell kept open in its container, else a one-shot exec: (exit code, output)."""
+        shells = self.shells_of(image)
+
+        def one(target: liveupdate.Target, dests: set[str]) -> liveshell.Answer:
             present = {d: str(overlay[d]) for d in dests if overlay.get(d)}
             deleted = sorted(d for d in dests if not overlay.get(d))
-            argv = exec_argv(self.app, target, deleted, run)
-            if index == 0 and len(jobs) > 1:
-                self.app.say(f"$ {shell.mask(shlex.join(argv))} < (tar stream)    # and {len(jobs) - 1} more container(s)")
-            return shell.feed(self.app.c, argv, tar_stream(present), quiet=index > 0 or len(jobs) > 1)
+            tar = tar_stream(present)
+            answer = shells.ask(target, liveupdate.shell_request(tar, deleted, run)) if len(tar) <= SHELL_AT_MOST else None
+            if answer is not None:
+                return answer
+            done = shell.feed(self.app.c, exec_argv(self.app, target, deleted, run), tar)
+            return done.exited, done.stderr
 
         from concurrent.futures import ThreadPoolExecutor  # kept local for start-up time: only a sync needs it
 
         with ThreadPoolExecutor(max_workers=max(1, min(8, len(jobs)))) as pool:
-            return list(pool.map(lambda job: one(*job), [(i, t, d) for i, (t, d) in enumerate(jobs)]))
+            return list(pool.map(lambda job: one(*job), jobs))
 
     def record(self) -> None:
         """Which containers run live-updated files, for `inv k8s.status` (in .kit/, per environment)."""

@@ -289,6 +289,8 @@ class Cycles:
         if build:
             self.live.reset()
         app.say(f"── cycle {number} ready: {phase_line(app.timings)}  │ save→ready {App.clock() - batch.first:.1f}s")
+        if build:
+            self.live.warm()  # shells in the new containers, for the next sync
         return True
 
 
@@ -448,6 +450,7 @@ def watch(c: Context, env: str | None = None, set: list[str] | None = None, poll
         live = livesync.LiveSync(app)
         runner = Cycles(app, sets, timeout, stopper, live, session, not no_prune)
         try:
+            live.warm()
             last_ok = session.run(runner, cycles, stopper.check, runner.settled)
         finally:
             session.stop()
@@ -472,6 +475,7 @@ def dev(c: Context, env: str | None = None, set: list[str] | None = None, poll: 
         runner = Cycles(app, sets, timeout, stopper, live, session, not no_prune)
         try:
             first_cycle(app, runner)
+            live.warm()
             followers = start_followers(app, not no_logs, not no_forwards, allow_context)
             last_ok = session.run(runner, cycles, stopper.check, runner.settled)
         finally:

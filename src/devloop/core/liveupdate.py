@@ -8,15 +8,19 @@ fall under sync rules is synced; anything else rebuilds, with the reason.
 
 from __future__ import annotations
 
+import base64
 import posixpath
 import re
-from collections.abc import Iterable, Mapping
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .render import image_repository
 
 GLOB_CHARS = re.compile(r"[*?\[]")
+COPY_FAILED, DELETE_FAILED, COMMAND_FAILED, NO_BASE64 = 90, 91, 92, 93  # a sync's exit codes in the container
+TAR_END = "DEVLOOP_TAR_END"  # ends the here-document of a request; never a line of base64
 
 
 @dataclass(frozen=True)
@@ -236,3 +240,27 @@ def pod_owner(pod: Mapping[str, Any]) -> str:
     if kind == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
         return f"deployment/{name[:-len(template_hash) - 1]}"
     return f"{kind.lower()}/{name}" if kind in ("StatefulSet", "DaemonSet", "ReplicaSet") else ""
+
+
+# -- what a shell kept open in a container runs for one sync --------------------------------------------
+
+
+def shell_request(tar: bytes, deleted: Sequence[str], run: str, root: str = "/") -> str:
+    """The lines a kept-open ``sh`` in a container runs for one sync: unpack, delete, then the command.
+
+    The tar travels as base64 in a here-document, which the shell itself reads: no command in the request can read
+    past its end (each one's stdin is /dev/null). It all runs in a subshell, so an ``exit`` ends the request, not
+    the shell; each step's failure has its own exit code (as in a one-shot exec), and its output goes to stdout.
+    ``root`` is "/" in a container (another folder in the kit's tests).
+    """
+    lines = ["(", f"command -v base64 >/dev/null 2>&1 || exit {NO_BASE64}"]
+    if tar:
+        lines += [f"base64 -d <<'{TAR_END}' | tar -xf - -C {shlex.quote(root)} || exit {COPY_FAILED}",
+                  *base64.encodebytes(tar).decode("ascii").splitlines(), TAR_END]
+    if deleted:
+        paths = " ".join(shlex.quote(root.rstrip("/") + path) for path in deleted)
+        lines.append(f"rm -rf -- {paths} || exit {DELETE_FAILED}")
+    if run:  # a subshell of its own, so an `exit` in the command ends only it; its status is said before the code
+        lines.append(f'( {run}\n); code=$?; [ "$code" = 0 ] || {{ echo "exit $code" >&2; exit {COMMAND_FAILED}; }}')
+    lines.append(") </dev/null 2>&1")
+    return "\n".join(lines) + "\n"
