@@ -74,14 +74,16 @@ def test_saves_sync_into_every_container_then_a_script_change_rebuilds(cluster: 
         assert first.returncode == 0, first.stderr
         before = restarts(ns)
         assert len(containers(ns)) == 3
-        watcher = Running(app, "watch", "--cycles", "3", env=env)
+        watcher = Running(app, "watch", "--cycles", "4", env=env)
         try:
             watcher.wait_for(r"^watching ", 60)
+            watcher.wait_for(r"\(and 2 more: a shell kept open in each container for live updates\)", 60)
             # 1. two files into two workloads' three containers, then the command
             (www / "index.html").write_text("<h1>live 1</h1>\n")
             (www / "extra.html").write_text("extra\n")
             watcher.wait_for(r"^── cycle 1 ready: live update", 60)
             assert "synced 2 file(s) of hello to 3 container(s)" in watcher.text, watcher.text
+            assert " -- sh -c " not in watcher.text  # written to the shells kept open: no one-shot exec
             assert everywhere(ns, "/app/www/index.html") == {"<h1>live 1</h1>\n"}
             assert everywhere(ns, "/app/www/extra.html") == {"extra\n"}
             assert None not in everywhere(ns, "/app/synced-at")  # the command ran in each
@@ -100,21 +102,29 @@ def test_saves_sync_into_every_container_then_a_script_change_rebuilds(cluster: 
             web = next(p["metadata"]["name"] for p in pods(ns) if "web" in p["metadata"]["name"])
             subprocess.run(["kubectl", "--namespace", ns, "delete", "pod", web, "--wait=false"], check=True,
                            capture_output=True)
-            watcher.wait_for(r"gave 1 new container\(s\) of hello the synced files", 90)
+            gave, _, _ = watcher.wait_for(r"gave 1 new container\(s\) of hello the synced files", 90)
             assert until(lambda: everywhere(ns, "/app/www/index.html") == {"<h1>live 1</h1>\n"}, 30)
             assert len(containers(ns)) == 3
+            # the new container got them by a one-shot exec, then a shell of its own: the next sync uses it
+            watcher.wait_for(r" exec -i hello-web-\S+ -c web -- sh &$", 30, gave)
+            (www / "index.html").write_text("<h1>live 2</h1>\n")
+            began, _, _ = watcher.wait_for(r"^── cycle 3: ", 60, gave)
+            ready, _, _ = watcher.wait_for(r"^── cycle 3 ready: live update", 60, began)
+            assert " -- sh -c " not in "\n".join(line for _, line in watcher.lines[began:ready])
+            assert everywhere(ns, "/app/www/index.html") == {"<h1>live 2</h1>\n"}
 
             # 4. a file outside the sync rules: rebuild, and the new image has every change
             with (app / "app" / "worker.sh").open("a") as script:
                 script.write("# touched by the live update test\n")
-            watcher.wait_for(r"── cycle 3: app/worker.sh changed \(rebuild hello: app/worker.sh is outside every sync rule\)", 60)
+            watcher.wait_for(r"── cycle 4: app/worker.sh changed \(rebuild hello: app/worker.sh is outside every sync rule\)", 60)
             assert watcher.proc.wait(timeout=240) == 0, watcher.text
         finally:
             watcher.stop()
-        assert "── cycle 3 ready: build " in watcher.text, watcher.text
+        assert "── cycle 4 ready: build " in watcher.text, watcher.text
+        assert "(and 2 more: a shell kept open" in watcher.text.split("── cycle 4 ready: build ")[1]  # new pods' shells
         tag = inv(app, "image.tag", env=env).stdout.strip()
         assert {c["image"].rsplit("/", 1)[-1] for p in pods(ns) for c in p["spec"]["containers"]} == {tag}
-        assert everywhere(ns, "/app/www/index.html") == {"<h1>live 1</h1>\n"}  # built in, not synced
+        assert everywhere(ns, "/app/www/index.html") == {"<h1>live 2</h1>\n"}  # built in, not synced
         assert everywhere(ns, "/app/synced-at") == {None}  # fresh containers
         assert "live-updated" not in inv(app, "k8s.status", env=env).stdout
         surviving = {k: v for k, v in restarts(ns).items() if k in before}

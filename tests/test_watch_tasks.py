@@ -52,6 +52,9 @@ def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return target
 
 
+REAL_WARM = livesync.LiveSync.warm
+
+
 def config(app_dir: Path) -> dict[str, Any]:
     app = yaml.safe_load((HELLO / "invoke.yaml").read_text())["app"]
     app["root"] = str(app_dir)
@@ -175,6 +178,30 @@ def test_a_save_under_a_sync_rule_is_copied_into_every_container_without_a_build
     assert "synced 1 file(s) of hello to 3 container(s)" in err and "── cycle 1 ready: live update sync " in err
     marks = json.loads((app_dir / ".kit" / "live-dev.json").read_text())
     assert sorted(marks) == ["uid-hello-web-1/web", "uid-hello-web-2/web", "uid-hello-worker-1/worker"]
+
+
+def test_watch_opens_a_shell_in_each_container_as_it_starts_and_writes_each_sync_to_it(
+        app_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from devloop import liveshell
+
+    kept: list[list[str]] = []
+    asked: list[tuple[str, str]] = []
+    monkeypatch.setattr(livesync.LiveSync, "warm", REAL_WARM)
+    monkeypatch.setattr(liveshell.Shells, "keep", lambda self, targets: kept.append(sorted(t.pod for t in targets)))
+    monkeypatch.setattr(liveshell.Shells, "ask", lambda self, target, request, timeout=60:
+                        asked.append((target.pod, request)) or (0, ""))
+    monkeypatch.setattr(livesync.shell, "feed", lambda *a, **kw: pytest.fail("a one-shot exec: the shell was open"))
+    c = StrictContext({CONTEXT: ok("k8s-local\n"), PODS: [ok(hello_pods(tag(app_dir)))] * 2}, app=config(app_dir),
+                      repeat=False)
+    (app_dir / "app" / "www" / "index.html").write_text("<h1>synced</h1>\n")
+    edits(monkeypatch, app_dir / "app" / "www" / "index.html")
+    watch.watch(c, cycles="1", debounce_ms="1")
+    everyone = ["hello-web-1", "hello-web-2", "hello-worker-1"]
+    assert kept == [everyone, everyone]  # as it starts, and after the sync (a container that was synced otherwise)
+    assert sorted(pod for pod, _ in asked) == everyone
+    request = asked[0][1]
+    assert "| tar -xf - -C / || exit 90" in request and "rm -rf" not in request
+    assert "synced 1 file(s) of hello to 3 container(s)" in capsys.readouterr().err
 
 
 def test_a_live_update_starts_as_its_save_settles_not_after_the_debounce(
