@@ -113,6 +113,11 @@ def make_filter(app: App) -> watchfilter.WatchFilter:
 # -- the tasks' shared parts ---------------------------------------------------------------------
 
 
+def brief(seconds: float) -> str:
+    """A live update's times: milliseconds below a second."""
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f}s"
+
+
 def phase_line(timings: dict[str, float]) -> str:
     return "  ".join(f"{name} {seconds:.1f}s" for name, seconds in timings.items())
 
@@ -304,7 +309,8 @@ def live_cycle(app: App, number: int, batch: debounce.Batch, live: livesync.Live
         app.say(f"live update failed: {shell.mask(exc.message)}; rebuilding instead")
         app.timings.clear()
         return False
-    app.say(f"── cycle {number} ready: live update {phase_line(app.timings)}  │ save→ready {App.clock() - batch.first:.1f}s")
+    took = "  ".join(f"{name} {brief(seconds)}" for name, seconds in app.timings.items())
+    app.say(f"── cycle {number} ready: live update {took}  │ save→ready {brief(App.clock() - batch.first)}")
     return True
 
 
