@@ -9,8 +9,8 @@ exec instead and opens a new shell for the next time.
 
 from __future__ import annotations
 
+import os
 import queue
-import secrets
 import subprocess
 import threading
 import time
@@ -30,7 +30,7 @@ class Shell:
 
     def __init__(self, proc: subprocess.Popen[str]) -> None:
         self.proc = proc
-        self.mark = f"{MARK}-{secrets.token_hex(8)}"  # the answer's end: no output of the app can forge it
+        self.mark = f"{MARK}-{os.urandom(8).hex()}"  # the answer's end: no output of the app can forge it
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True, name="live-update shell").start()
 
