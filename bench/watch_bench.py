@@ -10,7 +10,10 @@
    status) in the same run, alternating; medians and their ratio (target ≤ 1.10). The saved file is one
    the example live-updates; with --rebuild-loop the copy has no live_update rules, so every save
    rebuilds and rolls out as the raw commands do (issue 12: at most 1.0x). With --up each save is
-   followed by a one-shot `inv up` instead of a watch cycle (no live_update rules either).
+   followed by a one-shot `inv up` instead of a watch cycle (no live_update rules either). Each side's save
+   waits until neither namespace has a terminating pod (untimed): `kubectl rollout status` returns while the
+   old pods terminate, the kit's wait once they are gone, and neither side should build beside the other's
+   teardown.
 
 Usage: .venv/bin/python bench/watch_bench.py [--rounds N] [--no-cluster] [--rebuild-loop | --up]
 Environment: BASE_IMAGE for part 5 (default k8s-local/busybox:1).
@@ -194,6 +197,19 @@ def run(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = N
     return result.stdout
 
 
+def settle(*namespaces: str, timeout: float = 120) -> None:
+    """Until no pod of ``namespaces`` is terminating: the next side starts on a cluster that is not still removing the
+    other side's old containers. (`kubectl rollout status` returns while old pods terminate; the kit's wait says ready
+    once they are gone, so without this only the kit's builds would run beside a teardown.) Not timed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listed = [run(["kubectl", "--namespace", ns, "get", "pods", "-o",
+                       "jsonpath={range .items[*]}{.metadata.deletionTimestamp}{'\\n'}{end}"]) for ns in namespaces]
+        if not "".join(listed).strip():
+            return
+        time.sleep(0.2)
+
+
 def bench_cluster(rounds: int, rebuild_loop: bool = False, up: bool = False) -> None:
     from conftest import make_app
     from watch_helpers import Running, cluster_env, namespace, tree_cpu
@@ -270,6 +286,7 @@ def bench_cluster(rounds: int, rebuild_loop: bool = False, up: bool = False) -> 
             for k in range(1, rounds + 1):
                 # alternating which side goes first, so neither always follows the other's rollout
                 for side in (("kit", "raw") if k % 2 else ("raw", "kit")):
+                    settle(kit_ns, raw_ns)
                     if side == "raw":
                         raw_round(k)
                         continue
