@@ -22,7 +22,6 @@ from devloop.core.clusterstate import ClusterState
 from devloop.core.errors import KitError
 from devloop.kit import STATE_DIR, App
 
-COPY_FAILED, DELETE_FAILED, COMMAND_FAILED = liveupdate.COPY_FAILED, liveupdate.DELETE_FAILED, liveupdate.COMMAND_FAILED
 SHELL_AT_MOST = 8 << 20  # a bigger tar goes by a one-shot exec: the kept-open shell would read it as base64 text
 
 
@@ -49,13 +48,8 @@ def tar_stream(files: dict[str, str]) -> bytes:
 
 
 def exec_argv(app: App, target: liveupdate.Target, deleted: list[str], run: str) -> list[str]:
-    """One ``kubectl exec`` per container: unpack, delete, then the command; each step's failure its own code."""
-    script = f"tar -xf - -C / || exit {COPY_FAILED}; "
-    if deleted:
-        script += f'rm -rf -- "$@" || exit {DELETE_FAILED}; '
-    if run:
-        # a subshell, so an `exit` in the command ends only it; its status is said before the kit's marker
-        script += f'( {run}\n); code=$?; [ "$code" = 0 ] || {{ echo "exit $code" >&2; exit {COMMAND_FAILED}; }}'
+    """A one-shot ``kubectl exec`` into a container: the tar on its stdin, the deleted paths as its arguments."""
+    script = liveupdate.exec_script(bool(deleted), run)
     return app.kubectl("exec", "-i", target.pod, "-c", target.container, "--", "sh", "-c", script, "sh", *deleted)
 
 
@@ -63,11 +57,11 @@ def failure_reason(target: liveupdate.Target, exited: int, stderr: str, run: str
     where = f"pod/{target.pod} container {target.container}"
     said = [line for line in stderr.strip().splitlines() if line.strip() and not line.startswith("command terminated")]
     detail = shell.mask(said[-1].strip()) if said else f"exit {exited}"
-    if exited == COPY_FAILED:
+    if exited == liveupdate.COPY_FAILED:
         return f"cannot copy files into {where} ({detail}); does the image have tar?"
-    if exited == DELETE_FAILED:
+    if exited == liveupdate.DELETE_FAILED:
         return f"cannot delete files in {where} ({detail})"
-    if exited == COMMAND_FAILED:
+    if exited == liveupdate.COMMAND_FAILED:
         return f"the command after sync ({run}) failed in {where} ({detail})"
     return f"cannot exec into {where} ({detail})"
 
@@ -128,13 +122,13 @@ class LiveSync:
             targets = self.targets(image)
             batch = {file.dest for file in decision.files}
             sent = self.push(image, targets, batch)
-            self.shells_of(image).keep(targets)  # a container synced by a one-shot exec has a shell next time
             caught_up = f" ({sent} new, given all {len(overlay.files)} synced files)" if sent and len(overlay.files) > len(batch) else ""
             deleted = sum(1 for f in decision.files if overlay.files.get(f.dest) is None)
             what = f"{len(decision.files)} file(s)" + (f" ({deleted} deleted)" if deleted else "")
             self.app.say(f"synced {what} of {image.name} to {len(targets)} container(s){caught_up} "
                          f"in {(time.monotonic() - started) * 1000:.0f} ms")
             self.record()
+            self.shells_of(image).keep(targets)  # a container synced by a one-shot exec has a shell next time
 
     @contextlib.contextmanager
     def rebuilding(self) -> Iterator[None]:

@@ -260,7 +260,21 @@ def shell_request(tar: bytes, deleted: Sequence[str], run: str, root: str = "/")
     if deleted:
         paths = " ".join(shlex.quote(root.rstrip("/") + path) for path in deleted)
         lines.append(f"rm -rf -- {paths} || exit {DELETE_FAILED}")
-    if run:  # a subshell of its own, so an `exit` in the command ends only it; its status is said before the code
-        lines.append(f'( {run}\n); code=$?; [ "$code" = 0 ] || {{ echo "exit $code" >&2; exit {COMMAND_FAILED}; }}')
+    if run:
+        lines.append(command_line(run))
     lines.append(") </dev/null 2>&1")
     return "\n".join(lines) + "\n"
+
+
+def exec_script(deletes: bool, run: str) -> str:
+    """The ``sh -c`` script of a one-shot exec: the tar on its stdin, the paths to delete as its arguments."""
+    script = f"tar -xf - -C / || exit {COPY_FAILED}; "
+    if deletes:
+        script += f'rm -rf -- "$@" || exit {DELETE_FAILED}; '
+    return script + (command_line(run) if run else "")
+
+
+def command_line(run: str) -> str:
+    """The command after a sync, in a subshell of its own (an ``exit`` in it ends only it); a failure says its status,
+    then exits COMMAND_FAILED."""
+    return f'( {run}\n); code=$?; [ "$code" = 0 ] || {{ echo "exit $code" >&2; exit {COMMAND_FAILED}; }}'
