@@ -176,6 +176,20 @@ def test_keep_closes_the_shells_of_containers_no_longer_there(tmp_path: Path) ->
         kept.close()
 
 
+def test_no_more_shells_than_the_limit_are_kept_open(tmp_path: Path) -> None:
+    spawned: list[str] = []
+    kept = shells(tmp_path, spawned)
+    kept.limit = 1
+    try:
+        kept.keep([WEB1, WEB2])
+        assert spawned == ["web-1"]
+        assert kept.ask(WEB2, "true\n") is None  # a one-shot exec for it
+        kept.keep([WEB2])  # web-1 is gone: its place is free
+        assert spawned == ["web-1", "web-2"] and list(kept.open) == [WEB2.key]
+    finally:
+        kept.close()
+
+
 def test_under_dry_no_shell_is_opened(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     kept = liveshell.Shells(lambda t: ["sh"], StrictContext({}, dry=True))
     kept.keep([WEB1, WEB2])

@@ -23,6 +23,7 @@ from devloop.core.liveupdate import NO_BASE64, Target
 
 Answer = tuple[int, str]  # the request's exit code and its output (stderr included)
 MARK = "devloop-sync-done"
+AT_MOST = 10  # shells kept open per image: each is a kubectl process (about 50 MB)
 
 
 class Shell:
@@ -87,10 +88,11 @@ class Shell:
 
 
 class Shells:
-    """The open shells of a watch session, one per container instance (``Target.key``)."""
+    """The open shells of a watch session for one image, one per container instance (``Target.key``), ``limit`` at
+    most."""
 
-    def __init__(self, open_argv: Callable[[Target], list[str]], c: Context) -> None:
-        self.open_argv, self.c = open_argv, c
+    def __init__(self, open_argv: Callable[[Target], list[str]], c: Context, limit: int = AT_MOST) -> None:
+        self.open_argv, self.c, self.limit = open_argv, c, limit
         self.open: dict[str, Shell] = {}
         self.unusable: set[str] = set()  # containers whose image has no base64: one-shot execs only
         self.lock = threading.Lock()
@@ -101,6 +103,7 @@ class Shells:
         with self.lock:
             gone = [self.open.pop(key) for key in list(self.open) if key not in wanted or not self.open[key].alive()]
             new = [t for t in targets if t.key not in self.open and t.key not in self.unusable]
+            new = new[:max(0, self.limit - len(self.open))]  # the others: a one-shot exec per sync
             for index, target in enumerate(new):
                 proc = shell.spawn(self.c, self.open_argv(target), quiet=index > 0, stdin=subprocess.PIPE,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, encoding="utf-8", errors="replace")
