@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,12 +35,24 @@ def run_once(request: str, env: dict[str, str] | None = None) -> subprocess.Comp
                           env=env, timeout=30)
 
 
-def shells(tmp_path: Path, spawned: list[str] | None = None) -> liveshell.Shells:
-    def argv(target: Target) -> list[str]:
-        (spawned if spawned is not None else []).append(target.pod)
-        return ["sh", "-c", f"cd {tmp_path} && exec sh"]
+class Opened(liveshell.Shells):
+    """Shells opened as local ``sh`` processes in a test folder; ``spawned`` names the pod of each one opened."""
 
-    return liveshell.Shells(argv, StrictContext({}))
+    def __init__(self, folder: Path) -> None:
+        self.spawned: list[str] = []
+        super().__init__(self.local, StrictContext({}))
+        self.folder = folder
+
+    def local(self, target: Target) -> list[str]:
+        self.spawned.append(target.pod)
+        return ["sh", "-c", f"cd {self.folder} && exec sh"]
+
+
+@pytest.fixture
+def kept(tmp_path: Path) -> Iterator[Opened]:
+    opened = Opened(tmp_path)
+    yield opened
+    opened.close()
 
 
 WEB1, WEB2 = Target("web-1", "web", "uid-1", 0), Target("web-2", "web", "uid-2", 0)
@@ -93,104 +106,73 @@ def test_the_tar_stream_ends_at_its_end_marker_not_at_ten_kib(tmp_path: Path) ->
 # -- the shells kept open -----------------------------------------------------------------------------------------
 
 
-def test_requests_in_a_row_go_to_the_same_open_shell(tmp_path: Path) -> None:
-    spawned: list[str] = []
-    kept = shells(tmp_path, spawned)
-    try:
-        kept.keep([WEB1, WEB2])
-        pids = {key: opened.proc.pid for key, opened in kept.open.items()}
-        for k in range(3):
-            request = liveupdate.shell_request(tar_of({"/v.txt": f"v{k}\n".encode()}), [], "", root=str(tmp_path))
-            assert kept.ask(WEB1, request) == (0, "")
-            assert (tmp_path / "v.txt").read_text() == f"v{k}\n"
-        kept.keep([WEB1, WEB2])
-        assert spawned == ["web-1", "web-2"]  # opened once
-        assert {key: opened.proc.pid for key, opened in kept.open.items()} == pids
-        procs = [opened.proc for opened in kept.open.values()]
-    finally:
-        kept.close()
+def test_requests_in_a_row_go_to_the_same_open_shell(kept: Opened, tmp_path: Path) -> None:
+    kept.keep([WEB1, WEB2])
+    pids = {key: opened.proc.pid for key, opened in kept.open.items()}
+    for k in range(3):
+        request = liveupdate.shell_request(tar_of({"/v.txt": f"v{k}\n".encode()}), [], "", root=str(tmp_path))
+        assert kept.ask(WEB1, request) == (0, "")
+        assert (tmp_path / "v.txt").read_text() == f"v{k}\n"
+    kept.keep([WEB1, WEB2])
+    assert kept.spawned == ["web-1", "web-2"]  # opened once
+    assert {key: opened.proc.pid for key, opened in kept.open.items()} == pids
+    procs = [opened.proc for opened in kept.open.values()]
+    kept.close()
     assert kept.open == {} and all(proc.poll() is not None for proc in procs)  # closed, and ended
 
 
-def test_output_that_looks_like_the_end_of_an_answer_is_not_taken_for_it(tmp_path: Path) -> None:
-    kept = shells(tmp_path)
-    try:
-        kept.keep([WEB1])
-        fake = f'echo "{liveshell.MARK} 0"; echo "{liveshell.MARK}-0000000000000000 0"'
-        code, said = kept.ask(WEB1, liveupdate.shell_request(b"", [], f"{fake}; exit 4", root=str(tmp_path))) or (0, "")
-        assert code == liveupdate.COMMAND_FAILED and said.splitlines()[-1] == "exit 4"
-    finally:
-        kept.close()
+def test_output_that_looks_like_the_end_of_an_answer_is_not_taken_for_it(kept: Opened, tmp_path: Path) -> None:
+    kept.keep([WEB1])
+    fake = f'echo "{liveshell.MARK} 0"; echo "{liveshell.MARK}-0000000000000000 0"'
+    code, said = kept.ask(WEB1, liveupdate.shell_request(b"", [], f"{fake}; exit 4", root=str(tmp_path))) or (0, "")
+    assert code == liveupdate.COMMAND_FAILED and said.splitlines()[-1] == "exit 4"
 
 
-def test_a_shell_that_ended_answers_none_and_the_next_keep_opens_another(tmp_path: Path) -> None:
-    spawned: list[str] = []
-    kept = shells(tmp_path, spawned)
-    try:
-        kept.keep([WEB1])
-        first = kept.open[WEB1.key]
-        first.proc.kill()  # its container restarted, its pod was deleted
-        first.proc.wait()
-        assert kept.ask(WEB1, liveupdate.shell_request(b"", [], "true")) is None
-        assert WEB1.key not in kept.open
-        kept.keep([WEB1])
-        assert spawned == ["web-1", "web-1"]
-        assert kept.ask(WEB1, liveupdate.shell_request(b"", [], "true")) == (0, "")
-    finally:
-        kept.close()
+def test_a_shell_that_ended_answers_none_and_the_next_keep_opens_another(kept: Opened) -> None:
+    kept.keep([WEB1])
+    first = kept.open[WEB1.key]
+    first.proc.kill()  # its container restarted, its pod was deleted
+    first.proc.wait()
+    assert kept.ask(WEB1, liveupdate.shell_request(b"", [], "true")) is None
+    assert WEB1.key not in kept.open
+    kept.keep([WEB1])
+    assert kept.spawned == ["web-1", "web-1"]
+    assert kept.ask(WEB1, liveupdate.shell_request(b"", [], "true")) == (0, "")
 
 
-def test_a_container_without_base64_gets_no_shell_again(tmp_path: Path) -> None:
-    spawned: list[str] = []
-    kept = shells(tmp_path, spawned)
-    try:
-        kept.keep([WEB1])
-        assert kept.ask(WEB1, f"( exit {liveupdate.NO_BASE64} )\n") is None
-        kept.keep([WEB1])
-        assert spawned == ["web-1"] and kept.open == {}
-        assert kept.ask(WEB1, "true\n") is None  # the caller uses a one-shot exec
-    finally:
-        kept.close()
+def test_a_container_without_base64_gets_no_shell_again(kept: Opened) -> None:
+    kept.keep([WEB1])
+    assert kept.ask(WEB1, f"( exit {liveupdate.NO_BASE64} )\n") is None
+    kept.keep([WEB1])
+    assert kept.spawned == ["web-1"] and kept.open == {}
+    assert kept.ask(WEB1, "true\n") is None  # the caller uses a one-shot exec
 
 
-def test_a_shell_that_does_not_answer_in_time_is_closed(tmp_path: Path) -> None:
-    kept = shells(tmp_path)
-    try:
-        kept.keep([WEB1])
-        opened = kept.open[WEB1.key]
-        assert kept.ask(WEB1, "sleep 20\n", timeout=0.3) == (124, "no answer within 0s")
-        assert opened.proc.poll() is not None
-    finally:
-        kept.close()
+def test_a_shell_that_does_not_answer_in_time_is_closed(kept: Opened) -> None:
+    kept.keep([WEB1])
+    opened = kept.open[WEB1.key]
+    assert kept.ask(WEB1, "sleep 20\n", timeout=0.3) == (124, "no answer within 0s")
+    assert opened.proc.poll() is not None
 
 
-def test_keep_closes_the_shells_of_containers_no_longer_there(tmp_path: Path) -> None:
-    kept = shells(tmp_path)
-    try:
-        kept.keep([WEB1, WEB2])
-        old = kept.open[WEB2.key]
-        kept.keep([WEB1])
-        assert list(kept.open) == [WEB1.key]
-        assert old.proc.wait(timeout=10) is not None
-    finally:
-        kept.close()
+def test_keep_closes_the_shells_of_containers_no_longer_there(kept: Opened) -> None:
+    kept.keep([WEB1, WEB2])
+    old = kept.open[WEB2.key]
+    kept.keep([WEB1])
+    assert list(kept.open) == [WEB1.key]
+    assert old.proc.wait(timeout=10) is not None
 
 
-def test_no_more_shells_than_the_limit_are_kept_open(tmp_path: Path) -> None:
-    spawned: list[str] = []
-    kept = shells(tmp_path, spawned)
+def test_no_more_shells_than_the_limit_are_kept_open(kept: Opened) -> None:
     kept.limit = 1
-    try:
-        kept.keep([WEB1, WEB2])
-        assert spawned == ["web-1"]
-        assert kept.ask(WEB2, "true\n") is None  # a one-shot exec for it
-        kept.keep([WEB2])  # web-1 is gone: its place is free
-        assert spawned == ["web-1", "web-2"] and list(kept.open) == [WEB2.key]
-    finally:
-        kept.close()
+    kept.keep([WEB1, WEB2])
+    assert kept.spawned == ["web-1"]
+    assert kept.ask(WEB2, "true\n") is None  # a one-shot exec for it
+    kept.keep([WEB2])  # web-1 is gone: its place is free
+    assert kept.spawned == ["web-1", "web-2"] and list(kept.open) == [WEB2.key]
 
 
-def test_under_dry_no_shell_is_opened(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_under_dry_no_shell_is_opened(capsys: pytest.CaptureFixture[str]) -> None:
     kept = liveshell.Shells(lambda t: ["sh"], StrictContext({}, dry=True))
     kept.keep([WEB1, WEB2])
     assert kept.open == {}
