@@ -118,15 +118,10 @@ def build_one(app: App, image: config.Image, no_cache: bool = False, iidfile: Pa
     return planned._replace(built=True)
 
 
-def state_path(app: App, name: str, create: bool = False) -> Path:
-    """A file in the app's .kit/ (``create``: the folder is made if missing)."""
-    return (app.state_dir if create else app.settings.root / STATE_DIR) / name
-
-
 def build_iidfile(app: App, image: config.Image) -> Path:
     """Where a build docker tags itself writes its image ID (the kit notes it in .kit/built-images); one per
     process, as two runs may build in one checkout at once."""
-    return state_path(app, f"build-{image.name}-{os.getpid()}.iid", create=not funnel.is_dry(app.c))
+    return app.state_path(f"build-{image.name}-{os.getpid()}.iid", create=not funnel.is_dry(app.c))
 
 
 def read_iid(iidfile: Path) -> str:
@@ -142,7 +137,7 @@ def remember(app: App, image_id: str) -> None:
     these notes (a label would cost the legacy builder a build step of its own, about 70 ms a build)."""
     if not image_id.startswith("sha256:") or funnel.is_dry(app.c):
         return
-    path = state_path(app, BUILT, create=True)
+    path = app.state_path(BUILT, create=True)
     try:
         with path.open("a") as out:
             out.write(core.format_built({image_id: app.settings.name}))
@@ -153,7 +148,7 @@ def remember(app: App, image_id: str) -> None:
 def noted_builds(app: App) -> dict[str, str]:
     """The kit's notes of the images it built in this folder: image ID → app name, oldest first."""
     try:
-        return core.parse_built(state_path(app, BUILT).read_text())
+        return core.parse_built(app.state_path(BUILT).read_text())
     except OSError:
         return {}
 
@@ -165,7 +160,7 @@ def built_ids(app: App) -> list[str]:
 
 def forget_built(app: App, gone: set[str]) -> None:
     """Drop the notes of the images ``gone`` (removed, or no longer on the daemon)."""
-    path = state_path(app, BUILT)
+    path = app.state_path(BUILT)
     notes = noted_builds(app)
     try:
         path.write_text(core.format_built({i: name for i, name in notes.items() if i not in gone}))

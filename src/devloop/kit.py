@@ -296,6 +296,10 @@ class App:
                 raise state_dir_error(path, exc) from None
         return path
 
+    def state_path(self, name: str, create: bool = False) -> Path:
+        """A file in the kit's folder (``create``: the folder is made if missing, else it is only named)."""
+        return (self.state_dir if create else self.settings.root / STATE_DIR) / name
+
     def context(self) -> str:
         """The kube context the kit acts on, checked against the allow-list."""
 

@@ -20,7 +20,7 @@ from devloop import liveshell, rollout, shell
 from devloop.core import config, liveupdate, render, supervise
 from devloop.core.clusterstate import ClusterState
 from devloop.core.errors import KitError
-from devloop.kit import STATE_DIR, App
+from devloop.kit import App
 
 SHELL_AT_MOST = 8 << 20  # a bigger tar goes by a one-shot exec: the kept-open shell would read it as base64 text
 
@@ -92,10 +92,12 @@ class LiveSync:
             shells.close()
 
     def shells_of(self, image: config.Image) -> liveshell.Shells:
-        def argv(target: liveupdate.Target) -> list[str]:
-            return self.app.kubectl("exec", "-i", target.pod, "-c", target.container, "--", "sh")
+        if image.name not in self.shells:
+            self.shells[image.name] = liveshell.Shells(self.shell_argv, self.app.c)
+        return self.shells[image.name]
 
-        return self.shells.setdefault(image.name, liveshell.Shells(argv, self.app.c))
+    def shell_argv(self, target: liveupdate.Target) -> list[str]:
+        return self.app.kubectl("exec", "-i", target.pod, "-c", target.container, "--", "sh")
 
     def warm(self) -> None:
         """Open a shell in each running container of an image with sync rules (the next sync is written to it),
@@ -240,8 +242,7 @@ class LiveSync:
 
 
 def state_file(app: App, create: bool = True) -> Path:
-    folder = app.state_dir if create else app.settings.root / STATE_DIR
-    return folder / f"live-{app.settings.env}.json"
+    return app.state_path(f"live-{app.settings.env}.json", create)
 
 
 def live_marks(app: App) -> dict[str, str]:
